@@ -1,0 +1,299 @@
+"""GLUE tasks: metadata, loading from a local GLUE directory or the hub, and scoring corpora.
+
+A local GLUE directory has the classic layout written by ``download_glue_data.py``:
+``<dir>/<TASK>/train.tsv`` and ``dev.tsv`` (MNLI: ``dev_matched.tsv``, ``dev_mismatched.tsv``),
+tab-separated, quote characters being part of the text (read with ``csv.QUOTE_NONE``), CoLA without
+a header row. It is given as ``glue_dir=`` or through the ``OBCE_GLUE_DIR`` environment variable;
+without either, data come from the hub dataset ``nyu-mll/glue``. Both routes return a
+``datasets.Dataset`` with the hub's columns (text fields, ``label``, ``idx``).
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+
+from .errors import MissingResourceError, ObceInputError
+
+logger = logging.getLogger(__name__)
+
+HUB_DATASET = "nyu-mll/glue"
+GLUE_DIR_ENV = "OBCE_GLUE_DIR"
+
+#: A corpus item: one sentence, or a sentence pair for pair tasks.
+Text = Union[str, tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    """What obce needs to know of one GLUE task.
+
+    ``columns`` maps each hub text column to its TSV column (a header name, or a position for
+    header-less CoLA); ``tsv_labels`` lists the TSV label strings in the order of the hub's class ids
+    (``None`` for the regression task STS-B).
+    """
+
+    name: str
+    dir_name: str
+    columns: dict[str, Union[str, int]]
+    label_column: Union[str, int]
+    label_names: tuple[str, ...] | None
+    tsv_labels: tuple[str, ...] | None
+    metrics: tuple[str, ...]
+    dev_files: dict[str, str] = field(default_factory=lambda: {"validation": "dev.tsv"})
+    header: bool = True
+    n_columns: int | None = None
+
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        return tuple(self.columns)
+
+    @property
+    def is_regression(self) -> bool:
+        return self.label_names is None
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.label_names is None else len(self.label_names)
+
+    @property
+    def main_metric(self) -> str:
+        return self.metrics[0]
+
+    def file_for(self, split: str) -> str:
+        """TSV file name of a split (``train``, ``validation``; MNLI ``validation_matched`` and
+        ``validation_mismatched``)."""
+        if split == "train":
+            return "train.tsv"
+        if split == "validation" and split not in self.dev_files:
+            split = next(iter(self.dev_files))
+        if split not in self.dev_files:
+            raise ObceInputError(f"split {split!r} of task {self.name!r}: expected one of "
+                                 f"{['train', *self.dev_files]}")
+        return self.dev_files[split]
+
+
+_BINARY = ("0", "1")
+_NLI2 = ("entailment", "not_entailment")
+GLUE_TASKS: dict[str, GlueTask] = {t.name: t for t in (
+    GlueTask("cola", "CoLA", {"sentence": 3}, 1, ("unacceptable", "acceptable"), _BINARY,
+             ("matthews_correlation",), header=False, n_columns=4),
+    GlueTask("sst2", "SST-2", {"sentence": "sentence"}, "label", ("negative", "positive"), _BINARY,
+             ("accuracy",)),
+    GlueTask("mrpc", "MRPC", {"sentence1": "#1 String", "sentence2": "#2 String"}, "Quality",
+             ("not_equivalent", "equivalent"), _BINARY, ("f1", "accuracy")),
+    GlueTask("stsb", "STS-B", {"sentence1": "sentence1", "sentence2": "sentence2"}, "score",
+             None, None, ("pearson", "spearman")),
+    GlueTask("qqp", "QQP", {"question1": "question1", "question2": "question2"}, "is_duplicate",
+             ("not_duplicate", "duplicate"), _BINARY, ("f1", "accuracy")),
+    GlueTask("mnli", "MNLI", {"premise": "sentence1", "hypothesis": "sentence2"}, "gold_label",
+             ("entailment", "neutral", "contradiction"), ("entailment", "neutral", "contradiction"),
+             ("accuracy",), dev_files={"validation_matched": "dev_matched.tsv",
+                                       "validation_mismatched": "dev_mismatched.tsv"}),
+    GlueTask("qnli", "QNLI", {"question": "question", "sentence": "sentence"}, "label",
+             _NLI2, _NLI2, ("accuracy",)),
+    GlueTask("rte", "RTE", {"sentence1": "sentence1", "sentence2": "sentence2"}, "label",
+             _NLI2, _NLI2, ("accuracy",)),
+    GlueTask("wnli", "WNLI", {"sentence1": "sentence1", "sentence2": "sentence2"}, "label",
+             ("not_entailment", "entailment"), _BINARY, ("accuracy",)),
+)}
+_ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli", "mnli_matched": "mnli"}
+
+
+def get_task(name: str) -> GlueTask:
+    """The :class:`GlueTask` of a task name (case-insensitive; ``SST-2`` and ``sst2`` both work)."""
+    key = str(name).lower()
+    key = _ALIASES.get(key, key)
+    if key not in GLUE_TASKS:
+        raise ObceInputError(f"unknown GLUE task {name!r}; expected one of {sorted(GLUE_TASKS)}")
+    return GLUE_TASKS[key]
+
+
+def resolve_glue_dir(glue_dir: str | os.PathLike | None = None) -> Path | None:
+    """The local GLUE directory: ``glue_dir`` if given, else ``$OBCE_GLUE_DIR``, else ``None``
+    (meaning: use the hub)."""
+    value = glue_dir if glue_dir is not None else os.environ.get(GLUE_DIR_ENV) or None
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        source = "glue_dir" if glue_dir is not None else GLUE_DIR_ENV
+        raise ObceInputError(f"GLUE directory {str(path)!r} (from {source}) does not exist or is not a directory")
+    return path
+
+
+def load_glue(task: str, split: str = "train", glue_dir: str | os.PathLike | None = None):
+    """One split of a GLUE task as a ``datasets.Dataset``.
+
+    Parameters
+    ----------
+    task : str
+        GLUE task name (``cola``, ``sst2``, ``mrpc``, ``stsb``, ``qqp``, ``mnli``, ``qnli``, ``rte``, ``wnli``).
+    split : str
+        ``train`` or ``validation`` (MNLI: ``validation_matched`` / ``validation_mismatched``;
+        ``validation`` means matched).
+    glue_dir : path, optional
+        Local GLUE directory; default ``$OBCE_GLUE_DIR``, else the hub dataset ``nyu-mll/glue``.
+
+    Returns
+    -------
+    datasets.Dataset
+        Columns: the task's text fields, ``label`` (ClassLabel; float32 for STS-B) and ``idx``.
+    """
+    info = get_task(task)
+    filename = info.file_for(split)
+    root = resolve_glue_dir(glue_dir)
+    if root is None:
+        return _load_from_hub(info, split, filename)
+    path = root / info.dir_name / filename
+    if not path.is_file():
+        raise MissingResourceError(_missing_data_message(info, filename, f"{path} does not exist"))
+    columns = read_glue_tsv(path, info)
+    return _to_dataset(info, columns)
+
+
+def read_glue_tsv(path: str | os.PathLike, task: str | GlueTask) -> dict[str, list]:
+    """Parse one classic GLUE TSV file into hub-style columns.
+
+    Returns
+    -------
+    dict
+        ``{text_field: list[str], ..., "label": list[int] or list[float], "idx": list[int]}``.
+
+    Raises
+    ------
+    ObceInputError
+        A missing column, a row with the wrong number of fields, or a label outside the task's
+        label set; the message names the file and line.
+    """
+    info = task if isinstance(task, GlueTask) else get_task(task)
+    path = Path(path)
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if info.header:
+        if not rows:
+            raise ObceInputError(f"{path}: empty file; expected a header row")
+        header, body, first_line = rows[0], rows[1:], 2
+        wanted = [*info.columns.values(), info.label_column]
+        missing = [c for c in wanted if c not in header]
+        if missing:
+            raise ObceInputError(f"{path}: missing column(s) {missing} in header {header}; "
+                                 f"task {info.name} expects {wanted}")
+        position = {c: header.index(c) for c in wanted}
+        n_fields = len(header)
+    else:
+        body, first_line = rows, 1
+        position = {c: c for c in [*info.columns.values(), info.label_column]}
+        n_fields = info.n_columns
+    out: dict[str, list] = {f: [] for f in info.columns}
+    labels: list = []
+    for line, row in enumerate(body, start=first_line):
+        if len(row) != n_fields:
+            raise ObceInputError(f"{path}:{line}: expected {n_fields} tab-separated fields, found {len(row)}")
+        for name, col in info.columns.items():
+            out[name].append(row[position[col]])
+        labels.append(_parse_label(info, row[position[info.label_column]], path, line))
+    out["label"] = labels
+    out["idx"] = list(range(len(labels)))
+    return out
+
+
+def load_corpus(task: str, n: int | None = 256, split: str = "train",
+                glue_dir: str | os.PathLike | None = None, seed: int = 0) -> list[Text]:
+    """A scoring corpus: ``n`` texts of a GLUE task drawn without replacement (seeded).
+
+    Single-sentence tasks give strings, pair tasks ``(first, second)`` tuples, which the activation
+    collector encodes as the model sees them in fine-tuning. ``n=None`` takes the whole split.
+    """
+    if n is not None and (not isinstance(n, (int, np.integer)) or n < 2):
+        raise ObceInputError(f"corpus size n={n!r}: expected an integer >= 2 (or None for all)")
+    info = get_task(task)
+    ds = load_glue(task, split=split, glue_dir=glue_dir)
+    order = np.arange(len(ds))
+    if n is not None:
+        if n > len(ds):
+            logger.warning("corpus size %d > %d rows of %s/%s; taking all", n, len(ds), task, split)
+        else:
+            order = np.sort(np.random.default_rng(seed).choice(len(ds), size=n, replace=False))
+    fields = info.text_fields
+    cols = [ds[f] for f in fields]
+    if len(fields) == 1:
+        return [cols[0][i] for i in order]
+    return [(cols[0][i], cols[1][i]) for i in order]
+
+
+def validate_texts(texts: Sequence[Text]) -> list[Text]:
+    """Check a corpus: at least 2 items, each a non-empty string or a pair of strings."""
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise ObceInputError(f"corpus must be a sequence of strings or string pairs, got {type(texts).__name__}")
+    if len(texts) < 2:
+        raise ObceInputError(f"corpus has {len(texts)} text(s); persistence needs at least 2 "
+                             "(one point per sentence)")
+    kinds = set()
+    for i, t in enumerate(texts):
+        if isinstance(t, str):
+            ok, kind = bool(t.strip()), "single"
+        elif isinstance(t, (tuple, list)) and len(t) == 2 and all(isinstance(s, str) for s in t):
+            ok, kind = bool(t[0].strip()), "pair"
+        else:
+            ok, kind = False, "?"
+        if not ok:
+            raise ObceInputError(f"corpus item {i} ({t!r:.60}) is not a non-empty string or a pair of strings")
+        kinds.add(kind)
+    if len(kinds) > 1:
+        raise ObceInputError("corpus mixes single sentences and sentence pairs; use one kind")
+    return list(texts)
+
+
+def _parse_label(info: GlueTask, value: str, path: Path, line: int):
+    if info.is_regression:
+        try:
+            score = float(value)
+        except ValueError:
+            score = float("nan")
+        if not 0.0 <= score <= 5.0:
+            raise ObceInputError(f"{path}:{line}: label {value!r} is not a similarity score in [0, 5]")
+        return score
+    if value not in info.tsv_labels:
+        raise ObceInputError(f"{path}:{line}: label {value!r} is not one of {list(info.tsv_labels)} "
+                             f"(task {info.name})")
+    return info.tsv_labels.index(value)
+
+
+def _features(info: GlueTask):
+    from datasets import ClassLabel, Features, Value
+
+    label = Value("float32") if info.is_regression else ClassLabel(names=list(info.label_names))
+    return Features({**{f: Value("string") for f in info.columns}, "label": label, "idx": Value("int32")})
+
+
+def _to_dataset(info: GlueTask, columns: dict[str, list]):
+    from datasets import Dataset
+
+    return Dataset.from_dict(columns, features=_features(info))
+
+
+def _load_from_hub(info: GlueTask, split: str, filename: str):
+    import datasets
+
+    hub_split = split if split == "train" or split in info.dev_files else next(iter(info.dev_files))
+    try:
+        ds = datasets.load_dataset(HUB_DATASET, info.name, split=hub_split)
+    except Exception as exc:  # datasets raises many types when offline
+        raise MissingResourceError(_missing_data_message(
+            info, filename, f"the hub dataset {HUB_DATASET} could not be loaded "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")) from exc
+    return ds.cast(_features(info))
+
+
+def _missing_data_message(info: GlueTask, filename: str, reason: str) -> str:
+    return (f"GLUE task {info.name}: file {info.dir_name}/{filename} is not available: {reason}.\n"
+            f"Supply it in one of two ways: (1) a local GLUE directory in the classic layout "
+            f"(<dir>/{info.dir_name}/{filename}, as written by download_glue_data.py) passed as "
+            f"glue_dir= / --glue-dir or through ${GLUE_DIR_ENV}; or (2) network access to the "
+            f"Hugging Face hub dataset {HUB_DATASET} (config '{info.name}').")

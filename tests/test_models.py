@@ -1,0 +1,53 @@
+import time
+
+import pytest
+import torch
+
+import obce
+from obce.errors import MissingResourceError, ObceInputError
+
+
+def test_embedded_minilm_is_a_pretrained_bert(minilm):
+    model, tokenizer = minilm
+    assert type(model).__name__ == "BertModel"
+    assert obce.count_parameters(model) == 22_713_216
+    assert [inter.out_features for inter, _ in obce.ffn_layers(model)] == [1536] * 6
+    # pretrained, not random: the word embeddings of two related words are closer than of unrelated
+    emb = model.get_input_embeddings().weight
+    ids = tokenizer.convert_tokens_to_ids(["good", "great", "the"])
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(emb[ids[0]], emb[ids[1]], dim=0) > cos(emb[ids[0]], emb[ids[2]], dim=0)
+
+
+def test_unknown_hub_id_fails_fast_and_says_how_to_supply_it():
+    start = time.perf_counter()
+    with pytest.raises(MissingResourceError) as err:
+        obce.load_model("no-such-org/no-such-bert-model")
+    assert time.perf_counter() - start < 10
+    msg = str(err.value)
+    assert "no-such-org/no-such-bert-model" in msg and "--local-dir" in msg and "minilm" in msg
+
+
+def test_missing_local_directory_is_named(tmp_path):
+    with pytest.raises(ObceInputError, match="does not exist"):
+        obce.load_model(str(tmp_path / "nope") + "/")
+
+
+def test_directory_that_is_not_a_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ObceInputError, match="no config.json"):
+        obce.load_model(tmp_path)
+
+
+def test_non_bert_architecture_is_rejected(tmp_path):
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1, n_embd=16, n_head=2).save_pretrained(tmp_path)
+    with pytest.raises(ObceInputError, match="not a BERT-family|model_type='gpt2'"):
+        obce.load_model(tmp_path)
+
+
+def test_bert_base_architecture_without_weights():
+    model = obce.build_architecture("bert-base-uncased")
+    assert obce.count_parameters(model) == 109_482_240
+    assert next(model.parameters()).device.type == "meta"

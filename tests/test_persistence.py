@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+
+from obce.activations import collect_ffn_activations
+from obce.errors import ObceInputError
+from obce.persistence import (_prim_numba, _prim_torch, gudhi_deaths, gudhi_diagram, h0_deaths,
+                              merge_radii, summarize)
+
+
+def _rel(a, b):
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+
+
+def test_gudhi_diagram_has_n_points_one_essential():
+    pts = np.array([[0.0], [1.0], [3.0], [7.0]])
+    dgm = gudhi_diagram(pts)
+    assert dgm.shape == (4, 2) and np.all(dgm[:, 0] == 0)
+    np.testing.assert_allclose(dgm[:3, 1], [1.0, 2.0, 4.0])
+    assert np.isinf(dgm[3, 1])
+
+
+@pytest.fixture(scope="module")
+def real_clouds(minilm):
+    from tests.conftest import SENTENCES
+
+    model, tok = minilm
+    clouds = collect_ffn_activations(model, tok, SENTENCES * 3, layers=[0, 5], max_length=32, progress=False)
+    return torch.cat([clouds[0][:48], clouds[5][:48]])  # 96 neurons, 36 points (duplicates!), R^32
+
+
+def test_fast_merge_radii_equal_gudhi_on_minilm_activations(real_clouds):
+    fast = h0_deaths(real_clouds)
+    ref = h0_deaths(real_clouds, method="gudhi")
+    assert fast.shape == ref.shape == (96, 35)
+    assert _rel(fast, ref) <= 1e-5
+    r = merge_radii(real_clouds)
+    assert _rel(r, ref.max(1)) <= 1e-5 and np.all(r > 0)
+
+
+def test_fast_equals_gudhi_on_distinct_real_points(minilm):
+    from tests.conftest import SENTENCES
+
+    model, tok = minilm
+    clouds = collect_ffn_activations(model, tok, SENTENCES, layers=[2], max_length=24, progress=False)[2][:200]
+    for dtype in (torch.float32, torch.float64):
+        ref = np.array([gudhi_deaths(c) for c in clouds.double().numpy()])
+        assert _rel(h0_deaths(clouds, dtype=dtype), ref) <= 1e-5
+
+
+def test_constant_neuron_has_zero_merge_radius():
+    cloud = np.tile(np.array([[0.3, -1.2, 5.0]]), (10, 1))[None]
+    assert merge_radii(cloud)[0] == 0.0
+    assert merge_radii(cloud, method="gudhi")[0] == 0.0
+
+
+@pytest.mark.parametrize("case", ["two_points", "duplicates", "grid_ties", "collinear", "far_offset"])
+def test_adversarial_clouds_match_gudhi(case):
+    rng = np.random.default_rng(1)
+    if case == "two_points":
+        clouds = rng.normal(size=(5, 2, 3))
+    elif case == "duplicates":
+        base = rng.normal(size=(5, 6, 4))
+        clouds = np.concatenate([base, base[:, :3]], axis=1)
+    elif case == "grid_ties":
+        g = np.stack(np.meshgrid(np.arange(5.0), np.arange(4.0)), -1).reshape(-1, 2)
+        clouds = np.stack([g, g * 2.5, g[::-1]])
+    elif case == "collinear":
+        clouds = np.cumsum(rng.random((4, 30, 1)), axis=1) * np.ones((1, 1, 3))
+    else:  # points far from the origin: Gram-form cancellation must not hurt
+        clouds = 1e4 + rng.normal(size=(4, 40, 8))
+    ref = h0_deaths(clouds, method="gudhi")
+    assert _rel(h0_deaths(clouds), ref) <= 1e-5
+    assert _rel(h0_deaths(clouds, dtype=torch.float64), ref) <= 1e-12
+
+
+def test_torch_prim_builds_the_same_tree_as_numba():
+    x = torch.randn(7, 50, 5, dtype=torch.float64)
+    d2 = torch.cdist(x, x) ** 2
+    np.testing.assert_array_equal(_prim_torch(d2).numpy(), _prim_numba(d2.numpy()))
+
+
+def test_summaries():
+    pts = np.array([[[0.0], [1.0], [3.0], [7.0]]])
+    assert summarize(h0_deaths(pts), "merge_radius")[0] == pytest.approx(4.0)
+    assert summarize(h0_deaths(pts), "total_persistence")[0] == pytest.approx(7.0)
+    assert summarize(h0_deaths(pts), "mean_death")[0] == pytest.approx(7.0 / 3)
+    with pytest.raises(ObceInputError, match="summary"):
+        summarize(h0_deaths(pts), "median")
+
+
+def test_bad_clouds():
+    with pytest.raises(ObceInputError, match="expected \\(n_neurons, n_points, dim\\)"):
+        h0_deaths(np.zeros((3, 4)))
+    with pytest.raises(ObceInputError, match="at least 2"):
+        h0_deaths(np.zeros((3, 1, 4)))
+    bad = np.zeros((3, 4, 2))
+    bad[2, 1, 0] = np.nan
+    with pytest.raises(ObceInputError, match="neuron 2"):
+        h0_deaths(bad)
+    with pytest.raises(ObceInputError, match="method"):
+        h0_deaths(np.zeros((1, 3, 2)), method="ripser")
