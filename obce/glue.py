@@ -1,0 +1,202 @@
+"""Fine-tune and evaluate a model on a GLUE task with the Hugging Face Trainer.
+
+The Trainer makes the same code run on CPU, one GPU, or several (``accelerate launch`` /
+``torchrun``). Metrics are the official GLUE ones computed with scikit-learn and scipy: CoLA
+Matthews correlation; MRPC and QQP F1 and accuracy; STS-B Pearson and Spearman; the others
+accuracy (MNLI: matched ``accuracy`` and mismatched ``accuracy_mm``). A correlation of constant
+predictions is undefined and reported as 0.0, as scikit-learn does for Matthews correlation.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from .data import get_task, load_glue
+from .errors import ObceInputError
+from .models import resolve_model_source
+from .results import Timer, provenance, write_json
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GlueResult:
+    """Metrics of one fine-tuning run and where they came from."""
+
+    task: str
+    metrics: dict[str, float]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the record as JSON, atomically."""
+        return write_json(path, {"kind": "glue_result", **self.to_dict()})
+
+
+def compute_metrics(task: str, predictions, labels) -> dict[str, float]:
+    """Official GLUE metrics of one task.
+
+    Parameters
+    ----------
+    task : str
+    predictions : array_like of shape (n,)
+        Class ids, or similarity scores for STS-B.
+    labels : array_like of shape (n,)
+
+    Returns
+    -------
+    dict of str to float
+    """
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    info = get_task(task)
+    p, y = np.asarray(predictions), np.asarray(labels)
+    if p.shape != y.shape or p.ndim != 1 or len(p) == 0:
+        raise ObceInputError(f"predictions {p.shape} and labels {y.shape}: expected two equal 1-D arrays")
+    out: dict[str, float] = {}
+    for name in info.metrics:
+        if name == "accuracy":
+            out[name] = float(accuracy_score(y, p))
+        elif name == "f1":
+            out[name] = float(f1_score(y, p))
+        elif name == "matthews_correlation":
+            out[name] = float(matthews_corrcoef(y, p))
+        elif name in ("pearson", "spearman"):
+            fn = pearsonr if name == "pearson" else spearmanr
+            value = float(fn(p, y)[0]) if np.ptp(p) > 0 and np.ptp(y) > 0 else 0.0
+            out[name] = value
+    return out
+
+
+def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, tokenizer=None,
+                          glue_dir: str | os.PathLike | None = None, epochs: float = 3, lr: float = 2e-5,
+                          batch_size: int = 32, max_length: int = 128, seed: int = 0,
+                          max_train_samples: int | None = None, max_eval_samples: int | None = None,
+                          weight_decay: float = 0.01, warmup_ratio: float = 0.1,
+                          device: str | None = None, bf16: bool | None = None,
+                          output_dir: str | os.PathLike | None = None, progress: bool = True,
+                          extra_provenance: dict[str, Any] | None = None) -> GlueResult:
+    """Fine-tune a BERT-family encoder on a GLUE task and evaluate it on the dev set.
+
+    Parameters
+    ----------
+    model : str, path or nn.Module
+        ``"minilm"``, a checkpoint directory (e.g. a pruned model), a hub id, or an in-memory
+        model (then ``tokenizer`` is required). A classification (regression for STS-B) head is
+        added, initialised from ``seed``.
+    task : str
+        GLUE task name.
+    glue_dir : path, optional
+        Local GLUE directory (default ``$OBCE_GLUE_DIR``, else the hub).
+    epochs, lr, batch_size, max_length, weight_decay, warmup_ratio : training hyper-parameters
+    seed : int
+        Seeds the head, data order and dropout: same seed, same result on the same device.
+    max_train_samples, max_eval_samples : int, optional
+        Seeded subsets (for CPU runs and tests).
+    device : {"cpu", "cuda"}, optional
+        Default: CUDA when available.
+    bf16 : bool, optional
+        Mixed precision; default: on for a GPU that supports bf16, off on CPU.
+
+    Returns
+    -------
+    GlueResult
+        ``metrics`` (MNLI: mismatched ones suffixed ``_mm``) and ``provenance``.
+    """
+    import torch
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer,
+                              TrainingArguments, set_seed)
+
+    info = get_task(task)
+    _check_hyper(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if bf16 is None:
+        bf16 = device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    timer = Timer().__enter__()
+    with tempfile.TemporaryDirectory(prefix="obce-glue-") as tmp:
+        source, model_name = _model_source(model, tokenizer, tmp)
+        tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(source)
+        train = _subset(load_glue(task, "train", glue_dir), max_train_samples, seed)
+        dev_splits = list(info.dev_files)
+        devs = {s: _subset(load_glue(task, s, glue_dir), max_eval_samples, seed) for s in dev_splits}
+
+        def encode(batch):
+            return tok(*[batch[f] for f in info.text_fields], truncation=True, max_length=max_length)
+
+        cols = [*info.text_fields, "idx"]
+        train_enc = train.map(encode, batched=True, remove_columns=cols)
+        devs_enc = {s: d.map(encode, batched=True, remove_columns=cols) for s, d in devs.items()}
+        set_seed(seed)
+        clf = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=info.num_labels,
+            problem_type="regression" if info.is_regression else "single_label_classification")
+        args = TrainingArguments(
+            output_dir=str(output_dir or Path(tmp) / "trainer"), num_train_epochs=epochs,
+            learning_rate=lr, per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=max(batch_size, 64), weight_decay=weight_decay,
+            warmup_steps=warmup_ratio, seed=seed, data_seed=seed, bf16=bf16,
+            use_cpu=not device.startswith("cuda"), eval_strategy="no", save_strategy="no",
+            report_to=[], logging_steps=50, disable_tqdm=not progress, dataloader_num_workers=0)
+        trainer = Trainer(model=clf, args=args, train_dataset=train_enc, processing_class=tok)
+        train_out = trainer.train()
+        metrics: dict[str, float] = {}
+        for i, (split, ds) in enumerate(devs_enc.items()):
+            pred = trainer.predict(ds)
+            logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+            p = logits.squeeze(-1) if info.is_regression else logits.argmax(-1)
+            suffix = "" if i == 0 else "_mm"
+            metrics.update({k + suffix: v for k, v in compute_metrics(task, p, pred.label_ids).items()})
+        actual_device = str(next(clf.parameters()).device)
+    timer.__exit__()
+    params = dict(task=info.name, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
+                  weight_decay=weight_decay, warmup_ratio=warmup_ratio, bf16=bf16,
+                  max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    prov = provenance(params=params, seed=seed, device=actual_device, wall_time_s=timer.seconds,
+                      model=model_name, data=_data_description(glue_dir, info),
+                      train_size=len(train), eval_size={s: len(d) for s, d in devs.items()},
+                      train_loss=float(train_out.training_loss), **(extra_provenance or {}))
+    logger.info("%s on %s: %s (%.0f s)", model_name, info.name, metrics, timer.seconds)
+    return GlueResult(task=info.name, metrics=metrics, provenance=prov)
+
+
+def _model_source(model, tokenizer, tmp: str) -> tuple[str, str]:
+    if isinstance(model, nn.Module):
+        if tokenizer is None:
+            raise ObceInputError("an in-memory model needs its tokenizer (tokenizer=...)")
+        path = Path(tmp) / "model"
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        name = getattr(model.config, "_name_or_path", "") or "in-memory model"
+        return str(path), f"{name} (in memory, intermediate_size={model.config.intermediate_size})"
+    return resolve_model_source(model), str(model)
+
+
+def _subset(ds, n: int | None, seed: int):
+    if n is None or n >= len(ds):
+        return ds
+    if n < 1:
+        raise ObceInputError(f"sample limit {n!r}: expected a positive integer or None")
+    return ds.shuffle(seed=seed).select(range(n))
+
+
+def _data_description(glue_dir, info) -> str:
+    from .data import resolve_glue_dir
+
+    root = resolve_glue_dir(glue_dir)
+    return f"local GLUE TSV {root / info.dir_name}" if root else f"hub nyu-mll/glue/{info.name}"
+
+
+def _check_hyper(**values) -> None:
+    for name, v in values.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            raise ObceInputError(f"{name}={v!r}: expected a positive number")
