@@ -21,7 +21,7 @@ from .pruning import (count_parameters, keep_count, parameter_table, prune, prun
                       select_neurons)
 from .scoring import IMPORTANCES, score_neurons
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = [
     "GLUE_TASKS", "IMPORTANCES", "MissingResourceError", "ObceInputError", "build_architecture",

@@ -75,6 +75,7 @@ def iter_ffn_activations(model: nn.Module, tokenizer, texts: Sequence[Text], *,
     each group's clouds fit the budget (at least one layer per group); one forward pass per group.
     """
     texts = validate_texts(texts)
+    check_collection_params(max_length, representation, batch_size)
     chosen = _check_layers(model, layers)
     n_neurons = intermediate_modules(model)[chosen[0]].dense.out_features
     per_layer = activation_bytes(n_neurons, len(texts), max_length, representation)
@@ -109,12 +110,7 @@ class _StopForward(Exception):
 
 def _collect_group(model, tokenizer, texts, layers, max_length, representation, batch_size,
                    device, progress) -> Iterator[tuple[int, torch.Tensor]]:
-    if representation not in REPRESENTATIONS:
-        raise ObceInputError(f"representation {representation!r}: expected one of {REPRESENTATIONS}")
-    if not isinstance(max_length, int) or max_length < 1:
-        raise ObceInputError(f"max_length={max_length!r}: expected an integer >= 1")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ObceInputError(f"batch_size={batch_size!r}: expected an integer >= 1")
+    check_collection_params(max_length, representation, batch_size)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     modules = intermediate_modules(model)
@@ -160,6 +156,16 @@ def _collect_group(model, tokenizer, texts, layers, max_length, representation, 
     for l in layers:
         check_finite(clouds[l], l)
         yield l, clouds.pop(l)
+
+
+def check_collection_params(max_length: int, representation: str, batch_size: int = 1) -> None:
+    """Raise ``ObceInputError`` for a bad max_length, representation or batch size."""
+    if representation not in REPRESENTATIONS:
+        raise ObceInputError(f"representation {representation!r}: expected one of {REPRESENTATIONS}")
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ObceInputError(f"max_length={max_length!r}: expected an integer >= 1")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ObceInputError(f"batch_size={batch_size!r}: expected an integer >= 1")
 
 
 def check_finite(clouds: torch.Tensor, layer: int) -> None:

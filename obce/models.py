@@ -210,3 +210,15 @@ def _missing_model_error(name: str, exc: Exception) -> MissingResourceError:
         "Supply it locally: on a machine with network run "
         f"`huggingface-cli download {name} --local-dir DIR` (or save_pretrained) and pass DIR, "
         "or use the embedded model 'minilm'.")
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A hash of a model's architecture and exact weights (for cache keys), 16 hex digits."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=8)
+    h.update(type(model).__name__.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

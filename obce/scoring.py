@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -9,11 +11,15 @@ import torch
 from torch import nn
 
 from . import baselines
-from .activations import DEFAULT_MEMORY_BUDGET, iter_ffn_activations, token_lengths
+from ._version import __version__
+from .activations import (DEFAULT_MEMORY_BUDGET, check_collection_params, iter_ffn_activations,
+                          token_lengths)
 from .data import Text, validate_texts
 from .errors import ObceInputError
 from .models import ffn_layers
+from .models import model_fingerprint
 from .persistence import SUMMARIES, h0_deaths, summarize
+from .results import cache_key, corpus_hash, load_arrays, save_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +34,7 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
                   representation: str = "tokens", method: str = "fast", batch_size: int = 32,
                   device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
                   memory_budget: int = DEFAULT_MEMORY_BUDGET, seed: int = 0,
+                  cache_dir: str | os.PathLike | None = None, recompute: bool = False,
                   progress: bool = True) -> np.ndarray:
     """Importance of every FFN intermediate neuron of a BERT-family model.
 
@@ -48,6 +55,12 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
         Where activations are collected and persistence computed.
     dtype : torch.float32 or torch.float64
         Precision of the fast persistence path.
+    cache_dir : path, optional
+        Cache every layer's result (persistence: all H0 deaths, so any summary reuses it) under a
+        key of the model's weights, the corpus and the parameters. A rerun reuses finished layers
+        (an interrupted run resumes), a corrupt cache file is reported and recomputed.
+    recompute : bool
+        Ignore (and overwrite) cached layers.
 
     Returns
     -------
@@ -63,18 +76,86 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
     if texts is None:
         raise ObceInputError(f"importance {importance!r} needs a corpus (texts)")
     texts = validate_texts(texts)
+    check_collection_params(max_length, representation, batch_size)
     layers = ffn_layers(model)
     scores = np.full((len(layers), layers[0][0].out_features), np.nan)
+    persistence = importance in PERSISTENCE_SCORES
+    cache = _LayerCache(cache_dir, dict(
+        stage="h0_deaths" if persistence else importance, model=model_fingerprint(model),
+        corpus=corpus_hash(texts), max_length=max_length, representation=representation,
+        method=method if persistence else None, dtype=str(dtype) if persistence else None,
+        version=__version__)) if cache_dir is not None else None
+    todo = []
+    for layer in range(len(layers)):
+        values = None if cache is None or recompute else cache.load(layer)
+        if values is None:
+            todo.append(layer)
+        else:
+            scores[layer] = summarize(values, importance) if persistence else values
+    if cache is not None and len(todo) < len(layers):
+        logger.info("reusing cached %s of layers %s from %s", cache.meta["stage"],
+                    sorted(set(range(len(layers))) - set(todo)), cache_dir)
+    if not todo:
+        return scores
     lengths = token_lengths(tokenizer, texts, max_length) if importance in ACTIVATION_SCORES else None
-    stream = iter_ffn_activations(model, tokenizer, texts, max_length=max_length,
+    stream = iter_ffn_activations(model, tokenizer, texts, layers=todo, max_length=max_length,
                                   representation=representation, batch_size=batch_size, device=device,
                                   memory_budget=memory_budget, progress=progress)
     for layer, clouds in stream:
-        if importance in ACTIVATION_SCORES:
-            scores[layer] = baselines.activation_scores(
-                clouds, ACTIVATION_SCORES[importance], lengths if representation == "tokens" else None)
+        if persistence:
+            values = h0_deaths(clouds, method=method, dtype=dtype)
+            scores[layer] = summarize(values, importance)
         else:
-            scores[layer] = summarize(h0_deaths(clouds, method=method, dtype=dtype), importance)
+            values = baselines.activation_scores(
+                clouds, ACTIVATION_SCORES[importance], lengths if representation == "tokens" else None)
+            scores[layer] = values
+        if cache is not None:
+            cache.save(layer, values)
         logger.info("layer %d scored (%s): median %.4g", layer, importance, np.median(scores[layer]))
         del clouds
     return scores
+
+
+class _LayerCache:
+    """One ``.npz`` file per layer under ``root``, named by a key of the inputs."""
+
+    def __init__(self, root: str | os.PathLike, meta: dict):
+        self.root, self.meta = Path(root), meta
+        self.key = cache_key(**meta)
+
+    def path(self, layer: int) -> Path:
+        return self.root / f"{self.meta['stage']}-{self.key}-layer{layer:02d}.npz"
+
+    def load(self, layer: int) -> np.ndarray | None:
+        path = self.path(layer)
+        if not path.exists():
+            return None
+        try:
+            meta, arrays = load_arrays(path)
+            if meta.get("key") != self.key or "values" not in arrays:
+                raise ObceInputError(f"{path}: cache file does not match its key")
+        except ObceInputError as exc:
+            logger.warning("corrupt cache file %s (%s): recomputing layer %d", path, exc, layer)
+            return None
+        return arrays["values"]
+
+    def save(self, layer: int, values: np.ndarray) -> None:
+        save_arrays(self.path(layer), {**self.meta, "key": self.key, "layer": layer}, values=values)
+
+
+def save_scores(path: str | os.PathLike, scores: np.ndarray, meta: dict) -> Path:
+    """Write a scores array of shape (n_layers, n_neurons) with its metadata (``.npz``, atomic)."""
+    return save_arrays(path, meta, scores=np.asarray(scores, dtype=np.float64))
+
+
+def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """Read scores written by :func:`save_scores` (a file, or a directory holding ``scores.npz``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "scores.npz"
+    if not path.is_file():
+        raise ObceInputError(f"scores file {str(path)!r} does not exist (expected the output of `obce score`)")
+    meta, arrays = load_arrays(path)
+    if "scores" not in arrays or arrays["scores"].ndim != 2:
+        raise ObceInputError(f"{path}: no scores array of shape (n_layers, n_neurons)")
+    return arrays["scores"], meta

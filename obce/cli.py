@@ -1,0 +1,204 @@
+"""The ``obce`` command: score, prune, glue, pipeline, params.
+
+Exit codes: 0 success; 2 usage or input error (the message on stderr names the bad input);
+1 any other failure.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import ObceInputError
+
+logger = logging.getLogger("obce")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``obce`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except ObceInputError as exc:
+        print(f"obce {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"obce {args.command}: interrupted; finished results are kept, rerun to resume", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - reported, exit 1
+        logger.debug("failure", exc_info=True)
+        print(f"obce {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="obce", description="Prune BERT FFN neurons by persistent homology "
+                                "(OBCE) and compare on GLUE.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("score", help="score every FFN neuron of a model on a GLUE corpus")
+    _model_arg(s)
+    s.add_argument("--task", required=True, help="GLUE task whose sentences form the corpus")
+    _glue_arg(s)
+    s.add_argument("--split", default="train")
+    s.add_argument("--samples", type=int, default=256, help="corpus size N (default 256)")
+    s.add_argument("--max-length", type=int, default=64, help="tokens per sentence L (default 64)")
+    s.add_argument("--units", choices=["ffn"], default="ffn", help="which neurons (FFN intermediate)")
+    s.add_argument("--importance", default="merge_radius",
+                   help="merge_radius (default), total_persistence, mean_death, mean_abs_activation, "
+                        "activation_variance, magnitude, random")
+    s.add_argument("--representation", choices=["tokens", "mean", "cls"], default="tokens")
+    s.add_argument("--method", choices=["fast", "gudhi"], default="fast")
+    s.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0, help="corpus sampling seed (and random scores)")
+    s.add_argument("--cache-dir", default=None, help="per-layer cache (default: OUT/cache)")
+    s.add_argument("--recompute", action="store_true", help="ignore cached layers")
+    s.add_argument("--out", required=True, help="output directory (scores.npz, scores.json)")
+    s.set_defaults(func=cmd_score)
+
+    r = sub.add_parser("prune", help="prune a model with saved scores")
+    _model_arg(r)
+    r.add_argument("--scores", required=True, help="directory or .npz written by `obce score`")
+    g = r.add_mutually_exclusive_group(required=True)
+    g.add_argument("--level", type=int, help="0-3: keep neurons above the level-th quartile per layer")
+    g.add_argument("--keep-fraction", type=float, help="fraction of neurons kept per layer, in (0, 1]")
+    r.add_argument("--out", required=True, help="directory of the pruned checkpoint")
+    r.set_defaults(func=cmd_prune)
+
+    f = sub.add_parser("glue", help="fine-tune and evaluate a model on a GLUE task")
+    _model_arg(f)
+    f.add_argument("--task", required=True)
+    _glue_arg(f)
+    f.add_argument("--epochs", type=float, default=3)
+    f.add_argument("--lr", type=float, default=2e-5)
+    f.add_argument("--batch-size", type=int, default=32)
+    f.add_argument("--max-length", type=int, default=128)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--max-train-samples", type=int, default=None)
+    f.add_argument("--max-eval-samples", type=int, default=None)
+    f.add_argument("--device", default=None)
+    f.add_argument("--out", required=True, help="JSON record to write")
+    f.set_defaults(func=cmd_glue)
+
+    pl = sub.add_parser("pipeline", help="score -> prune -> glue for tasks x levels x seeds (resumable)")
+    pl.add_argument("--config", required=True, help="YAML file with PipelineConfig keys")
+    pl.add_argument("--dry-run", action="store_true", help="list the planned runs and which are done")
+    pl.set_defaults(func=cmd_pipeline)
+
+    pa = sub.add_parser("params", help="parameter accounting of pruned architectures (no weights needed)")
+    pa.add_argument("--model", nargs="+", default=["bert-base-uncased", "bert-large-uncased"])
+    pa.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2, 3])
+    pa.set_defaults(func=cmd_params)
+    return p
+
+
+def _model_arg(p):
+    p.add_argument("--model", default="minilm", help="'minilm' (embedded), a checkpoint directory or a hub id")
+
+
+def _glue_arg(p):
+    p.add_argument("--glue-dir", default=None, help="local GLUE directory (default $OBCE_GLUE_DIR, else the hub)")
+
+
+def cmd_score(args) -> None:
+    import numpy as np
+
+    from .data import load_corpus
+    from .models import load_model
+    from .results import Timer, corpus_hash, provenance, write_json
+    from .scoring import save_scores, score_neurons
+
+    out = Path(args.out)
+    model, tok = load_model(args.model)
+    needs_corpus = args.importance not in ("random", "magnitude")
+    texts = load_corpus(args.task, n=args.samples, split=args.split, glue_dir=args.glue_dir,
+                        seed=args.seed) if needs_corpus else None
+    with Timer() as t:
+        scores = score_neurons(model, tok, texts, importance=args.importance, max_length=args.max_length,
+                               representation=args.representation, method=args.method,
+                               batch_size=args.batch_size, device=args.device, seed=args.seed,
+                               cache_dir=args.cache_dir or out / "cache", recompute=args.recompute)
+    params = {k: v for k, v in vars(args).items() if k not in ("func", "verbose", "command")}
+    prov = provenance(params=params, seed=args.seed, device=args.device, wall_time_s=t.seconds,
+                      model=args.model, corpus=corpus_hash(texts) if texts else None,
+                      n_texts=len(texts) if texts else 0)
+    save_scores(out / "scores.npz", scores, prov)
+    summary = [dict(layer=i, min=float(s.min()), q1=float(np.quantile(s, .25)), median=float(np.median(s)),
+                    q3=float(np.quantile(s, .75)), max=float(s.max())) for i, s in enumerate(scores)]
+    write_json(out / "scores.json", {"kind": "scores", "shape": list(scores.shape), "importance": args.importance,
+                                     "per_layer": summary, "provenance": prov})
+    print(f"{args.importance} of {scores.shape[0]} layers x {scores.shape[1]} neurons "
+          f"({t.seconds:.1f} s) -> {out / 'scores.npz'}")
+    print(f"{'layer':>5} {'min':>10} {'Q1':>10} {'median':>10} {'Q3':>10} {'max':>10}")
+    for row in summary:
+        print(f"{row['layer']:>5} " + " ".join(f"{row[k]:>10.4g}" for k in ("min", "q1", "median", "q3", "max")))
+
+
+def cmd_prune(args) -> None:
+    from .models import load_model
+    from .pruning import count_parameters, prune
+    from .results import provenance, write_json
+    from .scoring import load_scores
+
+    scores, meta = load_scores(args.scores)
+    model, tok = load_model(args.model)
+    small = prune(model, scores, level=args.level, keep_fraction=args.keep_fraction)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    small.save_pretrained(out)
+    tok.save_pretrained(out)
+    before, after = count_parameters(model), count_parameters(small)
+    write_json(out / "obce_prune.json", {"kind": "pruned_model", "parameters_before": before,
+                                         "parameters_after": after, "intermediate_size": small.config.intermediate_size,
+                                         "provenance": provenance(params=dict(level=args.level, keep_fraction=args.keep_fraction,
+                                                                              scores=str(args.scores)),
+                                                                  model=args.model, scores_meta=meta)})
+    print(f"parameters: {before:,} -> {after:,} ({100 * (1 - after / before):.2f}% fewer); "
+          f"intermediate_size {model.config.intermediate_size} -> {small.config.intermediate_size}; saved to {out}")
+
+
+def cmd_glue(args) -> None:
+    from .glue import finetune_and_evaluate
+
+    res = finetune_and_evaluate(args.model, args.task, glue_dir=args.glue_dir, epochs=args.epochs, lr=args.lr,
+                                batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
+                                max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+                                device=args.device)
+    res.save(args.out)
+    print(f"{res.task}: " + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items()) + f" -> {args.out}")
+
+
+def cmd_pipeline(args) -> None:
+    from .pipeline import PipelineConfig, _complete, planned_runs, record_path, run_pipeline
+
+    cfg = PipelineConfig.from_yaml(args.config)
+    runs = planned_runs(cfg)
+    done = [r for r in runs if _complete(record_path(cfg.out, *r))]
+    print(f"{len(runs)} planned runs, {len(done)} already done")
+    if args.dry_run:
+        for r in runs:
+            print(("done " if r in done else "todo ") + str(record_path(cfg.out, *r)))
+        return
+    paths = run_pipeline(cfg)
+    print(f"{len(paths)} records under {Path(cfg.out) / 'glue'}")
+
+
+def cmd_params(args) -> None:
+    from .pruning import parameter_table
+
+    rows = parameter_table(args.model, args.levels)
+    print(f"{'model':<22} {'level':>5} {'FFN size':>8} {'parameters':>13} {'reduction':>9}")
+    for r in rows:
+        print(f"{r['model']:<22} {r['level']:>5} {r['intermediate_size']:>8} {r['parameters']:>13,} "
+              f"{r['reduction_percent']:>8.2f}%")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

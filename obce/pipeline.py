@@ -1,0 +1,165 @@
+"""The comparison protocol: score -> prune -> fine-tune/evaluate, for tasks x importances x levels
+x seeds, resumable.
+
+Every finished GLUE run is one JSON record under ``<out>/glue/<task>/``; scores are cached under
+``<out>/scores/``. A rerun skips records that exist and are complete, so a killed run continues
+where it stopped. Level 0 (the unpruned model) is run once per task and seed, as importance "none".
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import get_task, load_corpus
+from .errors import ObceInputError
+from .models import load_model
+from .pruning import LEVELS, count_parameters, prune
+from .results import Timer, corpus_hash, read_json, to_jsonable
+from .scoring import IMPORTANCES, load_scores, save_scores, score_neurons
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineConfig:
+    """Parameters of a comparison run (``obce pipeline --config FILE.yaml`` reads these keys)."""
+
+    model: str = "minilm"
+    out: str = "results/pipeline"
+    glue_dir: str | None = None
+    tasks: list[str] = field(default_factory=lambda: ["rte"])
+    levels: list[int] = field(default_factory=lambda: [0, 1, 2, 3])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    importances: list[str] = field(default_factory=lambda: ["merge_radius", "random"])
+    corpus: dict[str, Any] = field(default_factory=lambda: dict(samples=512, max_length=128, split="train",
+                                                                seed=0, source_task=None))
+    scoring: dict[str, Any] = field(default_factory=lambda: dict(representation="tokens", method="fast",
+                                                                 device=None, batch_size=32))
+    finetune: dict[str, Any] = field(default_factory=lambda: dict(epochs=3, lr=5e-5, batch_size=32,
+                                                                  max_length=128, max_train_samples=None,
+                                                                  max_eval_samples=None))
+    note: str | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "PipelineConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise ObceInputError(f"unknown pipeline config key(s) {sorted(unknown)}; expected {sorted(known)}")
+        cfg = cls()
+        for key, value in values.items():
+            default = getattr(cfg, key)
+            setattr(cfg, key, {**default, **value} if isinstance(default, dict) and value else value)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "PipelineConfig":
+        import yaml
+
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ObceInputError(f"pipeline config {str(path)!r}: {exc}") from exc
+        if not isinstance(values, dict):
+            raise ObceInputError(f"pipeline config {str(path)!r}: expected a mapping of keys")
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(asdict(self))
+
+    def validate(self) -> None:
+        for t in self.tasks:
+            get_task(t)
+        for imp in self.importances:
+            if imp not in IMPORTANCES:
+                raise ObceInputError(f"importance {imp!r}: expected one of {IMPORTANCES}")
+        bad = [lv for lv in self.levels if lv not in LEVELS]
+        if bad:
+            raise ObceInputError(f"levels {bad}: expected values in {LEVELS}")
+
+
+def record_path(out: str | os.PathLike, task: str, importance: str, level: int, seed: int) -> Path:
+    """Where the GLUE record of one run lives."""
+    name = "none" if level == 0 else importance
+    return Path(out) / "glue" / task / f"{name}-L{level}-s{seed}.json"
+
+
+def planned_runs(cfg: PipelineConfig) -> list[tuple[str, str, int, int]]:
+    """(task, importance, level, seed) of every run, level 0 once per task and seed."""
+    runs = []
+    for task in cfg.tasks:
+        for seed in cfg.seeds:
+            if 0 in cfg.levels:
+                runs.append((task, "none", 0, seed))
+            for imp in cfg.importances:
+                runs.extend((task, imp, lv, seed) for lv in cfg.levels if lv != 0)
+    return runs
+
+
+def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
+    """Run (or resume) every planned run; return the record paths."""
+    from .glue import finetune_and_evaluate
+
+    cfg.validate()
+    out = Path(cfg.out)
+    model, tokenizer = load_model(cfg.model, device=cfg.scoring.get("device"))
+    n_full = count_parameters(model)
+    paths = []
+    for task, imp, level, seed in planned_runs(cfg):
+        path = record_path(out, task, imp, level, seed)
+        paths.append(path)
+        if _complete(path):
+            logger.info("skip %s (done)", path)
+            continue
+        scores = None if level == 0 else task_scores(cfg, model, tokenizer, task, imp, progress)
+        small = model if level == 0 else prune(model, scores, level=level)
+        extra = dict(importance=imp, level=level, intermediate_size=small.config.intermediate_size,
+                     parameters=count_parameters(small), parameters_full=n_full,
+                     scoring={**cfg.corpus, **cfg.scoring} if level else None, config_note=cfg.note)
+        ft = {k: v for k, v in cfg.finetune.items()}
+        result = finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=cfg.glue_dir, seed=seed,
+                                       progress=progress, extra_provenance=extra, **ft)
+        result.provenance["model"] = cfg.model
+        result.save(path)
+        logger.info("wrote %s: %s", path, result.metrics)
+    return paths
+
+
+def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: str, progress: bool = True):
+    """Scores of one importance for one task's corpus, cached under ``<out>/scores``."""
+    c = cfg.corpus
+    source = c.get("source_task") or task
+    path = Path(cfg.out) / "scores" / f"{source}-{importance}-n{c['samples']}-L{c['max_length']}.npz"
+    if path.exists():
+        try:
+            return load_scores(path)[0]
+        except ObceInputError as exc:
+            logger.warning("%s; recomputing", exc)
+    texts = load_corpus(source, n=c["samples"], split=c.get("split", "train"), glue_dir=cfg.glue_dir,
+                        seed=c.get("seed", 0))
+    s = cfg.scoring
+    with Timer() as t:
+        scores = score_neurons(model, tokenizer, texts, importance=importance, max_length=c["max_length"],
+                               representation=s.get("representation", "tokens"), method=s.get("method", "fast"),
+                               batch_size=s.get("batch_size", 32), device=s.get("device"), seed=c.get("seed", 0),
+                               cache_dir=Path(cfg.out) / "cache", progress=progress)
+    save_scores(path, scores, dict(task=source, importance=importance, corpus=corpus_hash(texts),
+                                   wall_time_s=t.seconds, **c, **s))
+    return scores
+
+
+def _complete(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        rec = read_json(path)
+    except ObceInputError:
+        logger.warning("corrupt record %s: rerunning", path)
+        return False
+    return bool(rec.get("metrics")) and np.all([np.isfinite(v) for v in rec["metrics"].values()])

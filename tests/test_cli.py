@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+
+from obce.cli import build_parser, main
+
+
+@pytest.fixture()
+def tiny_dir(tiny_bert, tmp_path):
+    model, tok = tiny_bert
+    path = tmp_path / "tiny"
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("cmd", [[], ["score"], ["prune"], ["glue"], ["pipeline"], ["params"]])
+def test_help_on_every_command(cmd, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*cmd, "--help"])
+    assert exc.value.code == 0
+    assert "usage: obce" in capsys.readouterr().out
+
+
+def test_score_then_prune_then_reload(tiny_dir, glue_dir, tmp_path, capsys):
+    from transformers import AutoModel
+
+    out = tmp_path / "scores"
+    assert main(["score", "--model", str(tiny_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+                 "--samples", "16", "--max-length", "16", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "merge_radius of 3 layers x 64 neurons" in printed and "median" in printed
+    summary = json.loads((out / "scores.json").read_text())
+    assert summary["shape"] == [3, 64] and summary["provenance"]["params"]["samples"] == 16
+    assert main(["prune", "--model", str(tiny_dir), "--scores", str(out), "--level", "3",
+                 "--out", str(tmp_path / "small")]) == 0
+    assert "intermediate_size 64 -> 16" in capsys.readouterr().out
+    assert AutoModel.from_pretrained(tmp_path / "small").config.intermediate_size == 16
+
+
+def test_params_command(capsys):
+    assert main(["params", "--model", "bert-base-uncased", "--levels", "0", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "109,482,240" in out and "66,987,264" in out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["score", "--task", "imdb", "--out", "X"], "unknown GLUE task 'imdb'"),
+    (["score", "--task", "sst2", "--samples", "1", "--out", "X"], "n=1"),
+    (["score", "--task", "sst2", "--samples", "8", "--max-length", "0", "--out", "X"], "max_length=0"),
+    (["score", "--model", "no-such/model-xyz", "--task", "sst2", "--out", "X"], "no-such/model-xyz"),
+    (["score", "--task", "mnli", "--out", "X"], "MNLI/train.tsv"),
+    (["prune", "--scores", "nope", "--level", "1", "--out", "X"], "scores file"),
+])
+def test_input_errors_exit_2_with_a_message(args, needle, glue_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OBCE_GLUE_DIR", str(glue_dir))
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["prune", "--scores", "s", "--out", "o"])  # neither --level nor --keep-fraction
+    assert exc.value.code == 2
+
+
+def test_prune_rejects_bad_level_and_mismatched_scores(tiny_dir, tmp_path, capsys):
+    from obce.scoring import save_scores
+
+    save_scores(tmp_path / "s.npz", np.zeros((3, 64)), {})
+    assert main(["prune", "--model", str(tiny_dir), "--scores", str(tmp_path / "s.npz"), "--level", "4",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "level=4" in capsys.readouterr().err
+    assert main(["prune", "--model", str(tiny_dir), "--scores", str(tmp_path / "s.npz"),
+                 "--keep-fraction", "1.5", "--out", str(tmp_path / "o")]) == 2
+    save_scores(tmp_path / "wrong.npz", np.zeros((6, 1536)), {})
+    assert main(["prune", "--model", str(tiny_dir), "--scores", str(tmp_path / "wrong.npz"), "--level", "1",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "do not match" in capsys.readouterr().err
+
+
+def test_unwritable_cache_directory(tiny_dir, glue_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["score", "--model", str(tiny_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+                 "--samples", "8", "--max-length", "8", "--cache-dir", str(blocker / "cache"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "cannot write to" in capsys.readouterr().err
+
+
+def test_parser_lists_all_commands():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "params"}

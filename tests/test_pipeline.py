@@ -1,0 +1,70 @@
+import json
+
+import pytest
+import yaml
+
+import obce.glue
+from obce.cli import main
+from obce.errors import ObceInputError
+from obce.pipeline import PipelineConfig, planned_runs, run_pipeline
+
+
+@pytest.fixture()
+def config(tiny_bert, glue_dir, tmp_path):
+    model, tok = tiny_bert
+    model.save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    return dict(model=str(tmp_path / "tiny"), out=str(tmp_path / "out"), glue_dir=str(glue_dir),
+                tasks=["rte"], levels=[0, 2], seeds=[0], importances=["merge_radius", "random"],
+                corpus=dict(samples=12, max_length=16),
+                finetune=dict(epochs=1, batch_size=8, max_length=32, max_train_samples=16, max_eval_samples=16))
+
+
+def test_pipeline_runs_and_resumes_after_a_kill(config, tmp_path, monkeypatch):
+    cfg = PipelineConfig.from_dict(config)
+    assert planned_runs(cfg) == [("rte", "none", 0, 0), ("rte", "merge_radius", 2, 0), ("rte", "random", 2, 0)]
+    real = obce.glue.finetune_and_evaluate
+    calls = []
+
+    def dies_on_second(*a, **k):
+        calls.append(k.get("extra_provenance", {}).get("importance"))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(obce.glue, "finetune_and_evaluate", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg, progress=False)
+    records = sorted((tmp_path / "out" / "glue" / "rte").iterdir())
+    assert [p.name for p in records] == ["none-L0-s0.json"]
+
+    calls.clear()
+    monkeypatch.setattr(obce.glue, "finetune_and_evaluate", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    paths = run_pipeline(cfg, progress=False)
+    assert len(calls) == 2 and all(p.exists() for p in paths)
+    rec = json.loads(paths[1].read_text())
+    assert rec["provenance"]["importance"] == "merge_radius" and rec["provenance"]["intermediate_size"] == 32
+    assert rec["provenance"]["parameters"] < rec["provenance"]["parameters_full"]
+    calls.clear()
+    run_pipeline(cfg, progress=False)
+    assert calls == []
+
+
+def test_pipeline_cli_dry_run(config, tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["pipeline", "--config", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 planned runs, 0 already done" in out and "todo" in out
+
+
+def test_bad_pipeline_configs(config, tmp_path, capsys):
+    with pytest.raises(ObceInputError, match="unknown pipeline config key"):
+        PipelineConfig.from_dict({**config, "epochs": 3})
+    with pytest.raises(ObceInputError, match="levels \\[5\\]"):
+        PipelineConfig.from_dict({**config, "levels": [5]})
+    with pytest.raises(ObceInputError, match="importance 'size'"):
+        PipelineConfig.from_dict({**config, "importances": ["size"]})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [rte\n")
+    assert main(["pipeline", "--config", str(bad)]) == 2
