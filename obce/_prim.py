@@ -1,31 +1,36 @@
-"""Prim's minimum spanning tree over many dense graphs, compiled with numba (parallel over graphs)."""
+"""Prim's minimum spanning tree of many point clouds, compiled with numba (parallel over clouds)."""
 from __future__ import annotations
 
 import numba
 import numpy as np
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def prim_parents(d2: np.ndarray) -> np.ndarray:
-    """Parent of every vertex in an MST rooted at vertex 0 (``parents[:, 0] = 0``).
+@numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+def prim_deaths(x: np.ndarray) -> np.ndarray:
+    """MST edge lengths of many point clouds, distances computed on the fly (difference form).
 
     Parameters
     ----------
-    d2 : ndarray of shape (n_graphs, n_points, n_points)
-        Symmetric (squared) edge weights; any monotone transform of lengths gives the same tree.
+    x : ndarray of shape (n_clouds, n_points, dim), float32 or float64
 
     Returns
     -------
-    ndarray of shape (n_graphs, n_points), int64
+    ndarray of shape (n_clouds, n_points - 1), same dtype, unsorted (order of Prim's additions)
     """
-    n, p = d2.shape[0], d2.shape[1]
-    parents = np.zeros((n, p), dtype=np.int64)
+    n, p, d = x.shape
+    out = np.empty((n, p - 1), dtype=x.dtype)
     for b in numba.prange(n):
-        best = d2[b, 0].astype(np.float64)
-        parent = np.zeros(p, dtype=np.int64)
+        pts = x[b]
+        best = np.empty(p, dtype=x.dtype)
         in_tree = np.zeros(p, dtype=np.bool_)
         in_tree[0] = True
-        for _ in range(p - 1):
+        for k in range(p):
+            s = x.dtype.type(0)
+            for t in range(d):
+                diff = pts[k, t] - pts[0, t]
+                s += diff * diff
+            best[k] = s
+        for step in range(p - 1):
             j = -1
             m = np.inf
             for k in range(p):
@@ -33,10 +38,13 @@ def prim_parents(d2: np.ndarray) -> np.ndarray:
                     m = best[k]
                     j = k
             in_tree[j] = True
-            parents[b, j] = parent[j]
+            out[b, step] = np.sqrt(m)
             for k in range(p):
-                w = d2[b, j, k]
-                if not in_tree[k] and w < best[k]:
-                    best[k] = w
-                    parent[k] = j
-    return parents
+                if not in_tree[k]:
+                    s = x.dtype.type(0)
+                    for t in range(d):
+                        diff = pts[k, t] - pts[j, t]
+                        s += diff * diff
+                    if s < best[k]:
+                        best[k] = s
+    return out

@@ -2,11 +2,12 @@
 
 For a corpus of N texts and max_length L, the point cloud of neuron ``j`` of layer ``l`` is an
 array of shape ``(N, D)``: one point per text. With ``representation="tokens"`` (the OBCE default)
-``D = L`` and the point is the neuron's output at token positions ``0..L-1``, positions past the
-text's real length (padding) being 0; ``"mean"`` averages over the real tokens (``D = 1``);
+the point is the neuron's output at token positions ``0..L-1``, positions past the text's real
+length (padding) being 0; positions that are padding for every text of the corpus are not stored
+(``D`` = the longest text's length, at most L), since they add nothing to any distance; ``"mean"`` averages over the real tokens (``D = 1``);
 ``"cls"`` takes position 0 (``D = 1``).
 
-Memory bound: a layer's clouds take ``intermediate_size * N * D * 4`` bytes (float32). Layers are
+Memory bound: a layer's clouds take ``intermediate_size * N * D * 4`` bytes (float32), D <= L. Layers are
 collected in groups whose clouds fit ``memory_budget`` bytes; each group costs one forward pass over
 the corpus, stopped after the group's last layer. Nothing else is kept: the hooks write the padded,
 masked activations straight into the preallocated output tensors.
@@ -56,7 +57,8 @@ def collect_ffn_activations(model: nn.Module, tokenizer, texts: Sequence[Text], 
     Returns
     -------
     dict of int to Tensor of shape (n_neurons, n_texts, D)
-        ``D = max_length`` for ``"tokens"``, 1 otherwise; float32.
+        For ``"tokens"``, ``D`` = the longest tokenized text (at most ``max_length``; positions past
+        it would be 0 for every text, so no distance depends on them); 1 otherwise. float32.
     """
     chosen = _check_layers(model, layers)
     return dict(_collect_group(model, tokenizer, validate_texts(texts), chosen, max_length,
@@ -114,22 +116,32 @@ def _collect_group(model, tokenizer, texts, layers, max_length, representation, 
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     modules = intermediate_modules(model)
-    n, depth = len(texts), (max_length if representation == "tokens" else 1)
-    clouds = {l: torch.zeros(modules[l].dense.out_features, n, depth, device=device) for l in layers}
+    n = len(texts)
+    # Coordinates past the longest text are 0 for every point: dropping them changes no distance.
+    depth = int(token_lengths(tokenizer, texts, max_length).max()) if representation == "tokens" else 1
+    clouds = {l: torch.empty(modules[l].dense.out_features, n, depth, device=device) for l in layers}
     state: dict = {}
 
     def make_hook(layer: int, last: bool):
         def hook(_module, _inputs, output):
-            out = output.detach().float()  # [B, T, F]
-            mask = state["mask"]  # [B, T]
+            b, t, f = output.shape
+            if not bool(torch.isfinite(output).all()):
+                neuron = int((~torch.isfinite(output)).reshape(-1, f).any(0).nonzero()[0, 0])
+                raise ObceInputError(f"non-finite activation (NaN or inf) in layer {layer}, neuron {neuron}; "
+                                     "check the model weights and inputs")
             i0, i1 = state["rows"]
             buf = clouds[layer]
             if representation == "tokens":
-                buf[:, i0:i1, :out.shape[1]] = (out * mask[..., None]).permute(2, 0, 1)
+                # one contiguous transpose to (F, B, T), padding zeroed in place, then a block copy
+                staged = output.detach().float().reshape(b * t, f).t().contiguous().view(f, b, t)
+                staged.mul_(state["mask"])
+                buf[:, i0:i1, :t] = staged
+                buf[:, i0:i1, t:] = 0
             elif representation == "mean":
-                buf[:, i0:i1, 0] = ((out * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).T
+                mask = state["mask"]
+                buf[:, i0:i1, 0] = ((output.float() * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).T
             else:
-                buf[:, i0:i1, 0] = out[:, 0, :].T
+                buf[:, i0:i1, 0] = output[:, 0, :].float().T
             if last:
                 raise _StopForward
         return hook
@@ -154,7 +166,6 @@ def _collect_group(model, tokenizer, texts, layers, max_length, representation, 
             h.remove()
         model.train(was_training)
     for l in layers:
-        check_finite(clouds[l], l)
         yield l, clouds.pop(l)
 
 
@@ -166,15 +177,6 @@ def check_collection_params(max_length: int, representation: str, batch_size: in
         raise ObceInputError(f"max_length={max_length!r}: expected an integer >= 1")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ObceInputError(f"batch_size={batch_size!r}: expected an integer >= 1")
-
-
-def check_finite(clouds: torch.Tensor, layer: int) -> None:
-    """Raise if a neuron's cloud holds NaN or infinity, naming the layer and neuron."""
-    bad = ~torch.isfinite(clouds)
-    if bool(bad.any()):
-        neuron = int(bad.flatten(1).any(1).nonzero()[0, 0])
-        raise ObceInputError(f"non-finite activation (NaN or inf) in layer {layer}, neuron {neuron}; "
-                             "check the model weights and inputs")
 
 
 def _check_layers(model: nn.Module, layers: Sequence[int] | None) -> list[int]:

@@ -6,9 +6,11 @@ one dies at infinity, the other N-1 die at the lengths of the edges of a minimum
 of the complete graph on X (Kruskal's algorithm is exactly the union-find of H0 persistence). Hence
 
 * ``method="gudhi"``: the reference, a Rips complex per neuron through gudhi;
-* ``method="fast"``: exact MSTs of many neurons at once: squared distances in Gram form on centred
-  points (one batched matrix product), Prim's algorithm (numba, parallel over neurons, on CPU;
-  batched torch on CUDA), then each tree edge's length recomputed from the point difference.
+* ``method="fast"``: exact MSTs of many neurons at once, on centred points. On CPU, Prim's
+  algorithm compiled with numba, parallel over neurons, computing distances on the fly in
+  difference form (no N x N matrix, no cancellation). On an accelerator, squared distances in Gram
+  form (one batched matrix product), a batched Prim in torch, then each tree edge's length
+  recomputed from the point difference.
 
 Importance summaries of the N-1 finite deaths: ``merge_radius`` (r_f, the largest: the radius at
 which the cloud becomes connected; OBCE's score), ``total_persistence`` (their sum), ``mean_death``.
@@ -81,7 +83,8 @@ def h0_deaths(clouds, method: str = "fast", device: str | torch.device | None = 
         raise ObceInputError(f"dtype {dtype}: expected torch.float32 or torch.float64")
     device = torch.device(device) if device is not None else x.device
     n, p = x.shape[0], x.shape[1]
-    per_neuron = p * p * (8 if dtype == torch.float64 else 4) * 3
+    itemsize = 8 if dtype == torch.float64 else 4
+    per_neuron = itemsize * (p * p * 3 if device.type != "cpu" else p * x.shape[2])
     step = max(1, int(chunk_bytes // per_neuron))
     out = np.empty((n, p - 1))
     for s in range(0, n, step):
@@ -142,18 +145,24 @@ def _as_clouds(clouds) -> torch.Tensor:
 
 def _fast_deaths(x: torch.Tensor) -> np.ndarray:
     """Sorted MST edge lengths, shape (n, p-1), of centred clouds x of shape (n, p, d)."""
+    if x.device.type == "cpu":
+        from ._prim import prim_deaths  # numba compiles on first use (cached on disk)
+
+        lengths = torch.from_numpy(prim_deaths(np.ascontiguousarray(x.numpy())))
+    else:
+        lengths = _fast_deaths_gram(x)
+    return lengths.sort(dim=1).values.double().cpu().numpy()
+
+
+def _fast_deaths_gram(x: torch.Tensor) -> torch.Tensor:
+    """MST edge lengths (n, p-1) on an accelerator: Gram-form squared distances (one batched
+    matmul), batched Prim, then each tree edge's length recomputed from the point difference."""
     sq = (x * x).sum(-1)
     d2 = (sq[:, :, None] + sq[:, None, :] - 2.0 * torch.bmm(x, x.transpose(1, 2))).clamp_min_(0)
-    if x.device.type == "cpu":
-        parent = _prim_numba(d2.numpy())
-        parent = torch.from_numpy(parent)
-    else:
-        parent = _prim_torch(d2)
+    parent = _prim_torch(d2)[:, 1:]
     child = torch.arange(1, x.shape[1], device=x.device).expand(x.shape[0], -1)
-    parent = parent.to(x.device)[:, 1:]
     rows = torch.arange(x.shape[0], device=x.device)[:, None]
-    lengths = torch.linalg.vector_norm(x[rows, child] - x[rows, parent], dim=-1)
-    return lengths.sort(dim=1).values.double().cpu().numpy()
+    return torch.linalg.vector_norm(x[rows, child] - x[rows, parent], dim=-1)
 
 
 def _prim_torch(d2: torch.Tensor) -> torch.Tensor:
@@ -174,9 +183,3 @@ def _prim_torch(d2: torch.Tensor) -> torch.Tensor:
         best = torch.where(closer, row, best)
         parent = torch.where(closer, j[:, None], parent)
     return parent
-
-
-def _prim_numba(d2: np.ndarray) -> np.ndarray:
-    from ._prim import prim_parents  # numba compiles on first use (cached on disk)
-
-    return prim_parents(np.ascontiguousarray(d2))

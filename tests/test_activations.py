@@ -27,7 +27,7 @@ def test_hooked_activations_equal_manual_recomputation(which, tiny_bert, minilm,
     for layer in (0, len(model.encoder.layer) - 1):
         manual, mask = _manual_intermediate(model, tok, sentences, layer, L)  # [N, T, F], [N, T]
         got = clouds[layer]  # [F, N, L]
-        assert got.shape == (manual.shape[2], len(sentences), L)
+        assert got.shape == (manual.shape[2], len(sentences), min(L, int(mask.sum(1).max())))
         for i in range(len(sentences)):
             n = int(mask[i].sum())
             torch.testing.assert_close(got[:, i, :n], manual[i, :n].T, atol=1e-5, rtol=1e-4)
@@ -39,6 +39,7 @@ def test_padding_positions_are_zero(tiny_bert, sentences):
     clouds = collect_ffn_activations(model, tok, sentences, max_length=L, batch_size=4, progress=False)
     lengths = token_lengths(tok, sentences, L)
     assert lengths.min() < L  # some sentences are padded
+    assert all(cl.shape[2] == int(lengths.max()) <= L for cl in clouds.values())
     for cl in clouds.values():
         for i, n in enumerate(lengths.tolist()):
             assert torch.all(cl[:, i, n:] == 0)
@@ -84,7 +85,9 @@ def test_sentence_pairs_are_encoded_as_pairs(tiny_bert, sentences):
     lengths = token_lengths(tok, pairs, 64)
     single = token_lengths(tok, [p[0] for p in pairs], 64)
     assert torch.all(lengths > single)  # both sentences are in the input
-    assert clouds[0].shape == (64, 4, 64)
+    assert clouds[0].shape == (64, 4, int(lengths.max()))
+    long = collect_ffn_activations(model, tok, [" ".join(sentences)] * 2, max_length=40, progress=False)
+    assert long[0].shape == (64, 2, 40)  # truncated to max_length
 
 
 def test_bad_corpora_and_parameters(tiny_bert, sentences):

@@ -4,8 +4,8 @@ import torch
 
 from obce.activations import collect_ffn_activations
 from obce.errors import ObceInputError
-from obce.persistence import (_prim_numba, _prim_torch, gudhi_deaths, gudhi_diagram, h0_deaths,
-                              merge_radii, summarize)
+from obce.persistence import (_fast_deaths_gram, gudhi_deaths, gudhi_diagram, h0_deaths, merge_radii,
+                              summarize)
 
 
 def _rel(a, b):
@@ -74,10 +74,15 @@ def test_adversarial_clouds_match_gudhi(case):
     assert _rel(h0_deaths(clouds, dtype=torch.float64), ref) <= 1e-12
 
 
-def test_torch_prim_builds_the_same_tree_as_numba():
-    x = torch.randn(7, 50, 5, dtype=torch.float64)
-    d2 = torch.cdist(x, x) ** 2
-    np.testing.assert_array_equal(_prim_torch(d2).numpy(), _prim_numba(d2.numpy()))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_accelerator_path_gram_and_batched_prim_matches_gudhi(dtype):
+    """The CUDA path (Gram form + batched torch Prim) run on CPU tensors."""
+    rng = np.random.default_rng(2)
+    clouds = np.concatenate([rng.normal(size=(6, 40, 5)), np.repeat(rng.normal(size=(6, 1, 5)), 3, 1)], 1)
+    ref = h0_deaths(clouds, method="gudhi")
+    x = torch.tensor(clouds, dtype=dtype)
+    got = _fast_deaths_gram(x - x.mean(1, keepdim=True)).sort(1).values.double().numpy()
+    assert _rel(got, ref) <= (1e-5 if dtype == torch.float32 else 1e-12)
 
 
 def test_summaries():
