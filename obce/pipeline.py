@@ -91,10 +91,10 @@ def record_path(out: str | os.PathLike, task: str, importance: str, level: int, 
 
 
 def planned_runs(cfg: PipelineConfig) -> list[tuple[str, str, int, int]]:
-    """(task, importance, level, seed) of every run, level 0 once per task and seed."""
-    runs = []
-    for task in cfg.tasks:
-        for seed in cfg.seeds:
+    """(task, importance, level, seed) of every run, level 0 once per task and seed; seed-major."""
+    runs = []  # seed-major, so that an interrupted run leaves whole seeds of every task
+    for seed in cfg.seeds:
+        for task in cfg.tasks:
             if 0 in cfg.levels:
                 runs.append((task, "none", 0, seed))
             for imp in cfg.importances:
