@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import Text, validate_texts
 from .errors import ObceInputError

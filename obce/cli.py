@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--dry-run", action="store_true", help="list the planned runs and which are done")
     pl.set_defaults(func=cmd_pipeline)
 
+    b = sub.add_parser("book", help="execute every notebook with a Papermill profile and build the book")
+    b.add_argument("--profile", default="quick", help="params/<profile>.yaml (quick: CPU in minutes; full: GPU)")
+    b.add_argument("--root", default=".", help="repository root")
+    b.add_argument("--only", nargs="*", help="notebook stems to execute (default all)")
+    b.add_argument("--no-render", action="store_true", help="execute only, skip jupyter-book build")
+    b.add_argument("--render-only", action="store_true", help="re-render the last executed notebooks")
+    b.set_defaults(func=cmd_book)
+
     pa = sub.add_parser("params", help="parameter accounting of pruned architectures (no weights needed)")
     pa.add_argument("--model", nargs="+", default=["bert-base-uncased", "bert-large-uncased"])
     pa.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2, 3])
@@ -188,6 +196,14 @@ def cmd_pipeline(args) -> None:
         return
     paths = run_pipeline(cfg)
     print(f"{len(paths)} records under {Path(cfg.out) / 'glue'}")
+
+
+def cmd_book(args) -> None:
+    from .book import build_book
+
+    out = build_book(args.root, profile=args.profile, only=args.only, render=not args.no_render,
+                     execute=not args.render_only)
+    print(f"book built: {out}")
 
 
 def cmd_params(args) -> None:

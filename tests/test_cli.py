@@ -15,7 +15,7 @@ def tiny_dir(tiny_bert, tmp_path):
     return path
 
 
-@pytest.mark.parametrize("cmd", [[], ["score"], ["prune"], ["glue"], ["pipeline"], ["params"]])
+@pytest.mark.parametrize("cmd", [[], ["score"], ["prune"], ["glue"], ["pipeline"], ["params"], ["book"]])
 def test_help_on_every_command(cmd, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*cmd, "--help"])
@@ -93,4 +93,4 @@ def test_unwritable_cache_directory(tiny_dir, glue_dir, tmp_path, capsys):
 
 def test_parser_lists_all_commands():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "params"}
+    assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "params", "book"}

@@ -1,0 +1,98 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Activation collection
+#
+# **Overview.** The point cloud of a neuron is made of its outputs over a corpus. This chapter
+# collects them with forward hooks on the embedded MiniLM, shows one neuron's cloud, the role of
+# padding, and the memory the clouds take.
+#
+# **Prerequisites.** Chapter 1; a BERT encoder's FFN: `intermediate.dense` (hidden -> FFN size),
+# the activation function, `output.dense` (FFN size -> hidden).
+
+# %% tags=["parameters"]
+model_name = "minilm"
+task = "sst2"
+glue_dir = None  # default: $OBCE_GLUE_DIR, else the hub
+n_texts = 32
+max_length = 32
+layer = 0
+seed = 0
+
+# %% tags=["hide-input"]
+import numpy as np
+import pandas as pd
+import torch
+
+import obce
+from obce import plots
+from obce.activations import activation_bytes, token_lengths
+
+plots.set_style()
+
+# %% [markdown]
+# ## The model and the corpus
+
+# %%
+model, tokenizer = obce.load_model(model_name)
+texts = obce.load_corpus(task, n=n_texts, split="train", glue_dir=glue_dir, seed=seed)
+print(type(model).__name__, f"{obce.count_parameters(model):,} parameters;",
+      len(obce.ffn_layers(model)), "layers of", obce.ffn_layers(model)[0][0].out_features, "FFN neurons")
+print(texts[:3])
+
+# %% [markdown]
+# ## Hooks
+#
+# A forward hook on each block's `intermediate` module receives the FFN activations after the
+# activation function, shape (batch, tokens, neurons). obce writes them, transposed, into one array
+# per layer of shape (neurons, sentences, token positions): neuron $j$'s point for sentence $i$ is
+# its output at positions $0..L-1$. Padding positions are set to 0, so a short sentence is a point
+# whose trailing coordinates are 0. Positions that are padding for every sentence are not stored:
+# they would add 0 to every distance.
+
+# %%
+clouds = obce.collect_ffn_activations(model, tokenizer, texts, max_length=max_length, progress=False)
+lengths = token_lengths(tokenizer, texts, max_length)
+cl = clouds[layer]
+print("cloud array of layer", layer, tuple(cl.shape), "(neurons, sentences, positions)")
+assert all(torch.all(cl[:, i, n:] == 0) for i, n in enumerate(lengths.tolist()))
+print("padding positions are 0 for every sentence; lengths:", lengths.tolist()[:10], "...")
+
+# %% mystnb={"figure": {"caption": "The point cloud of one neuron: each row is a sentence (a point), each column a token position; padding is 0 (white).", "name": "fig-cloud"}}
+neuron = int(cl.abs().mean((1, 2)).argmax())
+fig = plots.plot_cloud(cl[neuron].numpy(), title=f"layer {layer}, neuron {neuron}")
+
+# %% [markdown]
+# ## Memory bound
+#
+# A layer's clouds take `neurons x sentences x L x 4` bytes (float32). `obce` collects layers in
+# groups that fit a memory budget (`memory_budget`, default 4 GiB), one forward pass per group, and
+# scores each layer as soon as its clouds are complete, so at most one group's clouds are held.
+
+# %%
+rows = []
+for name, neurons, n_layers in [("MiniLM-L6", 1536, 6), ("BERT-Base", 3072, 12), ("BERT-Large", 4096, 24)]:
+    for n, L in [(256, 64), (512, 128)]:
+        per_layer = activation_bytes(neurons, n, L)
+        rows.append(dict(model=name, sentences=n, L=L, MiB_per_layer=round(per_layer / 2**20),
+                         GiB_all_layers=round(n_layers * per_layer / 2**30, 2)))
+pd.DataFrame(rows)
+
+# %% [markdown]
+# ## Summary
+# - Hooks on `intermediate` give every FFN neuron's outputs; the cloud of a neuron has one point per
+#   sentence, coordinates = token positions, padding = 0 (tested in `tests/test_activations.py`
+#   against a manual recomputation from the layer's input).
+# - Alternatives: `representation="mean"` (mean over real tokens) and `"cls"` (position 0).
+# - Memory is bounded per group of layers; BERT-Large at 512 sentences x 128 tokens needs 1 GiB per layer.

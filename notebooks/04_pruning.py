@@ -1,0 +1,145 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. Pruning BERT Base, BERT Large and MiniLM
+#
+# **Overview.** Pruning removes FFN neurons physically: rows of `intermediate.dense` and the
+# matching columns of `output.dense`. We count the parameters of BERT Base and Large
+# {cite}`devlin2019bert` at levels 0-3 exactly (their architectures, random weights, no download),
+# compare with the paper's figures, then prune the embedded MiniLM for real.
+#
+# **Prerequisites.** Chapter 3.
+
+# %% tags=["parameters"]
+architectures = ["bert-base-uncased", "bert-large-uncased"]
+model_name = "minilm"
+task = "sst2"
+glue_dir = None
+n_texts = 128
+max_length = 64
+levels = [1, 2, 3]
+out_dir = "../_build/pruned"
+seed = 0
+
+# %% tags=["hide-input"]
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import display
+from transformers import AutoModel
+
+import obce
+from obce import plots
+from obce.explain import output_drift
+
+plots.set_style()
+
+# %% [markdown]
+# ## Parameter accounting
+
+# %%
+rows = obce.parameter_table(architectures, levels=[0, *levels])
+table = pd.DataFrame(rows)[["model", "level", "intermediate_size", "parameters", "ffn_parameters", "reduction_percent"]]
+table.style.format({"parameters": "{:,}", "ffn_parameters": "{:,}", "reduction_percent": "{:.2f}%"})
+
+# %% mystnb={"figure": {"caption": "Parameters versus pruning level (exact counts).", "name": "fig-params"}}
+fig = plots.plot_parameters(rows)
+
+# %% [markdown]
+# ## Comparison with the paper
+#
+# The paper compresses BERT Base to 58.47% and BERT Large to 52.3% *of the original parameters*
+# {cite}`balderas2023obce` (its follow-up PBCE reports 47% and 42% {cite}`balderas2025pbce`). Our
+# exact counts of the fraction kept, under three ways of counting (all parameters; without the
+# pooler, which sequence classification does not always use; without the embeddings):
+
+# %%
+compare = []
+for name in architectures:
+    arch = obce.build_architecture(name)
+    emb, pool = obce.count_parameters(arch.embeddings), obce.count_parameters(arch.pooler)
+    full = next(r for r in rows if r["model"] == name and r["level"] == 0)
+    for r in (r for r in rows if r["model"] == name):
+        compare.append(dict(model=name, level=r["level"],
+                            kept_pct_all=100 * r["parameters"] / full["parameters"],
+                            kept_pct_without_pooler=100 * (r["parameters"] - pool) / (full["parameters"] - pool),
+                            kept_pct_without_embeddings=100 * (r["parameters"] - emb) / (full["parameters"] - emb)))
+display(pd.DataFrame(compare).round(2))
+for name, paper in zip(architectures, (58.47, 52.3)):
+    full = next(r for r in rows if r["model"] == name and r["level"] == 0)
+    l3 = next(c for c in compare if c["model"] == name and c["level"] == 3)
+    gap = (l3["kept_pct_all"] - paper) / 100 * full["parameters"]
+    per_neuron = 2 * obce.build_architecture(name).config.hidden_size + 1
+    n_layers = obce.build_architecture(name).config.num_hidden_layers
+    print(f"{name}: level 3 keeps {l3['kept_pct_all']:.2f}% vs paper {paper}%: gap {gap / 1e6:.2f}M parameters "
+          f"= {gap / per_neuron / n_layers:.0f} more FFN neurons per layer")
+
+# %% [markdown]
+# Level 3 (keep the neurons above each layer's third quartile) is the closest reading, a few points
+# above the paper for both models (printed above). The paper does not state its counting rule; the
+# gap is what removing somewhat more neurons at level 3 would give, e.g. a different count of the
+# kept neurons per layer (percentile thresholds need not keep the same number in every layer, ours
+# do so that the pruned model is a vanilla checkpoint) or pruning beyond the FFN neurons. We report
+# our exact counts and do not claim theirs.
+#
+# ## Pruning MiniLM for real
+#
+# Scores from the task's sentences; the pruned models at each level, their size, and how far their
+# outputs move from the unpruned model's (relative L2 change of the last hidden state on real
+# tokens), for $r_f$ and for random neurons at the same sparsity.
+
+# %%
+model, tokenizer = obce.load_model(model_name)
+texts = obce.load_corpus(task, n=n_texts, split="train", glue_dir=glue_dir, seed=seed)
+held_out = obce.load_corpus(task, n=64, split="validation", glue_dir=glue_dir, seed=seed)
+score_sets = {"merge_radius": obce.score_neurons(model, tokenizer, texts, max_length=max_length, progress=False),
+              "random": obce.score_neurons(model, tokenizer, importance="random", seed=seed),
+              "magnitude": obce.score_neurons(model, tokenizer, importance="magnitude")}
+drift = []
+for imp, s in score_sets.items():
+    for level in levels:
+        small = obce.prune(model, s, level=level)
+        drift.append(dict(importance=imp, level=level, intermediate_size=small.config.intermediate_size,
+                          parameters=obce.count_parameters(small),
+                          relative_error=output_drift(model, small, tokenizer, held_out, max_length)))
+pd.DataFrame(drift).pivot(index="level", columns="importance", values="relative_error").round(4)
+
+# %% mystnb={"figure": {"caption": "Output drift of pruned MiniLM versus level (before fine-tuning).", "name": "fig-drift"}}
+fig = plots.plot_drift(drift)
+
+# %% [markdown]
+# Drift before fine-tuning is only a first look: the GLUE chapter fine-tunes every pruned model.
+#
+# ## A plain checkpoint
+
+# %%
+small = obce.prune(model, score_sets["merge_radius"], level=2)
+path = Path(out_dir) / f"{model_name}-level2"
+small.save_pretrained(path)
+tokenizer.save_pretrained(path)
+reloaded = AutoModel.from_pretrained(path).eval()
+enc = tokenizer(held_out[:8], padding=True, return_tensors="pt")
+with torch.inference_mode():
+    same = torch.allclose(reloaded(**enc).last_hidden_state, small(**enc).last_hidden_state, atol=1e-6)
+assert same
+print(f"saved {path}: {type(reloaded).__name__}, intermediate_size={reloaded.config.intermediate_size}, "
+      f"{obce.count_parameters(reloaded):,} parameters, outputs identical after reload: {same}")
+
+# %% [markdown]
+# ## Summary
+# - Exact counts of the pruned architectures at every level (table above).
+# - Level 3 keeps 61.19% (Base) / 54.92% (Large) of the parameters, against the paper's 58.47% / 52.3%.
+# - A pruned model is a vanilla `BertModel` checkpoint with a smaller `intermediate_size`.

@@ -1,0 +1,75 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 6. Reproducing
+#
+# **Overview.** How to rerun every chapter with other models, corpora and levels, on CPU or GPU,
+# and where results go.
+#
+# **Prerequisites.** The install of the README.
+#
+# ## Rerun a chapter with other parameters
+# Every notebook's first code cell is tagged `parameters`; Papermill overrides any of them:
+#
+# ```bash
+# papermill notebooks/03_scoring.ipynb out.ipynb -p model_name bert-base-uncased -p n_texts 512 -p max_length 128
+# ```
+# (`jupytext --to ipynb notebooks/03_scoring.py` makes the `.ipynb` if needed.) `bert-base-uncased`
+# needs its weights: on a machine with network they are fetched from the hub; offline, download them
+# elsewhere (`huggingface-cli download bert-base-uncased --local-dir DIR`) and pass `DIR`.
+#
+# ## Rebuild the whole book
+# ```bash
+# obce book --profile quick     # CPU, minutes: params/quick.yaml
+# obce book --profile full      # GPU runs: params/full.yaml
+# ```
+#
+# ## The GLUE comparison
+# ```bash
+# obce pipeline --config params/glue_cpu.yaml   # the CPU protocol whose records are committed
+# obce pipeline --config params/glue_gpu.yaml   # the full protocol (GPU; all levels, 5 scores, 3 seeds)
+# ```
+# Records go to `results/glue/<task>/<importance>-L<level>-s<seed>.json`, scores to
+# `results/scores/`; a rerun skips finished records, so a killed run resumes.
+
+# %% tags=["parameters"]
+model_name = "bert-base-uncased"
+config = "../params/glue_gpu.yaml"
+
+# %% tags=["hide-input"]
+import pandas as pd
+
+import obce
+from obce.pipeline import PipelineConfig, planned_runs
+
+# %% [markdown]
+# ## What a run would do
+# Parameter accounting of the chosen architecture needs no weights:
+
+# %%
+pd.DataFrame(obce.parameter_table([model_name]))[["model", "level", "intermediate_size", "parameters", "reduction_percent"]]
+
+# %% [markdown]
+# The runs the full GLUE protocol plans (tasks x levels x scores x seeds):
+
+# %%
+cfg = PipelineConfig.from_yaml(config)
+runs = planned_runs(cfg)
+print(f"{len(runs)} runs over {len(cfg.tasks)} tasks; first ones:")
+pd.DataFrame(runs[:8], columns=["task", "importance", "level", "seed"])
+
+# %% [markdown]
+# ## Summary
+# - Notebooks: change parameters with `papermill -p`; the book: `obce book --profile quick|full`.
+# - Library and CLI: see the README; every result file carries provenance.

@@ -1,0 +1,128 @@
+"""Build the Jupyter Book: Papermill executes every notebook with a parameter profile, then
+``jupyter-book build`` renders the executed notebooks.
+
+Jupyter Book 1 has no notion of Papermill parameters, so the build stages the book sources in
+``_build/src`` (the working tree stays clean), converts each Jupytext ``notebooks/*.py`` source to a
+notebook, executes it with Papermill and the profile's parameters (``params/<profile>.yaml``: an
+``all`` mapping plus one mapping per notebook stem; a notebook receives only the names its
+``parameters`` cell defines), checks that no cell errored, and renders ``_build/html`` with warnings
+as errors.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ObceInputError
+
+logger = logging.getLogger(__name__)
+
+
+def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list[str] | None = None,
+               timeout: int = 1800, render: bool = True, execute: bool = True) -> Path:
+    """Execute every notebook with a profile and render the book.
+
+    Parameters
+    ----------
+    root : path
+        Repository root (holds ``_config.yml``, ``_toc.yml``, ``notebooks/``, ``params/``).
+    profile : str
+        Name of ``params/<profile>.yaml`` (``quick`` for CPU in minutes, ``full`` for GPU runs).
+    only : list of str, optional
+        Notebook stems to execute (default: all).
+    timeout : int
+        Seconds allowed per cell.
+    render : bool
+        Run ``jupyter-book build`` after execution.
+    execute : bool
+        Execute the notebooks; ``False`` re-renders the staged, already executed ones.
+
+    Returns
+    -------
+    Path
+        The HTML directory (``<root>/_build/html``), or the staged sources if ``render`` is False.
+    """
+    import jupytext
+    import papermill as pm
+
+    root = Path(root).resolve()
+    # the kernels inherit this environment: no download progress bars or info logs in the book
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # tqdm.auto (imported by datasets/transformers) warns in kernels without ipywidgets
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
+                                                          "ignore:IProgress not found"]))
+    if not (root / "_toc.yml").is_file() or not (root / "notebooks").is_dir():
+        raise ObceInputError(f"{root} is not the obce repository root (no _toc.yml / notebooks/)")
+    params = load_profile(root, profile)
+    stage = root / "_build" / "src"
+    if not execute:
+        if not stage.is_dir():
+            raise ObceInputError(f"{stage} does not exist: execute the notebooks first")
+        return _render(root, stage) if render else stage
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml", "book"):
+        src = root / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, stage / name)
+    (stage / "notebooks").mkdir()
+    sources = sorted((root / "notebooks").glob("*.py"))
+    for src in sources:
+        nb = jupytext.read(src)
+        target = stage / "notebooks" / f"{src.stem}.ipynb"
+        jupytext.write(nb, target)
+        if only and src.stem not in only:
+            continue
+        declared = {p for p in pm.inspect_notebook(str(target))}
+        given = {**params.get("all", {}), **params.get(src.stem, {})}
+        chosen = {k: v for k, v in given.items() if k in declared}
+        logger.info("executing %s with %s", src.name, chosen)
+        print(f"[book] executing {src.stem} ({profile}) ...", flush=True)
+        pm.execute_notebook(str(target), str(target), parameters=chosen, cwd=str(root / "notebooks"),
+                            kernel_name="python3", progress_bar=False, execution_timeout=timeout,
+                            report_mode=False)
+        check_no_errors(target)
+    return _render(root, stage) if render else stage
+
+
+def _render(root: Path, stage: Path) -> Path:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    exe = str(exe) if exe.exists() else (shutil.which("jupyter-book") or "jupyter-book")
+    cmd = [exe, "build", str(stage), "--path-output", str(root), "-W", "-n", "--keep-going"]
+    print("[book] " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=root)
+    if proc.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode})")
+    return root / "_build" / "html"
+
+
+def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
+    """Read ``params/<profile>.yaml``."""
+    import yaml
+
+    path = Path(root) / "params" / f"{profile}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (Path(root) / "params").glob("*.yaml"))
+        raise ObceInputError(f"parameter profile {profile!r}: {path} does not exist (known: {known})")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ObceInputError(f"{path}: expected a mapping of notebook stem (or 'all') to parameters")
+    return data
+
+
+def check_no_errors(notebook: str | os.PathLike) -> None:
+    """Raise if any cell of an executed notebook has an error output."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                raise RuntimeError(f"{notebook}: cell {i} raised {out.get('ename')}: {out.get('evalue')}")
