@@ -1,0 +1,63 @@
+import copy
+import json
+
+import pytest
+
+from obce.errors import ObceInputError
+from obce.report import load_records, paired_comparison, summarize_records, validate_record
+from tests.conftest import REPO
+
+RESULTS = REPO / "results" / "glue"
+
+
+def _record(task="rte", importance="merge_radius", level=2, seed=0, value=0.6):
+    metric = {"rte": "accuracy", "stsb": "pearson", "cola": "matthews_correlation"}[task]
+    metrics = {metric: value} if task != "stsb" else {"pearson": value, "spearman": value}
+    return {"kind": "glue_result", "task": task, "metrics": metrics, "provenance": {
+        "params": {"epochs": 1}, "seed": seed, "device": "cpu", "versions": {"torch": "2", "transformers": "5"},
+        "git_commit": "abc", "wall_time_s": 1.0, "model": "minilm", "data": "local", "train_size": 10,
+        "eval_size": {"validation": 10}, "importance": importance, "level": level, "parameters": 100}}
+
+
+def test_committed_records_are_valid():
+    """Every committed GLUE record: metrics in range, provenance complete (a broken record fails CI)."""
+    records = load_records(RESULTS)
+    assert records, "results/glue holds no records"
+    for rec in records:
+        prov = rec["provenance"]
+        assert prov["importance"] in ("none", "merge_radius", "total_persistence", "random", "magnitude",
+                                      "mean_abs_activation", "activation_variance", "mean_death")
+        assert (prov["level"] == 0) == (prov["importance"] == "none")
+        assert prov["parameters"] <= prov["parameters_full"]
+        expected = rec["path"].split("/")[-1]
+        assert expected == f"{prov['importance']}-L{prov['level']}-s{prov['seed']}.json"
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda r: r["metrics"].update(accuracy=1.5), "outside"),
+    (lambda r: r["metrics"].update(accuracy=float("nan")), "outside"),
+    (lambda r: r["metrics"].pop("accuracy"), "missing"),
+    (lambda r: r["provenance"].pop("git_commit"), "git_commit"),
+    (lambda r: r["provenance"]["versions"].pop("torch"), "torch"),
+    (lambda r: r.update(task="imdb"), "unknown GLUE task"),
+])
+def test_broken_records_are_rejected(mutate, match):
+    rec = _record()
+    validate_record(copy.deepcopy(rec))
+    mutate(rec)
+    with pytest.raises(ObceInputError, match=match):
+        validate_record(rec)
+
+
+def test_summary_and_paired_comparison(tmp_path):
+    recs = [_record(seed=s, value=v) for s, v in [(0, 0.60), (1, 0.62), (2, 0.64)]]
+    recs += [_record(importance="random", seed=s, value=v) for s, v in [(0, 0.55), (1, 0.60), (2, 0.58)]]
+    for i, r in enumerate(recs):
+        (tmp_path / f"{i}.json").write_text(json.dumps(r))
+    loaded = load_records(tmp_path)
+    rows = {(r["importance"], r["level"]): r for r in summarize_records(loaded)}
+    assert rows["merge_radius", 2]["mean"] == pytest.approx(0.62) and rows["merge_radius", 2]["std"] == pytest.approx(0.02)
+    assert rows["random", 2]["n"] == 3
+    [pair] = paired_comparison(loaded, "merge_radius", "random")
+    assert pair["mean_diff"] == pytest.approx((0.05 + 0.02 + 0.06) / 3) and pair["wins"] == 3
+    assert 0 < pair["p_value"] < 0.2
