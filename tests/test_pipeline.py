@@ -68,3 +68,13 @@ def test_bad_pipeline_configs(config, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("tasks: [rte\n")
     assert main(["pipeline", "--config", str(bad)]) == 2
+
+
+def test_all_committed_configs_are_valid():
+    from tests.conftest import REPO
+
+    paths = sorted((REPO / "params").rglob("glue_*.yaml")) + sorted((REPO / "params" / "ablations").glob("*.yaml"))
+    assert len(paths) >= 7
+    for path in paths:
+        cfg = PipelineConfig.from_yaml(path)
+        assert planned_runs(cfg), path
