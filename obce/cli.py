@@ -184,11 +184,11 @@ def cmd_glue(args) -> None:
 
 
 def cmd_pipeline(args) -> None:
-    from .pipeline import PipelineConfig, _complete, planned_runs, record_path, run_pipeline
+    from .pipeline import PipelineConfig, planned_runs, record_done, record_path, run_pipeline
 
     cfg = PipelineConfig.from_yaml(args.config)
     runs = planned_runs(cfg)
-    done = [r for r in runs if _complete(record_path(cfg.out, *r))]
+    done = [r for r in runs if record_done(record_path(cfg.out, *r), cfg)]
     print(f"{len(runs)} planned runs, {len(done)} already done")
     if args.dry_run:
         for r in runs:

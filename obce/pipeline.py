@@ -2,8 +2,9 @@
 x seeds, resumable.
 
 Every finished GLUE run is one JSON record under ``<out>/glue/<task>/``; scores are cached under
-``<out>/scores/``. A rerun skips records that exist and are complete, so a killed run continues
-where it stopped. Level 0 (the unpruned model) is run once per task and seed, as importance "none".
+``<out>/scores/`` in files named by a key of their inputs. A rerun skips records that exist, are valid
+and were made with the same model, scoring and fine-tuning parameters (their provenance says so), so
+a killed run continues where it stopped and a changed config reruns what it changes. Level 0 (the unpruned model) is run once per task and seed, as importance "none".
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .data import get_task, load_corpus
 from .errors import ObceInputError
 from .models import load_model
 from .pruning import LEVELS, count_parameters, prune
-from .results import Timer, corpus_hash, read_json, to_jsonable
+from .results import Timer, cache_key, corpus_hash, read_json, to_jsonable
 from .scoring import IMPORTANCES, load_scores, save_scores, score_neurons
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
     for task, imp, level, seed in planned_runs(cfg):
         path = record_path(out, task, imp, level, seed)
         paths.append(path)
-        if _complete(path):
+        if record_done(path, cfg):
             logger.info("skip %s (done)", path)
             continue
         scores = None if level == 0 else task_scores(cfg, model, tokenizer, task, imp, progress)
@@ -135,7 +136,8 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
     """Scores of one importance for one task's corpus, cached under ``<out>/scores``."""
     c = cfg.corpus
     source = c.get("source_task") or task
-    path = Path(cfg.out) / "scores" / f"{source}-{importance}-n{c['samples']}-L{c['max_length']}.npz"
+    key = cache_key(model=cfg.model, source=source, importance=importance, corpus=c, scoring=_scoring_inputs(cfg))
+    path = Path(cfg.out) / "scores" / f"{source}-{importance}-n{c['samples']}-L{c['max_length']}-{key[:8]}.npz"
     if path.exists():
         try:
             return load_scores(path)[0]
@@ -154,12 +156,30 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
     return scores
 
 
-def _complete(path: Path) -> bool:
+def record_done(path: Path, cfg: PipelineConfig) -> bool:
+    """Whether a record exists, is valid, and was made with this config's model, scoring and
+    fine-tuning parameters (a record of other inputs is reported and rerun)."""
+    from .report import validate_record
+
     if not path.exists():
         return False
     try:
         rec = read_json(path)
-    except ObceInputError:
-        logger.warning("corrupt record %s: rerunning", path)
+        validate_record(rec, str(path))
+    except ObceInputError as exc:
+        logger.warning("%s: rerunning", exc)
         return False
-    return bool(rec.get("metrics")) and np.all([np.isfinite(v) for v in rec["metrics"].values()])
+    prov = rec["provenance"]
+    ft = {k: v for k, v in prov.get("params", {}).items() if k in cfg.finetune}
+    expected_ft = {k: cfg.finetune[k] for k in ft}
+    scoring = prov.get("scoring")
+    same = (prov.get("model") == cfg.model and ft == to_jsonable(expected_ft) and set(ft) == set(cfg.finetune)
+            and (prov.get("level") == 0 or scoring == to_jsonable({**cfg.corpus, **cfg.scoring})))
+    if not same:
+        logger.warning("%s was made with other inputs than %s: rerunning", path, cfg.out)
+    return same
+
+
+def _scoring_inputs(cfg: PipelineConfig) -> dict[str, Any]:
+    """The scoring parameters that change scores (not the device or batch size)."""
+    return {k: v for k, v in cfg.scoring.items() if k not in ("device", "batch_size")}

@@ -85,9 +85,10 @@ def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def paired_comparison(records: list[dict[str, Any]], a: str, b: str) -> list[dict[str, Any]]:
-    """Per (task, level): mean difference a - b of the main metric over seeds both ran, and the
-    paired t-test p-value (None with fewer than 2 pairs)."""
+def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Per (task, level): mean difference a - b of the main metric over seeds both ran, the paired
+    t-test p-value (None with fewer than 2 pairs), and a verdict: ``win``/``loss`` when p < alpha,
+    else ``tie`` (the difference is within seed noise)."""
     from scipy.stats import ttest_rel
 
     index = {(r["task"], r["provenance"].get("importance"), r["provenance"].get("level"), r["provenance"]["seed"]):
@@ -100,6 +101,9 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str) -> list[dic
         x = np.array([index[task, a, level, s] for s in seeds])
         y = np.array([index[task, b, level, s] for s in seeds])
         p = float(ttest_rel(x, y).pvalue) if len(seeds) > 1 and np.ptp(x - y) > 0 else None
-        out.append(dict(task=task, level=level, a=a, b=b, n=len(seeds), mean_diff=float((x - y).mean()),
-                        wins=int((x > y).sum()), p_value=p))
+        diff = float((x - y).mean())
+        significant = p is not None and p < alpha
+        verdict = ("win" if diff > 0 else "loss") if significant else "tie"
+        out.append(dict(task=task, level=level, a=a, b=b, n=len(seeds), mean_diff=diff,
+                        wins=int((x > y).sum()), p_value=p, verdict=verdict))
     return out

@@ -94,3 +94,14 @@ def test_unwritable_cache_directory(tiny_dir, glue_dir, tmp_path, capsys):
 def test_parser_lists_all_commands():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "params", "book"}
+
+
+def test_glue_command_writes_a_valid_record(tiny_dir, glue_dir, tmp_path, capsys):
+    from obce.report import validate_record
+
+    out = tmp_path / "rte.json"
+    assert main(["glue", "--model", str(tiny_dir), "--task", "rte", "--glue-dir", str(glue_dir), "--epochs", "1",
+                 "--batch-size", "8", "--max-length", "32", "--max-train-samples", "16",
+                 "--max-eval-samples", "16", "--out", str(out)]) == 0
+    assert "rte: accuracy=" in capsys.readouterr().out
+    validate_record(json.loads(out.read_text()))

@@ -48,6 +48,14 @@ def test_pipeline_runs_and_resumes_after_a_kill(config, tmp_path, monkeypatch):
     calls.clear()
     run_pipeline(cfg, progress=False)
     assert calls == []
+    # a changed fine-tuning parameter or scoring choice reruns what it changes, nothing else
+    changed = PipelineConfig.from_dict({**config, "finetune": {**config["finetune"], "lr": 1e-4}})
+    run_pipeline(changed, progress=False)
+    assert len(calls) == 3
+    calls.clear()
+    changed.scoring = {**changed.scoring, "representation": "mean"}
+    run_pipeline(changed, progress=False)
+    assert len(calls) == 2  # the two pruned runs; the unpruned model does not depend on scoring
 
 
 def test_pipeline_cli_dry_run(config, tmp_path, capsys):

@@ -61,3 +61,6 @@ def test_summary_and_paired_comparison(tmp_path):
     [pair] = paired_comparison(loaded, "merge_radius", "random")
     assert pair["mean_diff"] == pytest.approx((0.05 + 0.02 + 0.06) / 3) and pair["wins"] == 3
     assert 0 < pair["p_value"] < 0.2
+    assert pair["verdict"] == "tie"  # not significant at 0.05 with 3 seeds
+    assert paired_comparison(loaded, "merge_radius", "random", alpha=0.2)[0]["verdict"] == "win"
+    assert paired_comparison(loaded, "random", "merge_radius", alpha=0.2)[0]["verdict"] == "loss"
