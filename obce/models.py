@@ -86,7 +86,7 @@ def load_config(name_or_path: str | os.PathLike):
 
     source = resolve_model_source(name_or_path)
     try:
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, **_offline_kwargs(source))
     except (OSError, ValueError) as exc:
         raise _missing_model_error(str(name_or_path), exc) from exc
     _check_bert_family(config, str(name_or_path))
@@ -116,8 +116,8 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
     config = load_config(name_or_path)
     source = resolve_model_source(name_or_path)
     try:
-        model = AutoModel.from_pretrained(source, config=config)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, config=config, **_offline_kwargs(source))
+        tokenizer = AutoTokenizer.from_pretrained(source, **_offline_kwargs(source))
     except (OSError, ValueError) as exc:
         raise _missing_model_error(str(name_or_path), exc) from exc
     model.eval()
@@ -189,6 +189,34 @@ def intermediate_modules(model: nn.Module) -> list[nn.Module]:
     return [block.intermediate for block in encoder_layers(model)]
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds (False at
+    once when ``HF_HUB_OFFLINE`` is set or the host name does not resolve)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if _hub_offline():
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no")
+
+
+def _offline_kwargs(source: str) -> dict[str, Any]:
+    """Local directories load as they are; a hub id loads from the local HF cache only when the hub
+    is unreachable, so a machine without network fails at once instead of retrying for minutes."""
+    if Path(source).is_dir() or hub_reachable():
+        return {}
+    return {"local_files_only": True}
+
+
 def _check_bert_family(config, name: str) -> None:
     has_ffn = all(hasattr(config, a) for a in ("intermediate_size", "num_hidden_layers", "hidden_size"))
     if not has_ffn or getattr(config, "is_encoder_decoder", False):
@@ -202,10 +230,10 @@ def _check_bert_family(config, name: str) -> None:
 
 
 def _missing_model_error(name: str, exc: Exception) -> MissingResourceError:
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    why = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ("" if hub_reachable() else " (hub unreachable)")
     return MissingResourceError(
         f"model {name!r} is not a local checkpoint directory and could not be loaded from the "
-        f"Hugging Face hub{' (HF_HUB_OFFLINE is set)' if offline else ''}: {type(exc).__name__}: "
+        f"Hugging Face hub{why}: {type(exc).__name__}: "
         f"{str(exc).splitlines()[0] if str(exc) else ''}\n"
         "Supply it locally: on a machine with network run "
         f"`huggingface-cli download {name} --local-dir DIR` (or save_pretrained) and pass DIR, "

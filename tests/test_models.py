@@ -51,3 +51,20 @@ def test_bert_base_architecture_without_weights():
     model = obce.build_architecture("bert-base-uncased")
     assert obce.count_parameters(model) == 109_482_240
     assert next(model.parameters()).device.type == "meta"
+
+
+def test_unreachable_hub_fails_fast_without_the_offline_flag(monkeypatch):
+    """No HF_HUB_OFFLINE and no network: a reachability probe, not minutes of retries."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.delenv("OBCE_GLUE_DIR", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")  # never resolves (RFC 2606)
+    from obce.models import hub_reachable
+
+    assert not hub_reachable()
+    start = time.perf_counter()
+    with pytest.raises(MissingResourceError, match="hub unreachable"):
+        obce.load_model("some-org/some-bert")
+    with pytest.raises(MissingResourceError, match="unreachable"):
+        obce.load_glue("rte", "validation")
+    assert time.perf_counter() - start < 15
