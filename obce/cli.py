@@ -19,8 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``obce`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # obce's own progress messages (cache reuse, skipped runs) are shown unless --quiet
+    logging.getLogger("obce").setLevel(logging.WARNING if args.quiet else logging.DEBUG if args.verbose
+                                       else logging.INFO)
     try:
         args.func(args)
     except ObceInputError as exc:
@@ -39,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="obce", description="Prune BERT FFN neurons by persistent homology "
                                 "(OBCE) and compare on GLUE.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging of obce and its libraries")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("score", help="score every FFN neuron of a model on a GLUE corpus")

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ def test_help_on_every_command(cmd, capsys):
     assert "usage: obce" in capsys.readouterr().out
 
 
-def test_score_then_prune_then_reload(tiny_dir, glue_dir, tmp_path, capsys):
+def test_score_then_prune_then_reload(tiny_dir, glue_dir, tmp_path, capsys, caplog):
     from transformers import AutoModel
 
     out = tmp_path / "scores"
@@ -31,6 +32,10 @@ def test_score_then_prune_then_reload(tiny_dir, glue_dir, tmp_path, capsys):
                  "--samples", "16", "--max-length", "16", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "merge_radius of 3 layers x 64 neurons" in printed and "median" in printed
+    with caplog.at_level(logging.INFO, logger="obce"):
+        assert main(["score", "--model", str(tiny_dir), "--task", "sst2", "--glue-dir", str(glue_dir),
+                     "--samples", "16", "--max-length", "16", "--out", str(out)]) == 0
+    assert "reusing cached h0_deaths of layers [0, 1, 2]" in caplog.text
     summary = json.loads((out / "scores.json").read_text())
     assert summary["shape"] == [3, 64] and summary["provenance"]["params"]["samples"] == 16
     assert main(["prune", "--model", str(tiny_dir), "--scores", str(out), "--level", "3",
