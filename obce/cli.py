@@ -156,22 +156,22 @@ def cmd_score(args) -> None:
 def cmd_prune(args) -> None:
     from .models import load_model
     from .pruning import count_parameters, prune
-    from .results import provenance, write_json
+    from .results import atomic_dir, provenance, write_json
     from .scoring import load_scores
 
     scores, meta = load_scores(args.scores)
     model, tok = load_model(args.model)
     small = prune(model, scores, level=args.level, keep_fraction=args.keep_fraction)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    small.save_pretrained(out)
-    tok.save_pretrained(out)
     before, after = count_parameters(model), count_parameters(small)
-    write_json(out / "obce_prune.json", {"kind": "pruned_model", "parameters_before": before,
-                                         "parameters_after": after, "intermediate_size": small.config.intermediate_size,
-                                         "provenance": provenance(params=dict(level=args.level, keep_fraction=args.keep_fraction,
-                                                                              scores=str(args.scores)),
-                                                                  model=args.model, scores_meta=meta)})
+    with atomic_dir(out) as tmp:  # a killed run leaves the old checkpoint or none, never half of one
+        small.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        write_json(tmp / "obce_prune.json", {
+            "kind": "pruned_model", "parameters_before": before, "parameters_after": after,
+            "intermediate_size": small.config.intermediate_size,
+            "provenance": provenance(params=dict(level=args.level, keep_fraction=args.keep_fraction,
+                                                 scores=str(args.scores)), model=args.model, scores_meta=meta)})
     print(f"parameters: {before:,} -> {after:,} ({100 * (1 - after / before):.2f}% fewer); "
           f"intermediate_size {model.config.intermediate_size} -> {small.config.intermediate_size}; saved to {out}")
 

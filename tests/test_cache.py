@@ -90,3 +90,20 @@ def test_atomic_write_leaves_old_file_or_none(tmp_path):
     save_arrays(tmp_path / "x.npz", {"k": 1}, values=np.arange(3))
     meta, arrays = load_arrays(tmp_path / "x.npz")
     assert meta == {"k": 1} and arrays["values"].tolist() == [0, 1, 2]
+
+
+def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
+    from obce.results import atomic_dir
+
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("2, half")
+            raise KeyboardInterrupt
+    assert (target / "a.txt").read_text() == "1"
+    with atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
