@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--render-only", action="store_true", help="re-render the last executed notebooks")
     b.set_defaults(func=cmd_book)
 
+    rp = sub.add_parser("report", help="summarize GLUE records: mean ± std per task/level/score, paired verdicts")
+    rp.add_argument("results", nargs="?", default="results/glue", help="directory of GLUE records")
+    rp.set_defaults(func=cmd_report)
+
     pa = sub.add_parser("params", help="parameter accounting of pruned architectures (no weights needed)")
     pa.add_argument("--model", nargs="+", default=["bert-base-uncased", "bert-large-uncased"])
     pa.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2, 3])
@@ -208,6 +212,18 @@ def cmd_book(args) -> None:
     out = build_book(args.root, profile=args.profile, only=args.only, render=not args.no_render,
                      execute=not args.render_only)
     print(f"book built: {out}")
+
+
+def cmd_report(args) -> None:
+    from .report import load_records, markdown_summary
+
+    if not Path(args.results).is_dir():
+        raise ObceInputError(f"results directory {args.results!r} does not exist")
+    records = load_records(args.results)
+    if not records:
+        raise ObceInputError(f"no GLUE records under {args.results!r}")
+    print(f"{len(records)} records under {args.results}\n")
+    print(markdown_summary(records))
 
 
 def cmd_params(args) -> None:

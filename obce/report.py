@@ -107,3 +107,29 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
         out.append(dict(task=task, level=level, a=a, b=b, n=len(seeds), mean_diff=diff,
                         wins=int((x > y).sum()), p_value=p, verdict=verdict))
     return out
+
+
+def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] = ("random", "magnitude")) -> str:
+    """The summary (main metric x 100, mean ± std over seeds) and the paired verdicts of r_f against
+    each control, as markdown tables."""
+    rows = summarize_records(records)
+    tasks = sorted({r["task"] for r in rows})
+    configs = sorted({(r["level"], r["importance"]) for r in rows})
+    cell = {(r["task"], r["level"], r["importance"]): r for r in rows}
+    out = ["| level | importance | parameters | " + " | ".join(
+        f"{t} ({get_task(t).main_metric})" for t in tasks) + " |",
+        "|---|---|---|" + "---|" * len(tasks)]
+    for level, imp in configs:
+        params = next((cell[t, level, imp]["parameters"] for t in tasks if (t, level, imp) in cell), None)
+        vals = [f"{100 * c['mean']:.1f} ± {100 * c['std']:.1f} (n={c['n']})" if (c := cell.get((t, level, imp))) else "-"
+                for t in tasks]
+        out.append(f"| {level} | {imp} | {params:,} | " + " | ".join(vals) + " |")
+    pairs = [p for c in controls for p in paired_comparison(records, "merge_radius", c)]
+    if pairs:
+        out += ["", "| task | level | r_f vs | n | mean diff (x100) | seeds won | p (paired t) | verdict |",
+                "|---|---|---|---|---|---|---|---|"]
+        for p in pairs:
+            pv = "-" if p["p_value"] is None else f"{p['p_value']:.3f}"
+            out.append(f"| {p['task']} | {p['level']} | {p['b']} | {p['n']} | {100 * p['mean_diff']:+.2f} | "
+                       f"{p['wins']}/{p['n']} | {pv} | {p['verdict']} |")
+    return "\n".join(out)

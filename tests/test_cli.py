@@ -16,7 +16,8 @@ def tiny_dir(tiny_bert, tmp_path):
     return path
 
 
-@pytest.mark.parametrize("cmd", [[], ["score"], ["prune"], ["glue"], ["pipeline"], ["params"], ["book"]])
+@pytest.mark.parametrize("cmd", [[], ["score"], ["prune"], ["glue"], ["pipeline"], ["params"], ["book"],
+                                 ["report"]])
 def test_help_on_every_command(cmd, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*cmd, "--help"])
@@ -98,7 +99,7 @@ def test_unwritable_cache_directory(tiny_dir, glue_dir, tmp_path, capsys):
 
 def test_parser_lists_all_commands():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "params", "book"}
+    assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "params", "book", "report"}
 
 
 def test_glue_command_writes_a_valid_record(tiny_dir, glue_dir, tmp_path, capsys):
@@ -110,3 +111,12 @@ def test_glue_command_writes_a_valid_record(tiny_dir, glue_dir, tmp_path, capsys
                  "--max-eval-samples", "16", "--out", str(out)]) == 0
     assert "rte: accuracy=" in capsys.readouterr().out
     validate_record(json.loads(out.read_text()))
+
+
+def test_report_command_summarizes_committed_records(capsys, tmp_path):
+    from tests.conftest import REPO
+
+    assert main(["report", str(REPO / "results" / "glue")]) == 0
+    out = capsys.readouterr().out
+    assert "| level | importance | parameters |" in out and "| 0 | none |" in out
+    assert main(["report", str(tmp_path)]) == 2
