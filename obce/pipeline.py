@@ -20,7 +20,7 @@ from .data import get_task, load_corpus
 from .errors import ObceInputError
 from .models import load_model
 from .pruning import LEVELS, count_parameters, prune
-from .results import Timer, cache_key, corpus_hash, read_json, to_jsonable
+from .results import Timer, cache_key, corpus_hash, provenance, read_json, to_jsonable
 from .scoring import IMPORTANCES, load_scores, save_scores, score_neurons
 
 logger = logging.getLogger(__name__)
@@ -151,8 +151,9 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
                                representation=s.get("representation", "tokens"), method=s.get("method", "fast"),
                                batch_size=s.get("batch_size", 32), device=s.get("device"), seed=c.get("seed", 0),
                                cache_dir=Path(cfg.out) / "cache", progress=progress)
-    save_scores(path, scores, dict(task=source, importance=importance, corpus=corpus_hash(texts),
-                                   wall_time_s=t.seconds, **c, **s))
+    save_scores(path, scores, provenance(params={**c, **s}, seed=c.get("seed", 0), device=s.get("device"),
+                                         wall_time_s=t.seconds, model=cfg.model, task=source, importance=importance,
+                                         corpus=corpus_hash(texts), n_texts=len(texts), key=key))
     return scores
 
 
