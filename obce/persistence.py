@@ -33,7 +33,7 @@ SUMMARIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "total_persistence": lambda d: d.sum(axis=-1),
     "mean_death": lambda d: d.mean(axis=-1),
 }
-DEFAULT_CHUNK_BYTES = 256 * 2**20
+DEFAULT_CHUNK_BYTES = {"cpu": 256 * 2**20, "cuda": 4 * 2**30}
 
 
 def merge_radii(clouds, method: str = "fast", device: str | torch.device | None = None,
@@ -57,7 +57,7 @@ def merge_radii(clouds, method: str = "fast", device: str | torch.device | None 
 
 
 def h0_deaths(clouds, method: str = "fast", device: str | torch.device | None = None,
-              dtype: torch.dtype = torch.float32, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> np.ndarray:
+              dtype: torch.dtype = torch.float32, chunk_bytes: int | None = None) -> np.ndarray:
     """Finite H0 deaths of the Vietoris-Rips filtration of every neuron's cloud.
 
     Parameters
@@ -65,8 +65,9 @@ def h0_deaths(clouds, method: str = "fast", device: str | torch.device | None = 
     clouds : array or Tensor of shape (n_neurons, n_points, dim)
     method : {"fast", "gudhi"}
     device, dtype : see :func:`merge_radii`
-    chunk_bytes : int
-        Memory budget of one chunk of distance matrices (fast path).
+    chunk_bytes : int, optional
+        Memory budget of one chunk (fast path); default 256 MiB on CPU, 4 GiB on an accelerator,
+        where a chunk holds three (n_points, n_points) matrices per neuron.
 
     Returns
     -------
@@ -85,6 +86,8 @@ def h0_deaths(clouds, method: str = "fast", device: str | torch.device | None = 
     n, p = x.shape[0], x.shape[1]
     itemsize = 8 if dtype == torch.float64 else 4
     per_neuron = itemsize * (p * p * 3 if device.type != "cpu" else p * x.shape[2])
+    if chunk_bytes is None:
+        chunk_bytes = DEFAULT_CHUNK_BYTES["cpu" if device.type == "cpu" else "cuda"]
     step = max(1, int(chunk_bytes // per_neuron))
     out = np.empty((n, p - 1))
     for s in range(0, n, step):
@@ -154,15 +157,31 @@ def _fast_deaths(x: torch.Tensor) -> np.ndarray:
     return lengths.sort(dim=1).values.double().cpu().numpy()
 
 
-def _fast_deaths_gram(x: torch.Tensor) -> torch.Tensor:
+def _fast_deaths_gram(x: torch.Tensor, prim: str = "auto") -> torch.Tensor:
     """MST edge lengths (n, p-1) on an accelerator: Gram-form squared distances (one batched
-    matmul), batched Prim, then each tree edge's length recomputed from the point difference."""
+    matmul), Prim's algorithm (one Triton program per neuron on CUDA, else batched torch), then each
+    tree edge's length recomputed from the point difference."""
     sq = (x * x).sum(-1)
     d2 = (sq[:, :, None] + sq[:, None, :] - 2.0 * torch.bmm(x, x.transpose(1, 2))).clamp_min_(0)
-    parent = _prim_torch(d2)[:, 1:]
-    child = torch.arange(1, x.shape[1], device=x.device).expand(x.shape[0], -1)
+    if prim == "auto":
+        prim = "triton" if x.device.type == "cuda" and _triton_available() else "torch"
+    if prim == "triton":
+        from ._prim_triton import prim_edges
+
+        parent, child = prim_edges(d2)
+    else:
+        parent = _prim_torch(d2)[:, 1:]
+        child = torch.arange(1, x.shape[1], device=x.device).expand(x.shape[0], -1)
     rows = torch.arange(x.shape[0], device=x.device)[:, None]
     return torch.linalg.vector_norm(x[rows, child] - x[rows, parent], dim=-1)
+
+
+def _triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _prim_torch(d2: torch.Tensor) -> torch.Tensor:

@@ -105,3 +105,34 @@ def test_bad_clouds():
         h0_deaths(bad)
     with pytest.raises(ObceInputError, match="method"):
         h0_deaths(np.zeros((1, 3, 2)), method="ripser")
+
+
+TRITON_CHECK = """
+import numpy as np, torch
+from obce.persistence import _fast_deaths_gram, h0_deaths
+rng = np.random.default_rng(0)
+worst = 0.0
+for p, d in [(2, 3), (7, 4), (33, 5), (64, 8)]:
+    c = rng.normal(size=(5, p, d))
+    if p > 3:
+        c[:, -2:] = c[:, :2]  # coincident points: zero-length edges
+    ref = h0_deaths(c, method="gudhi")
+    x = torch.tensor(c, dtype=torch.float32)
+    got = _fast_deaths_gram(x - x.mean(1, keepdim=True), prim="triton").sort(1).values.double().numpy()
+    worst = max(worst, float(np.abs(got - ref).max() / max(ref.max(), 1e-12)))
+print("WORST", worst)
+"""
+
+
+def test_triton_prim_kernel_matches_gudhi_in_the_interpreter():
+    """The CUDA kernel's logic, run by Triton's CPU interpreter (the GPU itself is not needed)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run([sys.executable, "-c", TRITON_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    worst = float(proc.stdout.split("WORST")[1])
+    assert worst <= 1e-5
