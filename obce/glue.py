@@ -20,7 +20,7 @@ from torch import nn
 
 from .data import get_task, load_glue
 from .errors import ObceInputError
-from .models import resolve_model_source
+from .models import resolve_model_source, stored_dtype
 from .results import Timer, provenance, write_json
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         ``metrics`` (MNLI: mismatched ones suffixed ``_mm``) and ``provenance``.
     """
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer,
+    from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, Trainer,
                               TrainingArguments, set_seed)
 
     info = get_task(task)
@@ -138,8 +138,9 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         devs_enc = {s: d.map(encode, batched=True, remove_columns=cols) for s, d in devs.items()}
         set_seed(seed)
         clf = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=info.num_labels,
+            source, num_labels=info.num_labels, dtype=torch.float32,
             problem_type="regression" if info.is_regression else "single_label_classification")
+        stored = stored_dtype(AutoConfig.from_pretrained(source))
         args = TrainingArguments(
             output_dir=str(output_dir or Path(tmp) / "trainer"), num_train_epochs=epochs,
             learning_rate=lr, per_device_train_batch_size=batch_size,
@@ -164,7 +165,10 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     prov = provenance(params=params, seed=seed, device=actual_device, wall_time_s=timer.seconds,
                       model=model_name, data=_data_description(glue_dir, info),
                       train_size=len(train), eval_size={s: len(d) for s, d in devs.items()},
-                      train_loss=float(train_out.training_loss), **(extra_provenance or {}))
+                      train_loss=float(train_out.training_loss),
+                      weights=(f"stored as {stored}, upcast to float32 for fine-tuning"
+                               if stored and stored != "float32" else "float32"),
+                      **(extra_provenance or {}))
     logger.info("%s on %s: %s (%.0f s)", model_name, info.name, metrics, timer.seconds)
     return GlueResult(task=info.name, metrics=metrics, provenance=prov)
 

@@ -108,7 +108,7 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
     -------
     model : transformers.PreTrainedModel
         The encoder (``AutoModel``: a ``BertModel`` for BERT checkpoints; a task head, if any,
-        is dropped).
+        is dropped), in float32 whatever dtype the checkpoint stores.
     tokenizer : transformers.PreTrainedTokenizerBase
     """
     from transformers import AutoModel, AutoTokenizer
@@ -116,7 +116,8 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
     config = load_config(name_or_path)
     source = resolve_model_source(name_or_path)
     try:
-        model = AutoModel.from_pretrained(source, config=config, **_offline_kwargs(source))
+        # float32 whatever the stored dtype (a float16 copy of a checkpoint is upcast)
+        model = AutoModel.from_pretrained(source, config=config, dtype=torch.float32, **_offline_kwargs(source))
         tokenizer = AutoTokenizer.from_pretrained(source, **_offline_kwargs(source))
     except (OSError, ValueError) as exc:
         raise _missing_model_error(str(name_or_path), exc) from exc
@@ -250,3 +251,9 @@ def model_fingerprint(model: nn.Module) -> str:
         h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
         h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def stored_dtype(config) -> str | None:
+    """The dtype a checkpoint's weights are stored in, as its config records it (None if unknown)."""
+    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    return None if value is None else str(value).replace("torch.", "")

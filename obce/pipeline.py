@@ -18,7 +18,7 @@ import numpy as np
 
 from .data import get_task, load_corpus
 from .errors import ObceInputError
-from .models import load_model
+from .models import load_config, load_model, stored_dtype
 from .pruning import LEVELS, count_parameters, prune
 from .results import Timer, cache_key, corpus_hash, provenance, read_json, to_jsonable
 from .scoring import IMPORTANCES, load_scores, save_scores, score_neurons
@@ -111,6 +111,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
     out = Path(cfg.out)
     model, tokenizer = load_model(cfg.model, device=cfg.scoring.get("device"))
     n_full = count_parameters(model)
+    stored = stored_dtype(load_config(cfg.model))
+    weights = f"stored as {stored}, upcast to float32" if stored and stored != "float32" else "float32"
     paths = []
     for task, imp, level, seed in planned_runs(cfg):
         path = record_path(out, task, imp, level, seed)
@@ -122,7 +124,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
         small = model if level == 0 else prune(model, scores, level=level)
         extra = dict(importance=imp, level=level, intermediate_size=small.config.intermediate_size,
                      parameters=count_parameters(small), parameters_full=n_full,
-                     scoring={**cfg.corpus, **cfg.scoring} if level else None, config_note=cfg.note)
+                     scoring={**cfg.corpus, **cfg.scoring} if level else None, config_note=cfg.note,
+                     model_weights=weights)
         ft = {k: v for k, v in cfg.finetune.items()}
         result = finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=cfg.glue_dir, seed=seed,
                                        progress=progress, extra_provenance=extra, **ft)

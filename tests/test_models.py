@@ -68,3 +68,15 @@ def test_unreachable_hub_fails_fast_without_the_offline_flag(monkeypatch):
     with pytest.raises(MissingResourceError, match="unreachable"):
         obce.load_glue("rte", "validation")
     assert time.perf_counter() - start < 15
+
+
+def test_a_float16_copy_is_loaded_in_float32(minilm, tmp_path):
+    model, tok = minilm
+    import copy
+
+    copy.deepcopy(model).half().save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    loaded, _ = obce.load_model(tmp_path)
+    assert next(loaded.parameters()).dtype == torch.float32
+    diff = max((a - b).abs().max().item() for a, b in zip(loaded.parameters(), model.parameters()))
+    assert 0 < diff < 1e-2  # the float16 rounding, nothing else
