@@ -117,9 +117,11 @@ if len(pairs_df):
 pd.DataFrame(REPORTED).set_index("model")
 
 # %% [markdown]
-# Not transcribed: MiniLM {cite}`wang2020minilm`, BERT-of-Theseus {cite}`xu2020theseus`,
-# PKD {cite}`sun2019pkd`, KroneckerBERT {cite}`tahaei2022kroneckerbert` and OBCE/PBCE
-# {cite}`balderas2023obce`: their tables report other model sizes and splits; see the papers.
+# Sources: BERT {cite}`devlin2019bert`, TinyBERT {cite}`jiao2020tinybert`. Not transcribed here
+# (we keep only numbers we could corroborate): DistilBERT {cite}`sanh2019distilbert`, MiniLM
+# {cite}`wang2020minilm`, BERT-of-Theseus {cite}`xu2020theseus`, PKD {cite}`sun2019pkd`,
+# KroneckerBERT {cite}`tahaei2022kroneckerbert` and OBCE/PBCE {cite}`balderas2023obce`
+# {cite}`balderas2025pbce`; see the papers' tables.
 #
 # ## Discussion
 #
