@@ -18,8 +18,9 @@ REQUIRED_PROVENANCE = ("params", "seed", "device", "versions", "git_commit", "wa
                        "data", "train_size", "eval_size")
 
 #: Published GLUE numbers (x100), labelled with their source and split, for context only; the book
-#: prints them as "reported", never mixed with measured ones. Only values corroborated by a second
-#: listing were kept (checked 2026-11); a missing key means "not transcribed". Metrics as in the
+#: prints them as "reported", never mixed with measured ones. BERT: the paper's Table 1; TinyBERT-4:
+#: only the values a second listing corroborated (checked 2026-11); a missing key means "not
+#: transcribed", and other methods' tables are left to the papers. Metrics as in the
 #: sources: MRPC/QQP F1, STS-B Spearman, CoLA Matthews corr., MNLI matched accuracy, others accuracy.
 REPORTED = [
     dict(model="BERT-Base", source="Devlin et al. 2019, Table 1", split="test", params_m=110,
