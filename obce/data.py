@@ -204,11 +204,13 @@ def read_glue_tsv(path: str | os.PathLike, task: str | GlueTask) -> dict[str, li
 
 
 def load_corpus(task: str, n: int | None = 256, split: str = "train",
-                glue_dir: str | os.PathLike | None = None, seed: int = 0) -> list[Text]:
+                glue_dir: str | os.PathLike | None = None, seed: int = 0,
+                return_labels: bool = False) -> list[Text] | tuple[list[Text], list]:
     """A scoring corpus: ``n`` texts of a GLUE task drawn without replacement (seeded).
 
     Single-sentence tasks give strings, pair tasks ``(first, second)`` tuples, which the activation
     collector encodes as the model sees them in fine-tuning. ``n=None`` takes the whole split.
+    With ``return_labels``, also the texts' labels (for gradient-based importance).
     """
     if n is not None and (not isinstance(n, (int, np.integer)) or n < 2):
         raise ObceInputError(f"corpus size n={n!r}: expected an integer >= 2 (or None for all)")
@@ -223,8 +225,13 @@ def load_corpus(task: str, n: int | None = 256, split: str = "train",
     fields = info.text_fields
     cols = [ds[f] for f in fields]
     if len(fields) == 1:
-        return [cols[0][i] for i in order]
-    return [(cols[0][i], cols[1][i]) for i in order]
+        texts = [cols[0][i] for i in order]
+    else:
+        texts = [(cols[0][i], cols[1][i]) for i in order]
+    if return_labels:
+        labels = ds["label"]
+        return texts, [labels[i] for i in order]
+    return texts
 
 
 def validate_texts(texts: Sequence[Text]) -> list[Text]:

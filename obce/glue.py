@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,10 @@ class GlueResult:
     task: str
     metrics: dict[str, float]
     provenance: dict[str, Any] = field(default_factory=dict)
+    model: Any = field(default=None, repr=False, compare=False)  # the fine-tuned model, if kept
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"task": self.task, "metrics": self.metrics, "provenance": self.provenance}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the record as JSON, atomically."""
@@ -85,7 +86,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
                           weight_decay: float = 0.01, warmup_ratio: float = 0.1,
                           device: str | None = None, bf16: bool | None = None,
                           output_dir: str | os.PathLike | None = None, progress: bool = True,
-                          extra_provenance: dict[str, Any] | None = None) -> GlueResult:
+                          extra_provenance: dict[str, Any] | None = None, keep_model: bool = False) -> GlueResult:
     """Fine-tune a BERT-family encoder on a GLUE task and evaluate it on the dev set.
 
     Parameters
@@ -107,6 +108,8 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         Default: CUDA when available.
     bf16 : bool, optional
         Mixed precision; default: on for a GPU that supports bf16, off on CPU.
+    keep_model : bool
+        Return the fine-tuned model (with its head, in eval mode) as ``result.model``.
 
     Returns
     -------
@@ -170,7 +173,8 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
                                if stored and stored != "float32" else "float32"),
                       **(extra_provenance or {}))
     logger.info("%s on %s: %s (%.0f s)", model_name, info.name, metrics, timer.seconds)
-    return GlueResult(task=info.name, metrics=metrics, provenance=prov)
+    return GlueResult(task=info.name, metrics=metrics, provenance=prov,
+                      model=clf.eval() if keep_model else None)
 
 
 def _model_source(model, tokenizer, tmp: str) -> tuple[str, str]:

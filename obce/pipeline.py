@@ -25,6 +25,10 @@ from .scoring import IMPORTANCES, load_scores, save_scores, score_neurons
 
 logger = logging.getLogger(__name__)
 
+#: Which model the scores are computed on: the pretrained encoder (prune, then fine-tune), or the
+#: encoder fine-tuned on the task first (fine-tune, prune, fine-tune again; needed for "taylor").
+SCORE_MODELS = ("pretrained", "finetuned")
+
 
 @dataclass
 class PipelineConfig:
@@ -38,7 +42,8 @@ class PipelineConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     importances: list[str] = field(default_factory=lambda: ["merge_radius", "random"])
     corpus: dict[str, Any] = field(default_factory=lambda: dict(samples=512, max_length=128, split="train",
-                                                                seed=0, source_task=None))
+                                                                seed=0, source_task=None,
+                                                                score_model="pretrained"))
     scoring: dict[str, Any] = field(default_factory=lambda: dict(representation="tokens", method="fast",
                                                                  device=None, batch_size=32))
     finetune: dict[str, Any] = field(default_factory=lambda: dict(epochs=3, lr=5e-5, batch_size=32,
@@ -78,11 +83,16 @@ class PipelineConfig:
         for t in self.tasks:
             get_task(t)
         for imp in self.importances:
-            if imp not in IMPORTANCES:
+            if imp not in (*IMPORTANCES, "taylor"):
                 raise ObceInputError(f"importance {imp!r}: expected one of {IMPORTANCES}")
         bad = [lv for lv in self.levels if lv not in LEVELS]
         if bad:
             raise ObceInputError(f"levels {bad}: expected values in {LEVELS}")
+        mode = self.corpus.get("score_model", "pretrained")
+        if mode not in SCORE_MODELS:
+            raise ObceInputError(f"corpus.score_model {mode!r}: expected one of {SCORE_MODELS}")
+        if "taylor" in self.importances and mode != "finetuned":
+            raise ObceInputError("importance 'taylor' needs a task loss: set corpus.score_model: finetuned")
 
 
 def record_path(out: str | os.PathLike, task: str, importance: str, level: int, seed: int) -> Path:
@@ -120,8 +130,11 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
         if record_done(path, cfg):
             logger.info("skip %s (done)", path)
             continue
-        scores = None if level == 0 else task_scores(cfg, model, tokenizer, task, imp, progress)
-        small = model if level == 0 else prune(model, scores, level=level)
+        base = model
+        if level and cfg.corpus.get("score_model", "pretrained") == "finetuned":
+            base = finetuned_model(cfg, model, tokenizer, task, progress)
+        scores = None if level == 0 else task_scores(cfg, base, tokenizer, task, imp, progress)
+        small = model if level == 0 else prune(base, scores, level=level)
         extra = dict(importance=imp, level=level, intermediate_size=small.config.intermediate_size,
                      parameters=count_parameters(small), parameters_full=n_full,
                      scoring={**cfg.corpus, **cfg.scoring} if level else None, config_note=cfg.note,
@@ -139,25 +152,55 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
     """Scores of one importance for one task's corpus, cached under ``<out>/scores``."""
     c = cfg.corpus
     source = c.get("source_task") or task
-    key = cache_key(model=cfg.model, source=source, importance=importance, corpus=c, scoring=_scoring_inputs(cfg))
+    key = cache_key(model=cfg.model, source=source, importance=importance, corpus=c, scoring=_scoring_inputs(cfg),
+                    finetune=cfg.finetune if c.get("score_model") == "finetuned" else None)
     path = Path(cfg.out) / "scores" / f"{source}-{importance}-n{c['samples']}-L{c['max_length']}-{key[:8]}.npz"
     if path.exists():
         try:
             return load_scores(path)[0]
         except ObceInputError as exc:
             logger.warning("%s; recomputing", exc)
-    texts = load_corpus(source, n=c["samples"], split=c.get("split", "train"), glue_dir=cfg.glue_dir,
-                        seed=c.get("seed", 0))
+    texts, labels = load_corpus(source, n=c["samples"], split=c.get("split", "train"), glue_dir=cfg.glue_dir,
+                                seed=c.get("seed", 0), return_labels=True)
     s = cfg.scoring
     with Timer() as t:
-        scores = score_neurons(model, tokenizer, texts, importance=importance, max_length=c["max_length"],
-                               representation=s.get("representation", "tokens"), method=s.get("method", "fast"),
-                               batch_size=s.get("batch_size", 32), device=s.get("device"), seed=c.get("seed", 0),
-                               cache_dir=Path(cfg.out) / "cache", progress=progress)
+        if importance == "taylor":
+            from .baselines import taylor_scores
+
+            scores = taylor_scores(model, tokenizer, texts, labels, max_length=c["max_length"],
+                                   batch_size=s.get("batch_size", 32), device=s.get("device"))
+        else:
+            scores = score_neurons(model, tokenizer, texts, importance=importance, max_length=c["max_length"],
+                                   representation=s.get("representation", "tokens"),
+                                   method=s.get("method", "fast"), batch_size=s.get("batch_size", 32),
+                                   device=s.get("device"), seed=c.get("seed", 0),
+                                   cache_dir=Path(cfg.out) / "cache", progress=progress)
     save_scores(path, scores, provenance(params={**c, **s}, seed=c.get("seed", 0), device=s.get("device"),
                                          wall_time_s=t.seconds, model=cfg.model, task=source, importance=importance,
                                          corpus=corpus_hash(texts), n_texts=len(texts), key=key))
     return scores
+
+
+def finetuned_model(cfg: PipelineConfig, model, tokenizer, task: str, progress: bool = True):
+    """The pretrained model fine-tuned on the task (seed ``corpus.seed``), with its head; cached as a
+    checkpoint under ``<out>/finetuned/`` keyed by the fine-tuning inputs."""
+    from transformers import AutoModelForSequenceClassification
+
+    from .glue import finetune_and_evaluate
+    from .results import atomic_dir
+
+    seed = cfg.corpus.get("seed", 0)
+    key = cache_key(model=cfg.model, task=task, finetune=cfg.finetune, seed=seed)
+    path = Path(cfg.out) / "finetuned" / f"{task}-{key[:8]}"
+    if (path / "config.json").is_file():
+        logger.info("reusing fine-tuned %s", path)
+        return AutoModelForSequenceClassification.from_pretrained(path).eval()
+    result = finetune_and_evaluate(model, task, tokenizer=tokenizer, glue_dir=cfg.glue_dir, seed=seed,
+                                   progress=progress, keep_model=True, **cfg.finetune)
+    with atomic_dir(path) as tmp:
+        result.model.save_pretrained(tmp)
+        result.save(tmp / "obce_finetune.json")
+    return result.model.cpu()
 
 
 def record_done(path: Path, cfg: PipelineConfig) -> bool:
@@ -177,6 +220,8 @@ def record_done(path: Path, cfg: PipelineConfig) -> bool:
     ft = {k: v for k, v in prov.get("params", {}).items() if k in cfg.finetune}
     expected_ft = {k: cfg.finetune[k] for k in ft}
     scoring = prov.get("scoring")
+    if isinstance(scoring, dict):  # records made before score_model existed all scored the pretrained model
+        scoring = {"score_model": "pretrained", **scoring}
     same = (prov.get("model") == cfg.model and ft == to_jsonable(expected_ft) and set(ft) == set(cfg.finetune)
             and (prov.get("level") == 0 or scoring == to_jsonable({**cfg.corpus, **cfg.scoring})))
     if not same:

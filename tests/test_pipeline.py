@@ -86,3 +86,29 @@ def test_all_committed_configs_are_valid():
     for path in paths:
         cfg = PipelineConfig.from_yaml(path)
         assert planned_runs(cfg), path
+
+
+def test_finetune_prune_finetune_with_taylor_scores(config, tmp_path):
+    cfg = PipelineConfig.from_dict({**config, "levels": [2], "importances": ["taylor", "merge_radius"],
+                                    "corpus": {**config["corpus"], "score_model": "finetuned"}})
+    paths = run_pipeline(cfg, progress=False)
+    assert [p.name for p in paths] == ["taylor-L2-s0.json", "merge_radius-L2-s0.json"]
+    finetuned = list((tmp_path / "out" / "finetuned").iterdir())
+    assert len(finetuned) == 1 and (finetuned[0] / "config.json").exists()  # fine-tuned once, reused
+    rec = json.loads(paths[0].read_text())
+    assert rec["provenance"]["scoring"]["score_model"] == "finetuned" and rec["provenance"]["intermediate_size"] == 32
+    scores = sorted((tmp_path / "out" / "scores").glob("rte-taylor-*.npz"))
+    assert len(scores) == 1
+    with pytest.raises(ObceInputError, match="score_model: finetuned"):
+        PipelineConfig.from_dict({**config, "importances": ["taylor"]})
+
+
+def test_old_records_without_score_model_still_count_as_done(config, tmp_path):
+    from obce.pipeline import record_done, record_path
+
+    cfg = PipelineConfig.from_dict({**config, "levels": [2], "importances": ["random"]})
+    [path] = run_pipeline(cfg, progress=False)
+    rec = json.loads(path.read_text())
+    del rec["provenance"]["scoring"]["score_model"]
+    path.write_text(json.dumps(rec))
+    assert record_done(record_path(cfg.out, "rte", "random", 2, 0), cfg)
