@@ -41,7 +41,22 @@
 # obce pipeline --config params/glue_gpu.yaml   # the full protocol (GPU; all levels, 5 scores, 3 seeds)
 # ```
 # Records go to `results/glue/<task>/<importance>-L<level>-s<seed>.json`, scores to
-# `results/scores/`; a rerun skips finished records, so a killed run resumes.
+# `results/scores/`; a rerun skips finished records made with the same inputs, so a killed run
+# resumes and a changed config reruns what it changes. `obce report results/glue` prints the
+# summary and the paired verdicts as markdown.
+#
+# ## Ablations
+# `params/ablations/` holds one config per open choice of the method: point-cloud representation
+# (`representation_mean.yaml`, `representation_cls.yaml`), corpus size (`corpus_n128.yaml`,
+# `corpus_n2048.yaml`) and source (`corpus_other_task.yaml`), and scoring the fine-tuned instead of
+# the pretrained model (`score_finetuned.yaml`, which also runs the first-order Taylor baseline).
+# Each writes to its own `results/ablations/<name>/`.
+#
+# ## On a lent GPU
+# `benchmarks/README.md` describes the device runbook: `benchmarks/gpu/prepare_carry.sh` packs the
+# wheels the GPU image lacks, a float16 copy of MiniLM (upcast to float32 on load, recorded in each
+# record's provenance) and the GLUE files; `benchmarks/gpu/run_on_gpu.sh` runs the GPU benchmarks and
+# a pipeline config there and returns one tarball.
 
 # %% tags=["parameters"]
 model_name = "bert-base-uncased"
