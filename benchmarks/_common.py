@@ -1,7 +1,6 @@
 """Helpers shared by the benchmark scripts."""
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path

@@ -24,7 +24,7 @@ from .scoring import IMPORTANCES, score_neurons
 from ._version import __version__  # noqa: E402
 
 __all__ = [
-    "GLUE_TASKS", "IMPORTANCES", "MissingResourceError", "ObceInputError", "build_architecture",
+    "GLUE_TASKS", "IMPORTANCES", "__version__", "MissingResourceError", "ObceInputError", "build_architecture",
     "collect_ffn_activations", "count_parameters", "embedded_model_path", "ffn_layers",
     "finetune_and_evaluate", "get_task", "gudhi_diagram", "h0_deaths", "iter_ffn_activations",
     "keep_count", "load_corpus", "load_glue", "load_model", "merge_radii", "parameter_table", "prune",

@@ -154,7 +154,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         trainer = Trainer(model=clf, args=args, train_dataset=train_enc, processing_class=tok)
         train_out = trainer.train()
         metrics: dict[str, float] = {}
-        for i, (split, ds) in enumerate(devs_enc.items()):
+        for i, ds in enumerate(devs_enc.values()):
             pred = trainer.predict(ds)
             logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
             p = logits.squeeze(-1) if info.is_regression else logits.argmax(-1)
