@@ -82,14 +82,18 @@ def load_config(name_or_path: str | os.PathLike):
     ObceInputError
         The model is not a BERT-family encoder.
     """
+    source = resolve_model_source(name_or_path)
+    return _load_config(source, str(name_or_path), _offline_kwargs(source))
+
+
+def _load_config(source: str, name: str, hub_kwargs: dict[str, Any]):
     from transformers import AutoConfig
 
-    source = resolve_model_source(name_or_path)
     try:
-        config = AutoConfig.from_pretrained(source, **_offline_kwargs(source))
+        config = AutoConfig.from_pretrained(source, **hub_kwargs)
     except (OSError, ValueError) as exc:
-        raise _missing_model_error(str(name_or_path), exc) from exc
-    _check_bert_family(config, str(name_or_path))
+        raise _missing_model_error(name, exc, hub_kwargs) from exc
+    _check_bert_family(config, name)
     return config
 
 
@@ -113,14 +117,15 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
     """
     from transformers import AutoModel, AutoTokenizer
 
-    config = load_config(name_or_path)
     source = resolve_model_source(name_or_path)
+    hub_kwargs = _offline_kwargs(source)  # one reachability probe per load
+    config = _load_config(source, str(name_or_path), hub_kwargs)
     try:
         # float32 whatever the stored dtype (a float16 copy of a checkpoint is upcast)
-        model = AutoModel.from_pretrained(source, config=config, dtype=torch.float32, **_offline_kwargs(source))
-        tokenizer = AutoTokenizer.from_pretrained(source, **_offline_kwargs(source))
+        model = AutoModel.from_pretrained(source, config=config, dtype=torch.float32, **hub_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
     except (OSError, ValueError) as exc:
-        raise _missing_model_error(str(name_or_path), exc) from exc
+        raise _missing_model_error(str(name_or_path), exc, hub_kwargs) from exc
     model.eval()
     if device is not None:
         model.to(device)
@@ -230,8 +235,9 @@ def _check_bert_family(config, name: str) -> None:
             "(bert, roberta, xlm-roberta, camembert, electra)")
 
 
-def _missing_model_error(name: str, exc: Exception) -> MissingResourceError:
-    why = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ("" if hub_reachable() else " (hub unreachable)")
+def _missing_model_error(name: str, exc: Exception, hub_kwargs: dict[str, Any]) -> MissingResourceError:
+    why = (" (HF_HUB_OFFLINE is set)" if _hub_offline()
+           else " (hub unreachable)" if hub_kwargs.get("local_files_only") else "")
     return MissingResourceError(
         f"model {name!r} is not a local checkpoint directory and could not be loaded from the "
         f"Hugging Face hub{why}: {type(exc).__name__}: "
