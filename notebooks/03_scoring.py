@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -40,6 +42,7 @@ import pandas as pd
 import obce
 from obce import plots
 from obce.explain import rank_agreement, top_activating_tokens
+from obce.scoring import summarize_scores
 
 plots.set_style()
 
@@ -89,8 +92,7 @@ fig.tight_layout()
 fig = plots.plot_scores_by_layer(scores)
 
 # %%
-pd.DataFrame({"layer": range(len(scores)), "Q1": np.quantile(scores, .25, 1), "median": np.median(scores, 1),
-              "Q3": np.quantile(scores, .75, 1), "max": scores.max(1)}).round(3)
+pd.DataFrame(summarize_scores(scores)).set_index("layer").round(3)
 
 # %% [markdown]
 # ## What the most important neurons respond to

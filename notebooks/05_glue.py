@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -86,7 +88,7 @@ if len(table):
     avg["glue_avg"] = (100 * avg["glue_avg"]).round(2)
     display(avg)
 
-# %% mystnb={"figure": {"caption": "Dev score versus parameters kept (mean ± std over seeds), one line per importance score.", "name": "fig-glue"}}
+# %% mystnb={"figure": {"caption": "Dev score versus parameters kept (mean \u00b1 std over seeds), one line per importance score.", "name": "fig-glue"}}
 if summary:
     fig = plots.plot_glue(summary)
 

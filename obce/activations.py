@@ -97,13 +97,16 @@ def activation_bytes(n_neurons: int, n_texts: int, max_length: int, representati
 
 def tokenize(tokenizer, texts: Sequence[Text], max_length: int, device=None) -> dict[str, torch.Tensor]:
     """Tokenize a batch of texts (or text pairs) padded to its longest item, truncated to ``max_length``."""
-    if isinstance(texts[0], str):
-        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    else:
-        first, second = zip(*texts)
-        enc = tokenizer(list(first), list(second), padding=True, truncation="longest_first",
-                        max_length=max_length, return_tensors="pt")
+    enc = _encode(tokenizer, texts, max_length, padding=True, return_tensors="pt")
     return {k: v.to(device) for k, v in enc.items()} if device is not None else dict(enc)
+
+
+def _encode(tokenizer, texts: Sequence[Text], max_length: int, **kwargs):
+    """Encode strings, or (first, second) pairs as the model sees them in fine-tuning."""
+    if isinstance(texts[0], str):
+        return tokenizer(list(texts), truncation=True, max_length=max_length, **kwargs)
+    first, second = zip(*texts)
+    return tokenizer(list(first), list(second), truncation="longest_first", max_length=max_length, **kwargs)
 
 
 class _StopForward(Exception):
@@ -193,10 +196,5 @@ def _check_layers(model: nn.Module, layers: Sequence[int] | None) -> list[int]:
 
 def token_lengths(tokenizer, texts: Sequence[Text], max_length: int) -> torch.Tensor:
     """Number of real (non-padding) tokens of every text after truncation, shape (n_texts,)."""
-    texts = validate_texts(texts)
-    if isinstance(texts[0], str):
-        enc = tokenizer(list(texts), truncation=True, max_length=max_length)
-    else:
-        first, second = zip(*texts)
-        enc = tokenizer(list(first), list(second), truncation="longest_first", max_length=max_length)
+    enc = _encode(tokenizer, validate_texts(texts), max_length)
     return torch.tensor([len(ids) for ids in enc["input_ids"]])

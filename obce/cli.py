@@ -124,12 +124,10 @@ def _glue_arg(p):
 
 
 def cmd_score(args) -> None:
-    import numpy as np
-
     from .data import load_corpus
     from .models import load_model
     from .results import Timer, corpus_hash, provenance, write_json
-    from .scoring import save_scores, score_neurons
+    from .scoring import save_scores, score_neurons, summarize_scores
 
     out = Path(args.out)
     model, tok = load_model(args.model)
@@ -146,8 +144,7 @@ def cmd_score(args) -> None:
                       model=args.model, corpus=corpus_hash(texts) if texts else None,
                       n_texts=len(texts) if texts else 0)
     save_scores(out / "scores.npz", scores, prov)
-    summary = [dict(layer=i, min=float(s.min()), q1=float(np.quantile(s, .25)), median=float(np.median(s)),
-                    q3=float(np.quantile(s, .75)), max=float(s.max())) for i, s in enumerate(scores)]
+    summary = summarize_scores(scores)
     write_json(out / "scores.json", {"kind": "scores", "shape": list(scores.shape), "importance": args.importance,
                                      "per_layer": summary, "provenance": prov})
     print(f"{args.importance} of {scores.shape[0]} layers x {scores.shape[1]} neurons "

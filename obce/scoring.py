@@ -159,3 +159,12 @@ def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     if "scores" not in arrays or arrays["scores"].ndim != 2:
         raise ObceInputError(f"{path}: no scores array of shape (n_layers, n_neurons)")
     return arrays["scores"], meta
+
+
+def summarize_scores(scores: np.ndarray) -> list[dict]:
+    """Per-layer summary of a scores array of shape (n_layers, n_neurons): min, quartiles (the
+    thresholds of levels 1-3), max."""
+    s = np.asarray(scores, dtype=np.float64)
+    q1, med, q3 = np.quantile(s, [0.25, 0.5, 0.75], axis=1)
+    return [dict(layer=i, min=float(s[i].min()), q1=float(q1[i]), median=float(med[i]), q3=float(q3[i]),
+                 max=float(s[i].max())) for i in range(len(s))]
