@@ -41,6 +41,7 @@
 
 # %% tags=["parameters"]
 results_dir = "../results/glue"
+glue_dir = None  # for the majority-class baselines; default $OBCE_GLUE_DIR, else the hub
 run_experiments = False
 config = "../params/glue_cpu.yaml"
 
@@ -49,7 +50,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from obce import plots
+from obce import get_task, plots
 from obce.report import REPORTED, load_records, paired_comparison, summarize_records
 
 plots.set_style()
@@ -80,6 +81,18 @@ else:
     print("no records yet: run `obce pipeline --config params/glue_cpu.yaml`")
 
 # %% [markdown]
+# What a model that has learned nothing scores: always predicting the most frequent training label
+# (the mean similarity for STS-B). A configuration at this level has not learned the task, and a
+# comparison of importance scores there says nothing.
+
+# %%
+from obce.report import majority_baseline
+
+tasks_run = sorted({r["task"] for r in records})
+majority = {t: 100 * majority_baseline(t, glue_dir)[get_task(t).main_metric] for t in tasks_run}
+pd.Series(majority, name="majority-class baseline (x100)").round(1).to_frame().T
+
+# %% [markdown]
 # Average over the tasks run (the GLUE average of those tasks, main metric x 100):
 
 # %%
@@ -96,11 +109,14 @@ if summary:
 # ## Paired comparison across seeds
 #
 # For each task and level, OBCE's $r_f$ against each control on the same seeds (same head
-# initialisation and data order): mean difference of the main metric, how many seeds OBCE won, and
-# the paired t-test p-value. With 3 seeds a p-value is only a rough guide.
+# initialisation and data order): mean difference of the main metric, how many seeds OBCE won, the
+# paired t-test p-value (with 3 seeds only a rough guide), and a verdict: *win*/*loss* at p < 0.05,
+# *tie* otherwise, *no learning* when both are within one point of the majority-class baseline.
 
 # %%
-pairs = [row for ctrl in ("random", "magnitude") for row in paired_comparison(records, "merge_radius", ctrl)]
+floors = {t: v / 100 for t, v in majority.items()}
+pairs = [row for ctrl in ("random", "magnitude")
+         for row in paired_comparison(records, "merge_radius", ctrl, baselines=floors)]
 pairs_df = pd.DataFrame(pairs)
 if len(pairs_df):
     pairs_df["mean_diff"] = (100 * pairs_df["mean_diff"]).round(2)

@@ -86,10 +86,13 @@ def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: float = 0.05) -> list[dict[str, Any]]:
+def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: float = 0.05,
+                      baselines: dict[str, float] | None = None, margin: float = 0.01) -> list[dict[str, Any]]:
     """Per (task, level): mean difference a - b of the main metric over seeds both ran, the paired
     t-test p-value (None with fewer than 2 pairs), and a verdict: ``win``/``loss`` when p < alpha,
-    else ``tie`` (the difference is within seed noise)."""
+    else ``tie`` (the difference is within seed noise); ``no learning`` when ``baselines`` (main
+    metric of the majority-class prediction per task) is given and both means are within ``margin``
+    of it, so neither model learned the task."""
     from scipy.stats import ttest_rel
 
     index = {(r["task"], r["provenance"].get("importance"), r["provenance"].get("level"), r["provenance"]["seed"]):
@@ -105,6 +108,8 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
         diff = float((x - y).mean())
         significant = p is not None and p < alpha
         verdict = ("win" if diff > 0 else "loss") if significant else "tie"
+        if baselines is not None and task in baselines and max(x.mean(), y.mean()) <= baselines[task] + margin:
+            verdict = "no learning"
         out.append(dict(task=task, level=level, a=a, b=b, n=len(seeds), mean_diff=diff,
                         wins=int((x > y).sum()), p_value=p, verdict=verdict))
     return out
@@ -134,3 +139,16 @@ def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] = 
             out.append(f"| {p['task']} | {p['level']} | {p['b']} | {p['n']} | {100 * p['mean_diff']:+.2f} | "
                        f"{p['wins']}/{p['n']} | {pv} | {p['verdict']} |")
     return "\n".join(out)
+
+
+def majority_baseline(task: str, glue_dir: str | os.PathLike | None = None) -> dict[str, float]:
+    """Dev metrics of always predicting the most frequent training label (the mean score for
+    STS-B): what a fine-tuned model scores when it has learned nothing of the task."""
+    from .data import load_glue
+    from .glue import compute_metrics
+
+    info = get_task(task)
+    train = np.asarray(load_glue(task, "train", glue_dir)["label"])
+    dev = np.asarray(load_glue(task, "validation", glue_dir)["label"])
+    constant = train.mean() if info.is_regression else np.bincount(train.astype(int)).argmax()
+    return compute_metrics(task, np.full(len(dev), constant, dtype=dev.dtype), dev)

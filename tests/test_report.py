@@ -64,3 +64,15 @@ def test_summary_and_paired_comparison(tmp_path):
     assert pair["verdict"] == "tie"  # not significant at 0.05 with 3 seeds
     assert paired_comparison(loaded, "merge_radius", "random", alpha=0.2)[0]["verdict"] == "win"
     assert paired_comparison(loaded, "random", "merge_radius", alpha=0.2)[0]["verdict"] == "loss"
+    assert paired_comparison(loaded, "merge_radius", "random", baselines={"rte": 0.62})[0]["verdict"] == "no learning"
+    assert paired_comparison(loaded, "merge_radius", "random", baselines={"rte": 0.55})[0]["verdict"] == "tie"
+
+
+def test_majority_baselines(glue_dir):
+    from obce.report import majority_baseline
+
+    assert majority_baseline("rte", glue_dir)["accuracy"] == pytest.approx(146 / 277)  # "entailment"
+    mrpc = majority_baseline("mrpc", glue_dir)
+    assert mrpc["accuracy"] == pytest.approx(279 / 408) and mrpc["f1"] == pytest.approx(2 * 279 / (279 + 408))
+    assert majority_baseline("cola", glue_dir)["matthews_correlation"] == 0.0
+    assert majority_baseline("stsb", glue_dir)["pearson"] == 0.0
