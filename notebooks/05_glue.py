@@ -46,6 +46,8 @@ run_experiments = False
 config = "../params/glue_cpu.yaml"
 
 # %% tags=["hide-input"]
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from IPython.display import display
@@ -124,6 +126,27 @@ if len(pairs_df):
     wins = pairs_df[pairs_df.mean_diff > 0]
     print(f"r_f is ahead of the control on the mean in {len(wins)} of {len(pairs_df)} (task, level, control) "
           f"comparisons; verdicts at p < 0.05: {pairs_df.verdict.value_counts().to_dict()}")
+
+# %% [markdown]
+# ## Diagnostics: is the protocol long enough?
+#
+# Where a configuration sits at the majority-class baseline, the first question is whether the
+# fine-tuning budget, not the pruning, is to blame. Single runs on the *whole* training set (3
+# epochs), under `results/diagnostics/`, next to the protocol's mean:
+
+# %%
+diag_dir = Path(results_dir).parent / "diagnostics"
+diags = load_records(diag_dir) if diag_dir.is_dir() else []
+rows = []
+for d in diags:
+    metric = get_task(d["task"]).main_metric
+    same = [r for r in summary if r["task"] == d["task"] and r["level"] == d["provenance"].get("level", 0)
+            and r["importance"] == d["provenance"].get("importance", "none")]
+    rows.append(dict(task=d["task"], model=d["provenance"]["model"], train_size=d["provenance"]["train_size"],
+                     epochs=d["provenance"]["params"]["epochs"], metric=metric,
+                     diagnostic=round(100 * d["metrics"][metric], 1),
+                     protocol_mean=round(100 * same[0]["mean"], 1) if same else None))
+pd.DataFrame(rows)
 
 # %% [markdown]
 # ## Reported numbers (not measured here)

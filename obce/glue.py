@@ -21,7 +21,7 @@ from torch import nn
 from .data import get_task, load_glue
 from .errors import ObceInputError
 from .models import resolve_model_source, stored_dtype
-from .results import Timer, provenance, write_json
+from .results import Timer, provenance, read_json, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -165,13 +165,14 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     params = dict(task=info.name, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                   weight_decay=weight_decay, warmup_ratio=warmup_ratio, bf16=bf16,
                   max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    extra = {**_pruning_provenance(model), **(extra_provenance or {})}
     prov = provenance(params=params, seed=seed, device=actual_device, wall_time_s=timer.seconds,
                       model=model_name, data=_data_description(glue_dir, info),
                       train_size=len(train), eval_size={s: len(d) for s, d in devs.items()},
                       train_loss=float(train_out.training_loss),
                       weights=(f"stored as {stored}, upcast to float32 for fine-tuning"
                                if stored and stored != "float32" else "float32"),
-                      **(extra_provenance or {}))
+                      **extra)
     logger.info("%s on %s: %s (%.0f s)", model_name, info.name, metrics, timer.seconds)
     return GlueResult(task=info.name, metrics=metrics, provenance=prov,
                       model=clf.eval() if keep_model else None)
@@ -187,6 +188,21 @@ def _model_source(model, tokenizer, tmp: str) -> tuple[str, str]:
         name = getattr(model.config, "_name_or_path", "") or "in-memory model"
         return str(path), f"{name} (in memory, intermediate_size={model.config.intermediate_size})"
     return resolve_model_source(model), str(model)
+
+
+def _pruning_provenance(model) -> dict[str, Any]:
+    """How a checkpoint directory written by ``obce prune`` was pruned (from its obce_prune.json)."""
+    if isinstance(model, nn.Module):
+        return {}
+    path = Path(resolve_model_source(model)) / "obce_prune.json"
+    if not path.is_file():
+        return {}
+    rec = read_json(path)
+    params = rec.get("provenance", {}).get("params", {})
+    return dict(importance=rec.get("provenance", {}).get("scores_meta", {}).get("importance", "unknown"),
+                level=params.get("level"), keep_fraction=params.get("keep_fraction"),
+                intermediate_size=rec.get("intermediate_size"), parameters=rec.get("parameters_after"),
+                parameters_full=rec.get("parameters_before"), pruned_from=rec.get("provenance", {}).get("model"))
 
 
 def _subset(ds, n: int | None, seed: int):
