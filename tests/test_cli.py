@@ -43,6 +43,12 @@ def test_score_then_prune_then_reload(tiny_dir, glue_dir, tmp_path, capsys, capl
                  "--out", str(tmp_path / "small")]) == 0
     assert "intermediate_size 64 -> 16" in capsys.readouterr().out
     assert AutoModel.from_pretrained(tmp_path / "small").config.intermediate_size == 16
+    assert main(["glue", "--model", str(tmp_path / "small"), "--task", "rte", "--glue-dir", str(glue_dir),
+                 "--epochs", "1", "--batch-size", "8", "--max-length", "32", "--max-train-samples", "16",
+                 "--max-eval-samples", "16", "--out", str(tmp_path / "small.json")]) == 0
+    prov = json.loads((tmp_path / "small.json").read_text())["provenance"]
+    assert (prov["importance"], prov["level"], prov["intermediate_size"]) == ("merge_radius", 3, 16)
+    assert prov["parameters"] < prov["parameters_full"]
 
 
 def test_params_command(capsys):
