@@ -141,7 +141,7 @@ def cmd_score(args) -> None:
                                cache_dir=args.cache_dir or out / "cache", recompute=args.recompute)
     params = {k: v for k, v in vars(args).items() if k not in ("func", "verbose", "command")}
     prov = provenance(params=params, seed=args.seed, device=args.device, wall_time_s=t.seconds,
-                      model=args.model, corpus=corpus_hash(texts) if texts else None,
+                      model=args.model, importance=args.importance, corpus=corpus_hash(texts) if texts else None,
                       n_texts=len(texts) if texts else 0)
     save_scores(out / "scores.npz", scores, prov)
     summary = summarize_scores(scores)

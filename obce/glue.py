@@ -199,7 +199,9 @@ def _pruning_provenance(model) -> dict[str, Any]:
         return {}
     rec = read_json(path)
     params = rec.get("provenance", {}).get("params", {})
-    return dict(importance=rec.get("provenance", {}).get("scores_meta", {}).get("importance", "unknown"),
+    meta = rec.get("provenance", {}).get("scores_meta", {})
+    importance = meta.get("importance") or meta.get("params", {}).get("importance", "unknown")
+    return dict(importance=importance,
                 level=params.get("level"), keep_fraction=params.get("keep_fraction"),
                 intermediate_size=rec.get("intermediate_size"), parameters=rec.get("parameters_after"),
                 parameters_full=rec.get("parameters_before"), pruned_from=rec.get("provenance", {}).get("model"))
