@@ -146,7 +146,12 @@ for d in diags:
                      epochs=d["provenance"]["params"]["epochs"], metric=metric,
                      diagnostic=round(100 * d["metrics"][metric], 1),
                      protocol_mean=round(100 * same[0]["mean"], 1) if same else None))
-pd.DataFrame(rows)
+display(pd.DataFrame(rows))
+if diags:
+    diag_pairs = pd.DataFrame(paired_comparison(diags, "merge_radius", "random", baselines=floors))
+    if len(diag_pairs):
+        diag_pairs["mean_diff"] = (100 * diag_pairs["mean_diff"]).round(2)
+        display(diag_pairs)
 
 # %% [markdown]
 # ## Reported numbers (not measured here)

@@ -31,6 +31,7 @@ def test_committed_records_are_valid():
         assert prov["parameters"] <= prov["parameters_full"]
         expected = rec["path"].split("/")[-1]
         assert expected == f"{prov['importance']}-L{prov['level']}-s{prov['seed']}.json"
+    load_records(REPO / "results" / "diagnostics")  # validated too
 
 
 @pytest.mark.parametrize("mutate,match", [
