@@ -105,7 +105,7 @@ if len(table):
 
 # %% mystnb={"figure": {"caption": "Dev score versus parameters kept (mean \u00b1 std over seeds), one line per importance score.", "name": "fig-glue"}}
 if summary:
-    fig = plots.plot_glue(summary)
+    fig = plots.plot_glue(summary, baselines={t: v / 100 for t, v in majority.items()})
 
 # %% [markdown]
 # ## Paired comparison across seeds

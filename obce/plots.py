@@ -139,12 +139,14 @@ def plot_drift(rows: list[dict]):
     return fig
 
 
-def plot_glue(summary: list[dict]):
+def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None):
     """Main dev metric versus parameters kept, one panel per task, one line per importance.
 
     Parameters
     ----------
     summary : rows of :func:`obce.report.summarize_records`
+    baselines : dict of task to float, optional
+        Majority-class score per task, drawn as a dashed line.
     """
     import matplotlib.pyplot as plt
 
@@ -158,6 +160,8 @@ def plot_glue(summary: list[dict]):
                          key=lambda r: -r["parameters"])
             ax.errorbar([r["parameters"] / 1e6 for r in sub], [r["mean"] for r in sub],
                         yerr=[r["std"] for r in sub], marker="o", capsize=3, label=m)
+        if baselines and task in baselines:
+            ax.axhline(baselines[task], ls="--", color="gray", lw=1, label="majority class")
         ax.set_title(task)
         ax.set_xlabel("parameters (M)")
         ax.set_ylabel(base[0]["metric"] if base else "")
