@@ -103,7 +103,7 @@ if len(table):
     avg["glue_avg"] = (100 * avg["glue_avg"]).round(2)
     display(avg)
 
-# %% mystnb={"figure": {"caption": "Dev score versus parameters kept (mean \u00b1 std over seeds), one line per importance score.", "name": "fig-glue"}}
+# %% mystnb={"figure": {"caption": "Dev score versus parameters kept (mean \u00b1 std over seeds), one line per importance score; dashed: majority-class baseline.", "name": "fig-glue"}}
 if summary:
     fig = plots.plot_glue(summary, baselines={t: v / 100 for t, v in majority.items()})
 
