@@ -60,33 +60,36 @@ def collect_ffn_activations(model: nn.Module, tokenizer, texts: Sequence[Text], 
         For ``"tokens"``, ``D`` = the longest tokenized text (at most ``max_length``; positions past
         it would be 0 for every text, so no distance depends on them); 1 otherwise. float32.
     """
-    chosen = _check_layers(model, layers)
-    return dict(_collect_group(model, tokenizer, validate_texts(texts), chosen, max_length,
-                               representation, batch_size, device, progress))
+    return dict(iter_ffn_activations(model, tokenizer, texts, layers=layers, max_length=max_length,
+                                     representation=representation, batch_size=batch_size, device=device,
+                                     memory_budget=None, progress=progress))
 
 
 def iter_ffn_activations(model: nn.Module, tokenizer, texts: Sequence[Text], *,
                          layers: Sequence[int] | None = None, max_length: int = 64,
                          representation: str = "tokens", batch_size: int = 32,
                          device: str | torch.device | None = None,
-                         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                         memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
                          progress: bool = True) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(layer, clouds)`` layer by layer, holding at most ``memory_budget`` bytes of clouds.
 
     Same parameters and cloud shapes as :func:`collect_ffn_activations`. Layers are grouped so that
-    each group's clouds fit the budget (at least one layer per group); one forward pass per group.
+    each group's clouds fit the budget (at least one layer per group; ``None``: all in one group);
+    one forward pass per group.
     """
     texts = validate_texts(texts)
     check_collection_params(max_length, representation, batch_size)
     chosen = _check_layers(model, layers)
+    # Coordinates past the longest text are 0 for every point: dropping them changes no distance.
+    depth = int(token_lengths(tokenizer, texts, max_length).max()) if representation == "tokens" else 1
     n_neurons = intermediate_modules(model)[chosen[0]].dense.out_features
-    per_layer = activation_bytes(n_neurons, len(texts), max_length, representation)
-    group = max(1, int(memory_budget // per_layer))
+    per_layer = 4 * n_neurons * len(texts) * depth
+    group = len(chosen) if memory_budget is None else max(1, int(memory_budget // per_layer))
     if group < len(chosen):
         logger.info("clouds take %.1f MiB per layer; collecting %d layer(s) per pass", per_layer / 2**20, group)
     for start in range(0, len(chosen), group):
         part = chosen[start:start + group]
-        yield from _collect_group(model, tokenizer, texts, part, max_length, representation,
+        yield from _collect_group(model, tokenizer, texts, part, max_length, depth, representation,
                                   batch_size, device, progress)
 
 
@@ -113,15 +116,13 @@ class _StopForward(Exception):
     """Raised by the hook of a group's last layer: later layers are not needed."""
 
 
-def _collect_group(model, tokenizer, texts, layers, max_length, representation, batch_size,
+def _collect_group(model, tokenizer, texts, layers, max_length, depth, representation, batch_size,
                    device, progress) -> Iterator[tuple[int, torch.Tensor]]:
-    check_collection_params(max_length, representation, batch_size)
+    """One forward pass over the (validated) corpus filling clouds of shape (neurons, texts, depth)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     modules = intermediate_modules(model)
     n = len(texts)
-    # Coordinates past the longest text are 0 for every point: dropping them changes no distance.
-    depth = int(token_lengths(tokenizer, texts, max_length).max()) if representation == "tokens" else 1
     clouds = {l: torch.empty(modules[l].dense.out_features, n, depth, device=device) for l in layers}
     state: dict = {}
 
