@@ -288,11 +288,10 @@ def _to_dataset(info: GlueTask, columns: dict[str, list]):
 def _load_from_hub(info: GlueTask, split: str, filename: str):
     import datasets
 
-    from .models import hub_reachable
+    from .models import env_flag, hub_reachable
 
     hub_split = split if split == "train" or split in info.dev_files else next(iter(info.dev_files))
-    offline_ok = os.environ.get("HF_DATASETS_OFFLINE", "0").lower() not in ("0", "", "false", "no")
-    if not offline_ok and not hub_reachable():
+    if not env_flag("HF_DATASETS_OFFLINE") and not hub_reachable():
         raise MissingResourceError(_missing_data_message(
             info, filename, f"the hub dataset {HUB_DATASET} is unreachable from this machine (a copy in "
                             "the local datasets cache is used with HF_DATASETS_OFFLINE=1)"))

@@ -211,8 +211,13 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def env_flag(name: str) -> bool:
+    """Whether an environment variable is set to a true value (anything but 0/false/no/empty)."""
+    return os.environ.get(name, "0").lower() not in ("0", "", "false", "no")
+
+
 def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no")
+    return env_flag("HF_HUB_OFFLINE")
 
 
 def _offline_kwargs(source: str) -> dict[str, Any]:
