@@ -96,11 +96,7 @@ def to_jsonable(obj: Any) -> Any:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise ObceInputError(f"cannot write to {str(path.parent)!r}: {exc.strerror or exc}") from exc
+    fd, tmp = _temp_beside(path, tempfile.mkstemp)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -117,11 +113,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     import shutil
 
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    except OSError as exc:
-        raise ObceInputError(f"cannot write to {str(path.parent)!r}: {exc.strerror or exc}") from exc
+    tmp = Path(_temp_beside(path, tempfile.mkdtemp))
     try:
         yield tmp
         if path.is_dir():
@@ -134,6 +126,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _temp_beside(path: Path, make):
+    """``make`` (tempfile.mkstemp or mkdtemp) a hidden temporary entry in ``path``'s directory."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return make(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ObceInputError(f"cannot write to {str(path.parent)!r}: {exc.strerror or exc}") from exc
 
 
 def write_json(path: str | os.PathLike, record: dict[str, Any]) -> Path:
