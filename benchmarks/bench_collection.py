@@ -1,4 +1,8 @@
-"""Activation collection: forward with obce's hooks versus a plain forward; peak memory."""
+"""Activation collection: forward with obce's hooks versus a plain forward; peak memory.
+
+``overhead`` compares collection with a whole plain forward (collection stops after the last FFN
+activation it needs, which saves the rest of that block); ``copy_overhead`` compares it with a plain
+forward stopped at the same place, i.e. the cost of the hooks' copies alone."""
 from __future__ import annotations
 
 import argparse
@@ -29,21 +33,37 @@ def main() -> None:
                 for i in range(0, len(texts), 32):
                     model(**tokenize(tok, texts[i:i + 32], L, args.device))
 
+        def truncated():  # the same work as plain, stopped where collection stops (after the last FFN activation)
+            from obce.activations import _StopForward
+            from obce.models import intermediate_modules
+
+            def stop(*_):
+                raise _StopForward
+            handle = intermediate_modules(model)[-1].register_forward_hook(stop)
+            try:
+                with torch.inference_mode():
+                    for i in range(0, len(texts), 32):
+                        try:
+                            model(**tokenize(tok, texts[i:i + 32], L, args.device))
+                        except _StopForward:
+                            pass
+            finally:
+                handle.remove()
+
         def hooked():
             collect_ffn_activations(model, tok, texts, max_length=L, batch_size=32, progress=False)
 
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        plain(), hooked()  # warm up
-        pairs = [(median_time(plain, 1, 0, sync), median_time(hooked, 1, 0, sync)) for _ in range(args.repeat)]
-        t_plain = statistics.median(p for p, _ in pairs)
-        t_hook = statistics.median(h for _, h in pairs)
+        plain(), truncated(), hooked()  # warm up
+        triples = [tuple(median_time(f, 1, 0, sync) for f in (plain, hooked, truncated)) for _ in range(args.repeat)]
+        t_plain, t_hook, t_trunc = (statistics.median(t[i] for t in triples) for i in range(3))
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         clouds_mib = 6 * 1536 * len(texts) * int(token_lengths(tok, texts, L).max()) * 4 / 2**20
-        rows.append(dict(max_length=L, texts=len(texts), plain_s=t_plain, hooked_s=t_hook,
-                         overhead=t_hook / t_plain - 1, clouds_MiB=clouds_mib,
+        rows.append(dict(max_length=L, texts=len(texts), plain_s=t_plain, truncated_s=t_trunc, hooked_s=t_hook,
+                         overhead=t_hook / t_plain - 1, copy_overhead=t_hook / t_trunc - 1, clouds_MiB=clouds_mib,
                          peak_rss_growth_MiB=(rss1 - rss0) / 1024))
         print(rows[-1], flush=True)
-    table(rows, ["max_length", "texts", "plain_s", "hooked_s", "overhead", "clouds_MiB"])
+    table(rows, ["max_length", "texts", "plain_s", "truncated_s", "hooked_s", "overhead", "copy_overhead", "clouds_MiB"])
     save("collection", rows, vars(args), args.device)
 
 

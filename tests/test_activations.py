@@ -112,3 +112,31 @@ def test_non_finite_activations_name_layer_and_neuron(tiny_bert, sentences):
         model.encoder.layer[1].intermediate.dense.weight[7] = float("nan")
     with pytest.raises(ObceInputError, match="layer 1, neuron 7"):
         obce.score_neurons(model, tok, sentences, max_length=16, progress=False)
+
+
+def test_huge_but_finite_activations_are_kept(tiny_bert, sentences):
+    """The fast finiteness check (a sum) overflows here; the exact check must then let them pass."""
+    model, tok = tiny_bert
+    with torch.no_grad():
+        model.encoder.layer[0].intermediate.dense.weight.zero_()
+        model.encoder.layer[0].intermediate.dense.bias.fill_(1e38)  # GELU(1e38) = 1e38, finite
+    clouds = collect_ffn_activations(model, tok, sentences, layers=[0], max_length=16, progress=False)[0]
+    lengths = token_lengths(tok, sentences, 16)
+    assert torch.isinf(clouds.sum())  # the sum does overflow
+    assert torch.isfinite(clouds).all()
+    assert bool((clouds[:, 0, : lengths[0]] == 1e38).all())
+
+
+def test_compiled_cpu_copy_equals_the_torch_copy():
+    """The numba hook copy (CPU) and the torch one (other devices) write the same clouds."""
+    from obce._transpose import masked_transpose_into
+
+    g = torch.Generator().manual_seed(0)
+    out = torch.randn(5, 7, 37, generator=g)  # 37 neurons: a partial block of 16
+    mask = (torch.arange(7)[None, :] < torch.tensor([7, 3, 1, 5, 6])[:, None]).float()
+    ref = torch.full((37, 9, 10), 5.0)
+    ref[:, 2:7, :7] = out.permute(2, 0, 1) * mask
+    ref[:, 2:7, 7:] = 0
+    got = torch.full((37, 9, 10), 5.0)
+    masked_transpose_into(out.numpy(), mask.numpy(), got.numpy(), 2)
+    assert torch.equal(got, ref)
