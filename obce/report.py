@@ -68,8 +68,26 @@ def load_records(root: str | os.PathLike) -> list[dict[str, Any]]:
     return records
 
 
+def protocol(record: dict[str, Any]) -> str:
+    """The fine-tuning protocol of a record: its training hyper-parameters (without the task)."""
+    params = {k: int(v) if isinstance(v, float) and v.is_integer() else v
+              for k, v in record["provenance"].get("params", {}).items() if k not in ("task", "bf16")}
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+def _one_protocol(records: list[dict[str, Any]]) -> None:
+    """Raise when records of different fine-tuning protocols would be averaged or paired together."""
+    found = sorted({protocol(r) for r in records})
+    if len(found) > 1:
+        where = sorted({str(Path(r.get("path", "?")).parent.parent) for r in records})
+        raise ObceInputError(f"records from {len(found)} fine-tuning protocols ({'; '.join(found)}) under "
+                             f"{', '.join(where)}: summarize each protocol's records separately")
+
+
 def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation over seeds of each (task, importance, level) main metric."""
+    """Mean and standard deviation over seeds of each (task, importance, level) main metric.
+    Records must share one fine-tuning protocol (else ``ObceInputError``)."""
+    _one_protocol(records)
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         p = r["provenance"]
@@ -95,6 +113,7 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
     of it, so neither model learned the task."""
     from scipy.stats import ttest_rel
 
+    _one_protocol(records)
     index = {(r["task"], r["provenance"].get("importance"), r["provenance"].get("level"), r["provenance"]["seed"]):
              r["metrics"][get_task(r["task"]).main_metric] for r in records}
     out = []
@@ -115,30 +134,63 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
     return out
 
 
-def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] = ("random", "magnitude")) -> str:
-    """The summary (main metric x 100, mean ± std over seeds) and the paired verdicts of r_f against
-    each control, as markdown tables."""
+def score_table(records: list[dict[str, Any]]):
+    """The summary as a table: one row per (level, importance), one column per task with the main
+    metric x 100 as "mean ± std (n=seeds)", and the parameters kept.
+
+    Returns
+    -------
+    pandas.DataFrame indexed by (level, importance); empty when there are no records
+    """
+    import pandas as pd
+
     rows = summarize_records(records)
-    tasks = sorted({r["task"] for r in rows})
-    configs = sorted({(r["level"], r["importance"]) for r in rows})
-    cell = {(r["task"], r["level"], r["importance"]): r for r in rows}
-    out = ["| level | importance | parameters | " + " | ".join(
-        f"{t} ({get_task(t).main_metric})" for t in tasks) + " |",
-        "|---|---|---|" + "---|" * len(tasks)]
-    for level, imp in configs:
-        params = next((cell[t, level, imp]["parameters"] for t in tasks if (t, level, imp) in cell), None)
-        vals = [f"{100 * c['mean']:.1f} ± {100 * c['std']:.1f} (n={c['n']})" if (c := cell.get((t, level, imp))) else "-"
-                for t in tasks]
-        out.append(f"| {level} | {imp} | {params:,} | " + " | ".join(vals) + " |")
-    pairs = [p for c in controls for p in paired_comparison(records, "merge_radius", c)]
-    if pairs:
-        out += ["", "| task | level | r_f vs | n | mean diff (x100) | seeds won | p (paired t) | verdict |",
-                "|---|---|---|---|---|---|---|---|"]
-        for p in pairs:
-            pv = "-" if p["p_value"] is None else f"{p['p_value']:.3f}"
-            out.append(f"| {p['task']} | {p['level']} | {p['b']} | {p['n']} | {100 * p['mean_diff']:+.2f} | "
-                       f"{p['wins']}/{p['n']} | {pv} | {p['verdict']} |")
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    table["score"] = [f"{100 * m:.1f} ± {100 * s:.1f} (n={n})" for m, s, n in zip(table["mean"], table["std"], table["n"])]
+    wide = table.pivot_table(index=["level", "importance"], columns="task", values="score", aggfunc="first")
+    params = table.groupby(["level", "importance"])["parameters"].first()
+    wide.insert(0, "parameters", params.map(lambda v: "-" if v != v or v is None else f"{int(v):,}"))
+    wide.columns.name = None
+    return wide
+
+
+def paired_table(records: list[dict[str, Any]], a: str = "merge_radius",
+                 controls: tuple[str, ...] = ("random", "magnitude"),
+                 baselines: dict[str, float] | None = None):
+    """:func:`paired_comparison` of ``a`` against each control, as a table (mean difference x 100).
+
+    Returns
+    -------
+    pandas.DataFrame with columns task, level, a, b, n, mean_diff, wins, p_value, verdict
+    """
+    import pandas as pd
+
+    rows = [row for c in controls for row in paired_comparison(records, a, c, baselines=baselines)]
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["mean_diff"] = (100 * table["mean_diff"]).round(2)
+        table["p_value"] = table["p_value"].astype(float).round(4)
+    return table
+
+
+def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] = ("random", "magnitude")) -> str:
+    """:func:`score_table` and :func:`paired_table` (r_f against each control) as markdown tables."""
+    out = [_markdown(score_table(records).reset_index())]
+    pairs = paired_table(records, "merge_radius", controls)
+    if len(pairs):
+        out += ["", _markdown(pairs.drop(columns="a").rename(columns={"b": "r_f vs", "mean_diff": "mean diff (x100)"}))]
     return "\n".join(out)
+
+
+def _markdown(table) -> str:
+    """A DataFrame as a markdown table (missing cells as "-")."""
+    cols = [str(c) for c in table.columns]
+    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for values in table.itertuples(index=False):
+        rows.append("| " + " | ".join("-" if v is None or v != v else str(v) for v in values) + " |")
+    return "\n".join(rows)
 
 
 def majority_baseline(task: str, glue_dir: str | os.PathLike | None = None) -> dict[str, float]:

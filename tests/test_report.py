@@ -77,3 +77,32 @@ def test_majority_baselines(glue_dir):
     assert mrpc["accuracy"] == pytest.approx(279 / 408) and mrpc["f1"] == pytest.approx(2 * 279 / (279 + 408))
     assert majority_baseline("cola", glue_dir)["matthews_correlation"] == 0.0
     assert majority_baseline("stsb", glue_dir)["pearson"] == 0.0
+
+
+def test_records_of_different_protocols_are_not_mixed():
+    """Averaging or pairing seeds fine-tuned under different budgets would be meaningless."""
+    short = [_record(seed=s) for s in range(2)]
+    longer = [_record(importance="random", seed=s) for s in range(2)]
+    for r in longer:
+        r["provenance"]["params"] = {"epochs": 3.0}
+    with pytest.raises(ObceInputError, match="2 fine-tuning protocols"):
+        summarize_records(short + longer)
+    with pytest.raises(ObceInputError, match="protocols"):
+        paired_comparison(short + longer, "merge_radius", "random")
+    for r in longer:
+        r["provenance"]["params"] = {"epochs": 1.0}  # 1.0 and 1 are the same protocol
+    assert len(paired_comparison(short + longer, "merge_radius", "random")) == 1
+
+
+def test_score_and_paired_tables():
+    from obce.report import markdown_summary, paired_table, score_table
+
+    recs = [_record(seed=s, value=v) for s, v in [(0, 0.60), (1, 0.62), (2, 0.64)]]
+    recs += [_record(importance="random", seed=s, value=v) for s, v in [(0, 0.55), (1, 0.60), (2, 0.58)]]
+    wide = score_table(recs)
+    assert wide.loc[(2, "merge_radius"), "rte"] == "62.0 ± 2.0 (n=3)"
+    assert wide.loc[(2, "random"), "parameters"] == "100"
+    pairs = paired_table(recs, controls=("random",))
+    assert list(pairs["mean_diff"]) == [4.33] and list(pairs["wins"]) == [3]
+    md = markdown_summary(recs)
+    assert "| 2 | merge_radius | 100 | 62.0 ± 2.0 (n=3) |" in md and "| rte | 2 | random | 3 | 4.33 |" in md
