@@ -212,15 +212,21 @@ def cmd_book(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import load_records, markdown_summary
+    from .report import load_records, markdown_summary, protocol
 
     if not Path(args.results).is_dir():
         raise ObceInputError(f"results directory {args.results!r} does not exist")
     records = load_records(args.results)
     if not records:
         raise ObceInputError(f"no GLUE records under {args.results!r}")
-    print(f"{len(records)} records under {args.results}\n")
-    print(markdown_summary(records))
+    by_protocol: dict[str, list] = {}
+    for rec in records:
+        by_protocol.setdefault(protocol(rec), []).append(rec)
+    print(f"{len(records)} records under {args.results}, {len(by_protocol)} fine-tuning protocol(s)")
+    for proto, recs in sorted(by_protocol.items()):
+        where = sorted({str(Path(r["path"]).parent.parent) for r in recs})
+        print(f"\n## {len(recs)} records, {proto} ({', '.join(where)})\n")
+        print(markdown_summary(recs))
 
 
 def cmd_params(args) -> None:
