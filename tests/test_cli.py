@@ -129,5 +129,5 @@ def test_report_command_summarizes_committed_records(capsys, tmp_path):
     # a tree holding two fine-tuning protocols is summarized per protocol, never averaged together
     assert main(["report", str(REPO / "results")]) == 0
     out = capsys.readouterr().out
-    assert "2 fine-tuning protocol(s)" in out
+    assert out.count("\n## ") >= 2
     assert "max_train_samples=2000" in out and "max_train_samples=None" in out
