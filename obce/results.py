@@ -48,11 +48,17 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
                                 text=True, timeout=5).stdout.strip()
         if not commit:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+        # only changes to the code itself (results written into the checkout do not count)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=where,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+#: The commit of the code this process runs: taken when obce was imported, since the checkout may
+#: move on while a long run is in progress.
+LOADED_COMMIT = git_commit()
 
 
 def device_description(device: str | None = None) -> str:
@@ -66,10 +72,13 @@ def device_description(device: str | None = None) -> str:
 
 def provenance(*, params: dict[str, Any], seed: int | None = None, device: str | None = None,
                wall_time_s: float | None = None, **extra: Any) -> dict[str, Any]:
-    """A provenance block for a result record."""
+    """A provenance block for a result record. ``git_commit`` is the commit of the running code (when
+    obce was imported); ``git_commit_at_save`` is added when the checkout has changed since."""
+    now = git_commit()
+    moved = {"git_commit_at_save": now} if now != LOADED_COMMIT else {}
     return {"schema_version": SCHEMA_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "params": to_jsonable(params), "seed": seed, "device": device_description(device),
-            "versions": versions(), "git_commit": git_commit(), "wall_time_s": wall_time_s,
+            "versions": versions(), "git_commit": LOADED_COMMIT, **moved, "wall_time_s": wall_time_s,
             "host": platform.node(), **to_jsonable(extra)}
 
 

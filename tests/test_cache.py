@@ -107,3 +107,14 @@ def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
         (tmp / "b.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_provenance_names_the_commit_of_the_running_code(monkeypatch):
+    """A long run whose checkout moves on records the commit it was started from, and the new one."""
+    import obce.results as results
+
+    monkeypatch.setattr(results, "git_commit", lambda path=None: results.LOADED_COMMIT)
+    assert "git_commit_at_save" not in results.provenance(params={})
+    monkeypatch.setattr(results, "git_commit", lambda path=None: "0123abcd-dirty")
+    prov = results.provenance(params={})
+    assert prov["git_commit"] == results.LOADED_COMMIT and prov["git_commit_at_save"] == "0123abcd-dirty"
