@@ -39,13 +39,15 @@
 #
 # ## The GLUE comparison
 # ```bash
-# obce pipeline --config params/glue_cpu.yaml   # the CPU protocol whose records are committed
-# obce pipeline --config params/glue_gpu.yaml   # the full protocol (GPU; all levels, 5 scores, 3 seeds)
+# obce pipeline --config params/glue_cpu_fulltrain.yaml  # CPU, whole training sets (committed records)
+# obce pipeline --config params/glue_cpu.yaml            # CPU, train subsets (committed records)
+# obce pipeline --config params/glue_gpu.yaml            # the full protocol (GPU; all levels, 5 scores, 3 seeds)
 # ```
-# Records go to `results/glue/<task>/<importance>-L<level>-s<seed>.json`, scores to
-# `results/scores/`; a rerun skips finished records made with the same inputs, so a killed run
-# resumes and a changed config reruns what it changes. `obce report results/glue` prints the
-# summary and the paired verdicts as markdown.
+# Records go to `<out>/glue/<task>/<importance>-L<level>-s<seed>.json` (`out` is set in the config:
+# `results/glue_fulltrain`, `results`), scores to `<out>/scores/`; a rerun skips finished records made
+# with the same inputs, so a killed run resumes and a changed config reruns what it changes.
+# `obce report results` prints the summary and the paired verdicts as markdown, one section per
+# fine-tuning protocol (records of different protocols are never averaged together).
 #
 # ## Ablations
 # `params/ablations/` holds one config per open choice of the method: point-cloud representation
