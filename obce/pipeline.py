@@ -132,11 +132,11 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
         base = model
         if level and cfg.corpus.get("score_model", "pretrained") == "finetuned":
             base = finetuned_model(cfg, model, tokenizer, task, progress)
-        scores = None if level == 0 else task_scores(cfg, base, tokenizer, task, imp, progress)
+        scores = None if level == 0 else task_scores(cfg, base, tokenizer, task, imp, progress, seed=seed)
         small = model if level == 0 else prune(base, scores, level=level)
         extra = dict(importance=imp, level=level, intermediate_size=small.config.intermediate_size,
                      parameters=count_parameters(small), parameters_full=n_full,
-                     scoring={**cfg.corpus, **cfg.scoring} if level else None, config_note=cfg.note,
+                     scoring=expected_scoring(cfg, imp, seed) if level else None, config_note=cfg.note,
                      model_weights=weights)
         ft = {k: v for k, v in cfg.finetune.items()}
         result = finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=cfg.glue_dir, seed=seed,
@@ -147,13 +147,24 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
     return paths
 
 
-def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: str, progress: bool = True):
-    """Scores of one importance for one task's corpus, cached under ``<out>/scores``."""
+def expected_scoring(cfg: PipelineConfig, importance: str, seed: int) -> dict[str, Any]:
+    """The scoring inputs a pruned run records: corpus and scoring parameters, and for ``random``
+    the seed of the draw (the run's seed, so that every seed prunes a different random set)."""
+    extra = {"random_seed": seed} if importance == "random" else {}
+    return to_jsonable({**cfg.corpus, **cfg.scoring, **extra})
+
+
+def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: str, progress: bool = True,
+                seed: int = 0):
+    """Scores of one importance for one task's corpus, cached under ``<out>/scores``; ``seed`` is the
+    draw of ``random`` (other scores do not depend on it)."""
     c = cfg.corpus
     source = c.get("source_task") or task
+    draw = {"random_seed": seed} if importance == "random" else {}
     key = cache_key(model=cfg.model, source=source, importance=importance, corpus=c, scoring=_scoring_inputs(cfg),
-                    finetune=cfg.finetune if c.get("score_model") == "finetuned" else None)
-    path = Path(cfg.out) / "scores" / f"{source}-{importance}-n{c['samples']}-L{c['max_length']}-{key[:8]}.npz"
+                    finetune=cfg.finetune if c.get("score_model") == "finetuned" else None, **draw)
+    suffix = f"-s{seed}" if draw else ""
+    path = Path(cfg.out) / "scores" / f"{source}-{importance}{suffix}-n{c['samples']}-L{c['max_length']}-{key[:8]}.npz"
     if path.exists():
         try:
             return load_scores(path)[0]
@@ -172,9 +183,10 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
             scores = score_neurons(model, tokenizer, texts, importance=importance, max_length=c["max_length"],
                                    representation=s.get("representation", "tokens"),
                                    method=s.get("method", "fast"), batch_size=s.get("batch_size", 32),
-                                   device=s.get("device"), seed=c.get("seed", 0),
+                                   device=s.get("device"), seed=seed if draw else c.get("seed", 0),
                                    cache_dir=Path(cfg.out) / "cache", progress=progress)
-    save_scores(path, scores, provenance(params={**c, **s}, seed=c.get("seed", 0), device=s.get("device"),
+    save_scores(path, scores, provenance(params={**c, **s, **draw}, seed=seed if draw else c.get("seed", 0),
+                                         device=s.get("device"),
                                          wall_time_s=t.seconds, model=cfg.model, task=source, importance=importance,
                                          corpus=corpus_hash(texts), n_texts=len(texts), key=key))
     return scores
@@ -221,8 +233,12 @@ def record_done(path: Path, cfg: PipelineConfig) -> bool:
     scoring = prov.get("scoring")
     if isinstance(scoring, dict):  # records made before score_model existed all scored the pretrained model
         scoring = {"score_model": "pretrained", **scoring}
+        if prov.get("importance") == "random" and "random_seed" not in scoring:
+            # made before random draws followed the run's seed: they drew with the corpus seed
+            scoring["random_seed"] = scoring.get("seed", 0)
     same = (prov.get("model") == cfg.model and ft == to_jsonable(expected_ft) and set(ft) == set(cfg.finetune)
-            and (prov.get("level") == 0 or scoring == to_jsonable({**cfg.corpus, **cfg.scoring})))
+            and (prov.get("level") == 0
+                 or scoring == expected_scoring(cfg, prov.get("importance"), prov.get("seed"))))
     if not same:
         logger.warning("%s was made with other inputs than %s: rerunning", path, cfg.out)
     return same

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -112,3 +113,24 @@ def test_old_records_without_score_model_still_count_as_done(config, tmp_path):
     del rec["provenance"]["scoring"]["score_model"]
     path.write_text(json.dumps(rec))
     assert record_done(record_path(cfg.out, "rte", "random", 2, 0), cfg)
+
+
+def test_random_baseline_draws_other_neurons_for_every_seed(config, tmp_path):
+    """The random control is a distribution over neuron sets: seed s prunes with draw s."""
+    from obce.pipeline import record_done, record_path, task_scores
+    from obce.models import load_model
+
+    cfg = PipelineConfig.from_dict({**config, "levels": [2], "seeds": [0, 1], "importances": ["random"]})
+    model, tok = load_model(cfg.model)
+    s0, s1 = (task_scores(cfg, model, tok, "rte", "random", progress=False, seed=s) for s in (0, 1))
+    assert not np.array_equal(s0, s1)
+    assert np.array_equal(s1, task_scores(cfg, model, tok, "rte", "random", progress=False, seed=1))  # cached
+    paths = run_pipeline(cfg, progress=False)
+    assert [json.loads(p.read_text())["provenance"]["scoring"]["random_seed"] for p in paths] == [0, 1]
+    # records made when every seed drew with the corpus seed: seed 0's is the same draw, seed 1's is rerun
+    for p in paths:
+        rec = json.loads(p.read_text())
+        del rec["provenance"]["scoring"]["random_seed"]
+        p.write_text(json.dumps(rec))
+    assert record_done(record_path(cfg.out, "rte", "random", 2, 0), cfg)
+    assert not record_done(record_path(cfg.out, "rte", "random", 2, 1), cfg)
