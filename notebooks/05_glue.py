@@ -60,8 +60,8 @@ import pandas as pd
 from IPython.display import display
 
 from obce import get_task, plots
-from obce.report import (REPORTED, load_records, majority_baseline, paired_table, protocol, score_table,
-                         summarize_records)
+from obce.report import (REPORTED, load_records, majority_baseline, paired_table, protocol, random_draw,
+                         score_table, summarize_records)
 
 plots.set_style()
 if run_experiments:
@@ -121,6 +121,11 @@ if full:
 
 # %%
 short = records["short"]
+stale = [r for r in short if random_draw(r) not in (None, r["provenance"]["seed"])]
+if stale:
+    print(f"{len(stale)} random records of this protocol drew their neurons with the corpus seed, not the "
+          "run's (made before per-seed draws): their seeds share one random set. "
+          "`obce pipeline --config params/glue_cpu.yaml` reruns exactly these.")
 display(score_table(short))
 pairs_short = paired_table(short, baselines=floors)
 display(pairs_short)

@@ -75,6 +75,15 @@ def protocol(record: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
+def random_draw(record: dict[str, Any]) -> int | None:
+    """The seed of a ``random`` record's neuron draw (records made before draws followed the run's
+    seed drew with the corpus seed); None for other importances."""
+    if record["provenance"].get("importance") != "random":
+        return None
+    scoring = record["provenance"].get("scoring") or {}
+    return scoring.get("random_seed", scoring.get("seed", 0))
+
+
 def _one_protocol(records: list[dict[str, Any]]) -> None:
     """Raise when records of different fine-tuning protocols would be averaged or paired together."""
     found = sorted({protocol(r) for r in records})

@@ -106,3 +106,14 @@ def test_score_and_paired_tables():
     assert list(pairs["mean_diff"]) == [4.33] and list(pairs["wins"]) == [3]
     md = markdown_summary(recs)
     assert "| 2 | merge_radius | 100 | 62.0 ± 2.0 (n=3) |" in md and "| rte | 2 | random | 3 | 4.33 |" in md
+
+
+def test_random_draw_of_old_and_new_records():
+    from obce.report import random_draw
+
+    rec = _record(importance="random", seed=2)
+    rec["provenance"]["scoring"] = {"seed": 0}
+    assert random_draw(rec) == 0  # made before per-seed draws: the corpus seed
+    rec["provenance"]["scoring"]["random_seed"] = 2
+    assert random_draw(rec) == 2
+    assert random_draw(_record()) is None
