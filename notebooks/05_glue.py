@@ -164,11 +164,13 @@ display(pd.DataFrame(rows))
 pd.DataFrame(REPORTED).set_index("model")
 
 # %% [markdown]
-# Sources: BERT {cite}`devlin2019bert`, TinyBERT {cite}`jiao2020tinybert`. Not transcribed here
-# (we keep only numbers we could corroborate): DistilBERT {cite}`sanh2019distilbert`, MiniLM
-# {cite}`wang2020minilm`, BERT-of-Theseus {cite}`xu2020theseus`, PKD {cite}`sun2019pkd`,
-# KroneckerBERT {cite}`tahaei2022kroneckerbert` and OBCE/PBCE {cite}`balderas2023obce`
-# {cite}`balderas2025pbce`; see the papers' tables.
+# Sources: BERT {cite}`devlin2019bert`, TinyBERT {cite}`jiao2020tinybert`; DistilBERT
+# {cite}`sanh2019distilbert` and MiniLM {cite}`wang2020minilm` as their authors' model cards on the
+# Hugging Face hub list them (the cards do not name the metric of each task: see `note`). The MiniLM
+# row is the 12-layer MiniLM of the paper, not the sentence-embedding all-MiniLM-L6-v2 measured
+# above. Not transcribed here (we keep only numbers we could corroborate): BERT-of-Theseus
+# {cite}`xu2020theseus`, PKD {cite}`sun2019pkd`, KroneckerBERT {cite}`tahaei2022kroneckerbert` and
+# OBCE/PBCE {cite}`balderas2023obce` {cite}`balderas2025pbce`; see the papers' tables.
 #
 # ## Discussion
 #
