@@ -115,6 +115,32 @@ if full:
     fig = plots.plot_glue(summarize_records(full), baselines=floors)
 
 # %% [markdown]
+# ### How different are the neurons each score keeps?
+#
+# The scores behind these runs are stored next to the records (`<out>/scores/`). Per layer, the
+# fraction of the neurons kept at level 2 by $r_f$ that another score keeps too: 1 means the same
+# neurons, 0.5 what a random half shares by chance; the last row compares $r_f$ computed on the
+# two tasks' corpora.
+
+# %%
+from obce.explain import kept_overlap
+from obce.scoring import load_scores
+
+stored = {}
+for path in sorted((Path(fulltrain_dir).parent / "scores").glob("*.npz")):
+    values, meta = load_scores(path)
+    stored.setdefault((meta["task"], meta["importance"]), values)  # random: the first draw stored
+overlap_rows = {f"{t}: r_f vs {other}": kept_overlap(stored[t, "merge_radius"], stored[t, other], level=2)
+                for t in sorted({t for t, _ in stored}) for other in ("magnitude", "random")
+                if (t, "merge_radius") in stored and (t, other) in stored}
+if ("stsb", "merge_radius") in stored and ("mrpc", "merge_radius") in stored:
+    overlap_rows["r_f: stsb corpus vs mrpc corpus"] = kept_overlap(stored["stsb", "merge_radius"],
+                                                                   stored["mrpc", "merge_radius"], level=2)
+overlap = pd.DataFrame(overlap_rows).T.round(2)
+overlap.columns = [f"layer {i}" for i in overlap.columns]
+overlap
+
+# %% [markdown]
 # ## Short protocol (train subsets)
 #
 # The same comparison with 2,000 training examples and 2 epochs (126 optimizer steps):

@@ -57,6 +57,25 @@ def rank_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([spearmanr(x, y)[0] for x, y in zip(np.asarray(a), np.asarray(b))])
 
 
+def kept_overlap(a: np.ndarray, b: np.ndarray, level: int) -> np.ndarray:
+    """Fraction of the neurons kept at ``level`` by scores ``a`` that scores ``b`` keep too, per layer
+    (1: the same neurons; the keep fraction itself: what two independent random choices share).
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n_layers, n_neurons)
+    level : int in 1..3
+
+    Returns
+    -------
+    ndarray of shape (n_layers,)
+    """
+    from .pruning import select_neurons
+
+    ka, kb = select_neurons(a, level=level), select_neurons(b, level=level)
+    return np.array([np.intersect1d(x, y).size / x.size for x, y in zip(ka, kb)])
+
+
 def output_drift(model: nn.Module, pruned: nn.Module, tokenizer, texts: Sequence[Text],
                  max_length: int = 64) -> float:
     """Relative L2 change ||h_pruned - h|| / ||h|| of the last hidden state over real tokens."""

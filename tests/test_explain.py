@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 import obce
-from obce.explain import output_drift, rank_agreement, top_activating_tokens
+from obce.explain import kept_overlap, output_drift, rank_agreement, top_activating_tokens
 
 
 def test_top_activating_tokens_are_the_largest_outputs(tiny_bert, sentences):
@@ -30,3 +30,11 @@ def test_output_drift_is_zero_only_for_an_unchanged_model(tiny_bert, sentences):
     assert 0.0 < output_drift(model, small, tok, sentences) < 10.0
     with torch.no_grad():
         assert torch.isfinite(small(**tok(sentences[:2], padding=True, return_tensors="pt")).last_hidden_state).all()
+
+
+def test_kept_overlap():
+    a = np.array([[4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0]])
+    np.testing.assert_allclose(kept_overlap(a, a, level=2), [1.0, 1.0])
+    np.testing.assert_allclose(kept_overlap(a, -a, level=2), [0.0, 0.0])  # keeps the other half
+    b = np.array([[4.0, 1.0, 3.0, 2.0], [1.0, 2.0, 3.0, 4.0]])
+    np.testing.assert_allclose(kept_overlap(a, b, level=2), [0.5, 1.0])
