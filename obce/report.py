@@ -168,7 +168,7 @@ def score_table(records: list[dict[str, Any]]):
     table["score"] = [f"{100 * m:.1f} ± {100 * s:.1f} (n={n})" for m, s, n in zip(table["mean"], table["std"], table["n"])]
     wide = table.pivot_table(index=["level", "importance"], columns="task", values="score", aggfunc="first")
     params = table.groupby(["level", "importance"])["parameters"].first()
-    wide.insert(0, "parameters", params.map(lambda v: "-" if v != v or v is None else f"{int(v):,}"))
+    wide.insert(0, "parameters", params.map(lambda v: "-" if pd.isna(v) else f"{int(v):,}"))
     wide.columns.name = None
     return wide
 
@@ -203,10 +203,12 @@ def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] = 
 
 def _markdown(table) -> str:
     """A DataFrame as a markdown table (missing cells as "-")."""
+    import pandas as pd
+
     cols = [str(c) for c in table.columns]
     rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for values in table.itertuples(index=False):
-        rows.append("| " + " | ".join("-" if v is None or v != v else str(v) for v in values) + " |")
+        rows.append("| " + " | ".join("-" if pd.isna(v) else str(v) for v in values) + " |")
     return "\n".join(rows)
 
 
