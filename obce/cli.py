@@ -212,7 +212,7 @@ def cmd_book(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import load_records, markdown_summary, protocol
+    from .report import load_records, markdown_summary, protocol, record_dirs
 
     if not Path(args.results).is_dir():
         raise ObceInputError(f"results directory {args.results!r} does not exist")
@@ -224,8 +224,7 @@ def cmd_report(args) -> None:
         by_protocol.setdefault(protocol(rec), []).append(rec)
     print(f"{len(records)} records under {args.results}, {len(by_protocol)} fine-tuning protocol(s)")
     for proto, recs in sorted(by_protocol.items()):
-        where = sorted({str(Path(r["path"]).parent.parent) for r in recs})
-        print(f"\n## {len(recs)} records, {proto} ({', '.join(where)})\n")
+        print(f"\n## {len(recs)} records, {proto} ({', '.join(record_dirs(recs))})\n")
         print(markdown_summary(recs))
 
 

@@ -150,8 +150,12 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
 def expected_scoring(cfg: PipelineConfig, importance: str, seed: int) -> dict[str, Any]:
     """The scoring inputs a pruned run records: corpus and scoring parameters, and for ``random``
     the seed of the draw (the run's seed, so that every seed prunes a different random set)."""
-    extra = {"random_seed": seed} if importance == "random" else {}
-    return to_jsonable({**cfg.corpus, **cfg.scoring, **extra})
+    return to_jsonable({**cfg.corpus, **cfg.scoring, **_random_draw(importance, seed)})
+
+
+def _random_draw(importance: str, seed: int) -> dict[str, int]:
+    """The draw input of ``random`` scores (the run's seed); empty for every other importance."""
+    return {"random_seed": seed} if importance == "random" else {}
 
 
 def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: str, progress: bool = True,
@@ -160,7 +164,8 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
     draw of ``random`` (other scores do not depend on it)."""
     c = cfg.corpus
     source = c.get("source_task") or task
-    draw = {"random_seed": seed} if importance == "random" else {}
+    draw = _random_draw(importance, seed)
+    score_seed = seed if draw else c.get("seed", 0)
     key = cache_key(model=cfg.model, source=source, importance=importance, corpus=c, scoring=_scoring_inputs(cfg),
                     finetune=cfg.finetune if c.get("score_model") == "finetuned" else None, **draw)
     suffix = f"-s{seed}" if draw else ""
@@ -183,9 +188,9 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
             scores = score_neurons(model, tokenizer, texts, importance=importance, max_length=c["max_length"],
                                    representation=s.get("representation", "tokens"),
                                    method=s.get("method", "fast"), batch_size=s.get("batch_size", 32),
-                                   device=s.get("device"), seed=seed if draw else c.get("seed", 0),
+                                   device=s.get("device"), seed=score_seed,
                                    cache_dir=Path(cfg.out) / "cache", progress=progress)
-    save_scores(path, scores, provenance(params={**c, **s, **draw}, seed=seed if draw else c.get("seed", 0),
+    save_scores(path, scores, provenance(params={**c, **s, **draw}, seed=score_seed,
                                          device=s.get("device"),
                                          wall_time_s=t.seconds, model=cfg.model, task=source, importance=importance,
                                          corpus=corpus_hash(texts), n_texts=len(texts), key=key))
@@ -217,7 +222,7 @@ def finetuned_model(cfg: PipelineConfig, model, tokenizer, task: str, progress: 
 def record_done(path: Path, cfg: PipelineConfig) -> bool:
     """Whether a record exists, is valid, and was made with this config's model, scoring and
     fine-tuning parameters (a record of other inputs is reported and rerun)."""
-    from .report import validate_record
+    from .report import random_draw, validate_record
 
     if not path.exists():
         return False
@@ -234,8 +239,7 @@ def record_done(path: Path, cfg: PipelineConfig) -> bool:
     if isinstance(scoring, dict):  # records made before score_model existed all scored the pretrained model
         scoring = {"score_model": "pretrained", **scoring}
         if prov.get("importance") == "random" and "random_seed" not in scoring:
-            # made before random draws followed the run's seed: they drew with the corpus seed
-            scoring["random_seed"] = scoring.get("seed", 0)
+            scoring["random_seed"] = random_draw(rec)  # made before draws followed the run's seed
     same = (prov.get("model") == cfg.model and ft == to_jsonable(expected_ft) and set(ft) == set(cfg.finetune)
             and (prov.get("level") == 0
                  or scoring == expected_scoring(cfg, prov.get("importance"), prov.get("seed"))))

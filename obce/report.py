@@ -96,9 +96,13 @@ def _one_protocol(records: list[dict[str, Any]]) -> None:
     """Raise when records of different fine-tuning protocols would be averaged or paired together."""
     found = sorted({protocol(r) for r in records})
     if len(found) > 1:
-        where = sorted({str(Path(r.get("path", "?")).parent.parent) for r in records})
         raise ObceInputError(f"records from {len(found)} fine-tuning protocols ({'; '.join(found)}) under "
-                             f"{', '.join(where)}: summarize each protocol's records separately")
+                             f"{', '.join(record_dirs(records))}: summarize each protocol's records separately")
+
+
+def record_dirs(records: list[dict[str, Any]]) -> list[str]:
+    """The results directories (``<out>/glue``) the records were loaded from."""
+    return sorted({str(Path(r.get("path", "?")).parent.parent) for r in records})
 
 
 def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
