@@ -13,14 +13,15 @@ import torch
 
 from _common import median_time, save, table
 from obce import load_model
-from obce.activations import collect_ffn_activations, token_lengths, tokenize
+from obce.activations import _StopForward, collect_ffn_activations, token_lengths, tokenize
+from obce.models import intermediate_modules
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--texts", type=int, default=128)
-    ap.add_argument("--repeat", type=int, default=7, help="alternating plain/hooked pairs")
+    ap.add_argument("--repeat", type=int, default=7, help="alternating plain/hooked/stopped-early runs")
     args = ap.parse_args()
     model, tok = load_model("minilm", device=args.device)
     words = "the quick brown fox jumps over the lazy dog while a gentle rain falls on the quiet town".split()
@@ -28,18 +29,12 @@ def main() -> None:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
     rows = []
     for L in (64, 128):
-        def plain():
-            with torch.inference_mode():
-                for i in range(0, len(texts), 32):
-                    model(**tokenize(tok, texts[i:i + 32], L, args.device))
-
-        def truncated():  # the same work as plain, stopped where collection stops (after the last FFN activation)
-            from obce.activations import _StopForward
-            from obce.models import intermediate_modules
-
+        def plain(stop_early: bool = False):
+            """A forward pass over the corpus; ``stop_early``: stopped where collection stops (after
+            the last FFN activation), the same work collection does besides its copies."""
             def stop(*_):
                 raise _StopForward
-            handle = intermediate_modules(model)[-1].register_forward_hook(stop)
+            handle = intermediate_modules(model)[-1].register_forward_hook(stop) if stop_early else None
             try:
                 with torch.inference_mode():
                     for i in range(0, len(texts), 32):
@@ -48,7 +43,11 @@ def main() -> None:
                         except _StopForward:
                             pass
             finally:
-                handle.remove()
+                if handle is not None:
+                    handle.remove()
+
+        def truncated():
+            plain(stop_early=True)
 
         def hooked():
             collect_ffn_activations(model, tok, texts, max_length=L, batch_size=32, progress=False)
