@@ -157,7 +157,9 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
 
 def score_table(records: list[dict[str, Any]]):
     """The summary as a table: one row per (level, importance), one column per task with the main
-    metric x 100 as "mean ± std (n=seeds)", and the parameters kept.
+    metric x 100 as "mean ± std (n=seeds)", the parameters kept, and (with several tasks) their
+    GLUE-style average: the mean over the table's tasks of the main metric's mean, given only for
+    rows that ran every one of those tasks.
 
     Returns
     -------
@@ -173,14 +175,27 @@ def score_table(records: list[dict[str, Any]]):
     wide = table.pivot_table(index=["level", "importance"], columns="task", values="score", aggfunc="first")
     params = table.groupby(["level", "importance"])["parameters"].first()
     wide.insert(0, "parameters", params.map(lambda v: "-" if pd.isna(v) else f"{int(v):,}"))
+    tasks = sorted(table["task"].unique())
+    if len(tasks) > 1:
+        means = table.pivot_table(index=["level", "importance"], columns="task", values="mean", aggfunc="first")
+        complete = means[tasks].notna().all(axis=1)
+        wide["average"] = [f"{100 * v:.1f}" if ok else "-" for v, ok in zip(means[tasks].mean(axis=1), complete)]
     wide.columns.name = None
     return wide
 
 
-def paired_table(records: list[dict[str, Any]], a: str = "merge_radius",
-                 controls: tuple[str, ...] = ("random", "magnitude"),
+def controls_of(records: list[dict[str, Any]], a: str = "merge_radius") -> tuple[str, ...]:
+    """The importance scores in ``records`` other than ``a`` and the unpruned model ("none"):
+    random and magnitude first, then the others by name."""
+    present = {r["provenance"].get("importance", "none") for r in records} - {a, "none"}
+    first = [c for c in ("random", "magnitude") if c in present]
+    return (*first, *sorted(present - set(first)))
+
+
+def paired_table(records: list[dict[str, Any]], a: str = "merge_radius", controls: tuple[str, ...] | None = None,
                  baselines: dict[str, float] | None = None):
-    """:func:`paired_comparison` of ``a`` against each control, as a table (mean difference x 100).
+    """:func:`paired_comparison` of ``a`` against each control (default: every other importance in
+    ``records``, :func:`controls_of`), as a table (mean difference x 100).
 
     Returns
     -------
@@ -188,6 +203,7 @@ def paired_table(records: list[dict[str, Any]], a: str = "merge_radius",
     """
     import pandas as pd
 
+    controls = controls_of(records, a) if controls is None else controls
     rows = [row for c in controls for row in paired_comparison(records, a, c, baselines=baselines)]
     table = pd.DataFrame(rows)
     if len(table):
@@ -196,8 +212,9 @@ def paired_table(records: list[dict[str, Any]], a: str = "merge_radius",
     return table
 
 
-def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] = ("random", "magnitude")) -> str:
-    """:func:`score_table` and :func:`paired_table` (r_f against each control) as markdown tables."""
+def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] | None = None) -> str:
+    """:func:`score_table` and :func:`paired_table` (r_f against each control, default every other
+    importance in ``records``) as markdown tables."""
     out = [_markdown(score_table(records).reset_index())]
     pairs = paired_table(records, "merge_radius", controls)
     if len(pairs):

@@ -7,7 +7,8 @@ from obce.errors import ObceInputError
 from obce.report import load_records, paired_comparison, summarize_records, validate_record
 from tests.conftest import REPO
 
-RESULTS = REPO / "results" / "glue"
+#: every committed results tree of GLUE records (one per protocol)
+RESULT_TREES = [REPO / "results" / "glue", REPO / "results" / "glue_fulltrain" / "glue"]
 
 
 def _record(task="rte", importance="merge_radius", level=2, seed=0, value=0.6):
@@ -21,8 +22,9 @@ def _record(task="rte", importance="merge_radius", level=2, seed=0, value=0.6):
 
 def test_committed_records_are_valid():
     """Every committed GLUE record: metrics in range, provenance complete (a broken record fails CI)."""
-    records = load_records(RESULTS)
-    assert records, "results/glue holds no records"
+    records = [rec for tree in RESULT_TREES for rec in load_records(tree)]
+    for tree in RESULT_TREES:
+        assert any(rec["path"].startswith(str(tree)) for rec in records), f"{tree} holds no records"
     for rec in records:
         prov = rec["provenance"]
         assert prov["importance"] in ("none", "merge_radius", "total_persistence", "random", "magnitude",
@@ -106,6 +108,25 @@ def test_score_and_paired_tables():
     assert list(pairs["mean_diff"]) == [4.33] and list(pairs["wins"]) == [3]
     md = markdown_summary(recs)
     assert "| 2 | merge_radius | 100 | 62.0 ± 2.0 (n=3) |" in md and "| rte | 2 | random | 3 | 4.33 |" in md
+    assert "average" not in wide.columns  # one task: nothing to average
+
+
+def test_tables_with_several_tasks_and_controls():
+    """The average is over every task of the table, and only for rows that ran all of them; the
+    paired table compares r_f with every other importance present by default."""
+    from obce.report import controls_of, paired_table, score_table
+
+    recs = [_record(seed=s, value=0.60 + s / 100) for s in range(3)]
+    recs += [_record("stsb", seed=s, value=0.80) for s in range(3)]
+    recs += [_record("stsb", importance=imp, seed=s, value=0.70 + s / 50)
+             for imp in ("mean_abs_activation", "random") for s in range(3)]
+    wide = score_table(recs)
+    assert wide.loc[(2, "merge_radius"), "average"] == "70.5"  # (61.0 + 80.0) / 2
+    assert wide.loc[(2, "random"), "average"] == "-"  # no RTE run
+    assert controls_of(recs) == ("random", "mean_abs_activation")
+    pairs = paired_table(recs)
+    assert list(zip(pairs["task"], pairs["b"])) == [("stsb", "random"), ("stsb", "mean_abs_activation")]
+    assert list(pairs["mean_diff"]) == [8.0, 8.0] and list(pairs["wins"]) == [3, 3]
 
 
 def test_random_draw_of_old_and_new_records():
