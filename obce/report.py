@@ -105,6 +105,12 @@ def record_dirs(records: list[dict[str, Any]]) -> list[str]:
     return sorted({str(Path(r.get("path", "?")).parent.parent) for r in records})
 
 
+def relabel(records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    """Copies of ``records`` whose importance reads ``label`` (e.g. ``"merge_radius[mean]"`` for an
+    ablation's records), so that they can be summarized and paired next to the main records."""
+    return [{**r, "provenance": {**r["provenance"], "importance": label}} for r in records]
+
+
 def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation over seeds of each (task, importance, level) main metric.
     Records must share one fine-tuning protocol (else ``ObceInputError``)."""

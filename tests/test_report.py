@@ -8,7 +8,8 @@ from obce.report import load_records, paired_comparison, summarize_records, vali
 from tests.conftest import REPO
 
 #: every committed results tree of GLUE records (one per protocol)
-RESULT_TREES = [REPO / "results" / "glue", REPO / "results" / "glue_fulltrain" / "glue"]
+RESULT_TREES = [REPO / "results" / "glue", REPO / "results" / "glue_fulltrain" / "glue",
+                *sorted((REPO / "results" / "ablations_cpu").glob("*/glue"))]
 
 
 def _record(task="rte", importance="merge_radius", level=2, seed=0, value=0.6):
@@ -127,6 +128,17 @@ def test_tables_with_several_tasks_and_controls():
     pairs = paired_table(recs)
     assert list(zip(pairs["task"], pairs["b"])) == [("stsb", "random"), ("stsb", "mean_abs_activation")]
     assert list(pairs["mean_diff"]) == [8.0, 8.0] and list(pairs["wins"]) == [3, 3]
+
+
+def test_relabelled_ablation_records_pair_with_the_main_ones():
+    from obce.report import paired_table, relabel
+
+    main = [_record("stsb", seed=s, value=0.80) for s in range(3)]
+    ablation = [_record("stsb", seed=s, value=0.75 - s / 100) for s in range(3)]
+    renamed = relabel(ablation, "merge_radius[mean]")
+    assert {r["provenance"]["importance"] for r in ablation} == {"merge_radius"}  # inputs untouched
+    [row] = paired_table(main + renamed).to_dict("records")
+    assert row["b"] == "merge_radius[mean]" and row["mean_diff"] == 6.0 and row["wins"] == 3
 
 
 def test_random_draw_of_old_and_new_records():
