@@ -139,35 +139,46 @@ def plot_drift(rows: list[dict]):
     return fig
 
 
-def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None):
-    """Main dev metric versus parameters kept, one panel per task, one line per importance.
+def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None, dodge: float = 0.08):
+    """Main dev metric versus parameters kept, one panel per task, one line per importance (same
+    colour in every panel, one legend for the figure).
 
     Parameters
     ----------
     summary : rows of :func:`obce.report.summarize_records`
     baselines : dict of task to float, optional
         Majority-class score per task, drawn as a dashed line.
+    dodge : float
+        Horizontal offset between methods, in millions of parameters, so that error bars at the
+        same level stay apart (0 to draw them at the exact count).
     """
     import matplotlib.pyplot as plt
 
     tasks = list(dict.fromkeys(r["task"] for r in summary))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks) + 2.2, 3.4), squeeze=False)
     methods = sorted({r["importance"] for r in summary if r["importance"] != "none"})
+    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    handles = {}
     for ax, task in zip(axes[0], tasks):
         base = [r for r in summary if r["task"] == task and r["importance"] == "none"]
-        for m in methods:
-            sub = sorted(base + [r for r in summary if r["task"] == task and r["importance"] == m],
-                         key=lambda r: -r["parameters"])
-            ax.errorbar([r["parameters"] / 1e6 for r in sub], [r["mean"] for r in sub],
-                        yerr=[r["std"] for r in sub], marker="o", capsize=3, label=m)
+        for i, m in enumerate(methods):
+            own = [r for r in summary if r["task"] == task and r["importance"] == m]
+            if not own:
+                continue
+            sub = sorted(base + own, key=lambda r: -r["parameters"])
+            shift = dodge * (i - (len(methods) - 1) / 2)
+            handles[m] = ax.errorbar([r["parameters"] / 1e6 + (shift if r["importance"] == m else 0) for r in sub],
+                                     [r["mean"] for r in sub], yerr=[r["std"] for r in sub], marker="o",
+                                     capsize=3, color=colors[m], label=m)
         if baselines and task in baselines:
-            ax.axhline(baselines[task], ls="--", color="gray", lw=1, label="majority class")
+            handles["majority class"] = ax.axhline(baselines[task], ls="--", color="gray", lw=1,
+                                                   label="majority class")
         ax.set_title(task)
         ax.set_xlabel("parameters (M)")
         ax.set_ylabel(base[0]["metric"] if base else "")
         ax.invert_xaxis()
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1 - 2.2 / fig.get_figwidth(), 1))
     return fig
 
 
