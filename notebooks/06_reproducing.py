@@ -39,7 +39,9 @@
 #
 # ## The GLUE comparison
 # ```bash
-# obce pipeline --config params/glue_cpu_fulltrain.yaml  # CPU, whole training sets (committed records)
+# obce pipeline --config params/glue_cpu_fulltrain.yaml         # CPU, whole training sets (committed records)
+# obce pipeline --config params/glue_cpu_fulltrain_l3.yaml      #   same protocol, STS-B level 3
+# obce pipeline --config params/glue_cpu_fulltrain_scores.yaml  #   same protocol, activation statistics, total persistence
 # obce pipeline --config params/glue_cpu.yaml            # CPU, train subsets (committed records)
 # obce pipeline --config params/glue_gpu.yaml            # the full protocol (GPU; all levels, 5 scores, 3 seeds)
 # ```
@@ -54,7 +56,9 @@
 # (`representation_mean.yaml`, `representation_cls.yaml`), corpus size (`corpus_n128.yaml`,
 # `corpus_n2048.yaml`) and source (`corpus_other_task.yaml`), and scoring the fine-tuned instead of
 # the pretrained model (`score_finetuned.yaml`, which also runs the first-order Taylor baseline).
-# Each writes to its own `results/ablations/<name>/`.
+# Each writes to its own `results/ablations/<name>/`. Their CPU counterparts under the full-train
+# protocol (STS-B, level 2; committed records in `results/ablations_cpu/<name>/`) are in
+# `params/ablations_cpu/` (`representation_mean.yaml`, `representation_cls.yaml`).
 #
 # ## On a lent GPU
 # `benchmarks/README.md` describes the device runbook: `benchmarks/gpu/prepare_carry.sh` packs the
