@@ -223,8 +223,9 @@ pd.DataFrame(REPORTED).set_index("model")
 # {cite}`sanh2019distilbert` and MiniLM {cite}`wang2020minilm` as their authors' model cards on the
 # Hugging Face hub list them (the cards do not name the metric of each task: see `note`). The MiniLM
 # row is the 12-layer MiniLM of the paper, not the sentence-embedding all-MiniLM-L6-v2 measured
-# above. Not transcribed here (we keep only numbers we could corroborate): BERT-of-Theseus
-# {cite}`xu2020theseus`, PKD {cite}`sun2019pkd`, KroneckerBERT {cite}`tahaei2022kroneckerbert` and
+# above. BERT-of-Theseus {cite}`xu2020theseus` is the general-purpose model of its authors' repository
+# README (66M parameters counted as a 6-layer BERT). Not transcribed here (we keep only numbers we
+# could corroborate): PKD {cite}`sun2019pkd`, KroneckerBERT {cite}`tahaei2022kroneckerbert` and
 # OBCE/PBCE {cite}`balderas2023obce` {cite}`balderas2025pbce`; see the papers' tables.
 #
 # ## Discussion

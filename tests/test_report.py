@@ -150,3 +150,15 @@ def test_random_draw_of_old_and_new_records():
     rec["provenance"]["scoring"]["random_seed"] = 2
     assert random_draw(rec) == 2
     assert random_draw(_record()) is None
+
+
+def test_reported_numbers_are_labelled_and_in_range():
+    """Published numbers carry their source and split, name only GLUE tasks, and are x100 scores."""
+    from obce.data import GLUE_TASKS
+    from obce.report import REPORTED
+
+    for row in REPORTED:
+        assert row["model"] and row["source"] and row["split"] in ("dev", "test", "unstated"), row
+        scores = {k: v for k, v in row.items() if k not in ("model", "source", "split", "params_m", "note")}
+        assert scores and set(scores) <= set(GLUE_TASKS), row["model"]
+        assert all(0 < v <= 100 for v in scores.values()), row["model"]
