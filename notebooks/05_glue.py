@@ -257,8 +257,9 @@ if len(pairs_full):
 # more of STS-B than random neurons, but random's spread over seeds is so large that three seeds do
 # not make it significant. On MRPC, RTE and WNLI the classification tasks leave little room: the
 # pruned models sit near the majority-class baseline, so the verdicts there are ties or *no
-# learning* whatever the ordering of the means. The representation ablation answers whether a
-# simpler point cloud would do as well as the token vectors.
+# learning* whatever the ordering of the means. The representation ablation shows that the token
+# vectors matter: a point per sentence made of the mean over its tokens, or of the [CLS] output
+# alone, loses to them and does no better than random neurons.
 #
 # **What the short protocol shows.** With the short budget the unpruned model itself stays at the
 # majority-class baseline on CoLA, MRPC and RTE, so those comparisons say nothing about the
