@@ -219,12 +219,13 @@ def cmd_report(args) -> None:
     records = load_records(args.results)
     if not records:
         raise ObceInputError(f"no GLUE records under {args.results!r}")
-    by_protocol: dict[str, list] = {}
+    sections: dict[tuple[str, str], list] = {}  # one per results directory and fine-tuning protocol
     for rec in records:
-        by_protocol.setdefault(protocol(rec), []).append(rec)
-    print(f"{len(records)} records under {args.results}, {len(by_protocol)} fine-tuning protocol(s)")
-    for proto, recs in sorted(by_protocol.items()):
-        print(f"\n## {len(recs)} records, {proto} ({', '.join(record_dirs(recs))})\n")
+        sections.setdefault((record_dirs([rec])[0], protocol(rec)), []).append(rec)
+    print(f"{len(records)} records under {args.results}, {len({p for _, p in sections})} fine-tuning "
+          f"protocol(s), {len(sections)} section(s)")
+    for (where, proto), recs in sorted(sections.items()):
+        print(f"\n## {where}: {len(recs)} records, {proto}\n")
         print(markdown_summary(recs))
 
 

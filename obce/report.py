@@ -103,9 +103,28 @@ def _one_protocol(records: list[dict[str, Any]]) -> None:
                              f"{', '.join(record_dirs(records))}: summarize each protocol's records separately")
 
 
+def _one_run_each(records: list[dict[str, Any]]) -> None:
+    """Raise when two records are the same run (task, importance, level, seed), e.g. an ablation's
+    records loaded together with the main ones: they would be averaged as if they were more seeds."""
+    seen: dict[tuple, str] = {}
+    for r in records:
+        p = r["provenance"]
+        key = (r["task"], p.get("importance", "none"), p.get("level", 0), p["seed"])
+        if key in seen:
+            raise ObceInputError(f"two records of task={key[0]} importance={key[1]} level={key[2]} seed={key[3]}: "
+                                 f"{seen[key]} and {r.get('path', '?')}; summarize each experiment's records "
+                                 "separately, or relabel one set (obce.report.relabel)")
+        seen[key] = r.get("path", "?")
+
+
 def record_dirs(records: list[dict[str, Any]]) -> list[str]:
-    """The results directories (``<out>/glue``) the records were loaded from."""
-    return sorted({str(Path(r.get("path", "?")).parent.parent) for r in records})
+    """The results directories the records were loaded from: ``<out>/glue`` for records stored as
+    ``<out>/glue/<task>/<name>.json``, else the record's own directory."""
+    dirs = set()
+    for r in records:
+        parent = Path(r.get("path", "?")).parent
+        dirs.add(str(parent.parent if parent.name == r["task"] else parent))
+    return sorted(dirs)
 
 
 def relabel(records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
@@ -116,8 +135,9 @@ def relabel(records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
 
 def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation over seeds of each (task, importance, level) main metric.
-    Records must share one fine-tuning protocol (else ``ObceInputError``)."""
+    Records must share one fine-tuning protocol and be one run each (else ``ObceInputError``)."""
     _one_protocol(records)
+    _one_run_each(records)
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         p = r["provenance"]
@@ -144,6 +164,7 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
     from scipy.stats import ttest_rel
 
     _one_protocol(records)
+    _one_run_each(records)
     index = {(r["task"], r["provenance"].get("importance"), r["provenance"].get("level"), r["provenance"]["seed"]):
              r["metrics"][get_task(r["task"]).main_metric] for r in records}
     out = []

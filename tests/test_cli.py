@@ -131,3 +131,5 @@ def test_report_command_summarizes_committed_records(capsys, tmp_path):
     out = capsys.readouterr().out
     assert out.count("\n## ") >= 2
     assert "max_train_samples=2000" in out and "max_train_samples=None" in out
+    # an ablation shares the full-train protocol but is its own section, not more seeds of r_f
+    assert "ablations_cpu/representation_mean/glue: 3 records" in out

@@ -162,3 +162,15 @@ def test_reported_numbers_are_labelled_and_in_range():
         scores = {k: v for k, v in row.items() if k not in ("model", "source", "split", "params_m", "note")}
         assert scores and set(scores) <= set(GLUE_TASKS), row["model"]
         assert all(0 < v <= 100 for v in scores.values()), row["model"]
+
+
+def test_the_same_run_twice_is_refused():
+    """An ablation's records loaded with the main ones would pass for extra seeds."""
+    main = [_record("stsb", seed=s, value=0.80) for s in range(2)]
+    ablation = [_record("stsb", seed=s, value=0.50) for s in range(2)]
+    for r in ablation:
+        r["path"] = "results/ablations_cpu/representation_mean/glue/stsb/merge_radius-L2-s0.json"
+    with pytest.raises(ObceInputError, match="two records of task=stsb importance=merge_radius level=2 seed=0"):
+        summarize_records(main + ablation)
+    with pytest.raises(ObceInputError, match="relabel"):
+        paired_comparison(main + ablation, "merge_radius", "random")
