@@ -17,10 +17,10 @@
 # # 5. GLUE comparisons
 #
 # **Overview.** Does topological importance beat simple importance scores at the same sparsity?
-# This chapter reads the GLUE result records under `results/glue/` (each with full provenance) and
-# compares OBCE's merge radius with random neurons and weight magnitude at equal sparsity, then
-# places the numbers beside published ones. Run with `-p run_experiments True` it first produces
-# (or resumes) the records with `obce pipeline`.
+# This chapter reads the GLUE result records under `results/` (each with full provenance) and
+# compares OBCE's merge radius with random neurons, weight magnitude and activation statistics at
+# equal sparsity, then places the numbers beside published ones. Run with `-p run_experiments True`
+# it first produces (or resumes) the records with `obce pipeline`.
 #
 # **Prerequisites.** Chapters 3 and 4.
 #
