@@ -212,7 +212,7 @@ def cmd_book(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import load_records, markdown_summary, protocol, record_dirs
+    from .report import load_records, markdown_summary, protocol, record_dir
 
     if not Path(args.results).is_dir():
         raise ObceInputError(f"results directory {args.results!r} does not exist")
@@ -221,7 +221,7 @@ def cmd_report(args) -> None:
         raise ObceInputError(f"no GLUE records under {args.results!r}")
     sections: dict[tuple[str, str], list] = {}  # one per results directory and fine-tuning protocol
     for rec in records:
-        sections.setdefault((record_dirs([rec])[0], protocol(rec)), []).append(rec)
+        sections.setdefault((record_dir(rec), protocol(rec)), []).append(rec)
     print(f"{len(records)} records under {args.results}, {len({p for _, p in sections})} fine-tuning "
           f"protocol(s), {len(sections)} section(s)")
     for (where, proto), recs in sorted(sections.items()):

@@ -103,13 +103,18 @@ def _one_protocol(records: list[dict[str, Any]]) -> None:
                              f"{', '.join(record_dirs(records))}: summarize each protocol's records separately")
 
 
+def run_key(record: dict[str, Any]) -> tuple[str, str, int, int]:
+    """What identifies a run: (task, importance, level, seed); the unpruned model is ("none", 0)."""
+    p = record["provenance"]
+    return record["task"], p.get("importance", "none"), p.get("level", 0), p["seed"]
+
+
 def _one_run_each(records: list[dict[str, Any]]) -> None:
-    """Raise when two records are the same run (task, importance, level, seed), e.g. an ablation's
-    records loaded together with the main ones: they would be averaged as if they were more seeds."""
+    """Raise when two records are the same run (:func:`run_key`), e.g. an ablation's records loaded
+    together with the main ones: they would be averaged as if they were more seeds."""
     seen: dict[tuple, str] = {}
     for r in records:
-        p = r["provenance"]
-        key = (r["task"], p.get("importance", "none"), p.get("level", 0), p["seed"])
+        key = run_key(r)
         if key in seen:
             raise ObceInputError(f"two records of task={key[0]} importance={key[1]} level={key[2]} seed={key[3]}: "
                                  f"{seen[key]} and {r.get('path', '?')}; summarize each experiment's records "
@@ -117,14 +122,16 @@ def _one_run_each(records: list[dict[str, Any]]) -> None:
         seen[key] = r.get("path", "?")
 
 
-def record_dirs(records: list[dict[str, Any]]) -> list[str]:
-    """The results directories the records were loaded from: ``<out>/glue`` for records stored as
+def record_dir(record: dict[str, Any]) -> str:
+    """The results directory a record was loaded from: ``<out>/glue`` for a record stored as
     ``<out>/glue/<task>/<name>.json``, else the record's own directory."""
-    dirs = set()
-    for r in records:
-        parent = Path(r.get("path", "?")).parent
-        dirs.add(str(parent.parent if parent.name == r["task"] else parent))
-    return sorted(dirs)
+    parent = Path(record.get("path", "?")).parent
+    return str(parent.parent if parent.name == record["task"] else parent)
+
+
+def record_dirs(records: list[dict[str, Any]]) -> list[str]:
+    """The results directories (:func:`record_dir`) the records were loaded from."""
+    return sorted({record_dir(r) for r in records})
 
 
 def relabel(records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
@@ -140,8 +147,7 @@ def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     _one_run_each(records)
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        p = r["provenance"]
-        groups.setdefault((r["task"], p.get("importance", "none"), p.get("level", 0)), []).append(r)
+        groups.setdefault(run_key(r)[:3], []).append(r)
     rows = []
     for (task, imp, level), recs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
         metric = get_task(task).main_metric
@@ -165,8 +171,7 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
 
     _one_protocol(records)
     _one_run_each(records)
-    index = {(r["task"], r["provenance"].get("importance"), r["provenance"].get("level"), r["provenance"]["seed"]):
-             r["metrics"][get_task(r["task"]).main_metric] for r in records}
+    index = {run_key(r): r["metrics"][get_task(r["task"]).main_metric] for r in records}
     out = []
     for task, level in sorted({(k[0], k[2]) for k in index if k[1] == a}):
         seeds = sorted(k[3] for k in index if k[:3] == (task, a, level) and (task, b, level, k[3]) in index)
