@@ -40,8 +40,9 @@
 #     $r_f$ versus random and magnitude; `params/glue_cpu_fulltrain_l3.yaml`: STS-B at level 3, $r_f$
 #     versus random; `params/glue_cpu_fulltrain_scores.yaml`: STS-B at level 2 with the activation
 #     statistics (mean |activation|, variance) and OBCE's other persistence summary (total
-#     persistence). Ablations of the point cloud representation under the same protocol are in
-#     `params/ablations_cpu/` (records in `results/ablations_cpu/`);
+#     persistence). Ablations under the same protocol (point cloud representation, corpus size and
+#     source, scoring the fine-tuned model, with the Taylor baseline) are in `params/ablations_cpu/`
+#     (records in `results/ablations_cpu/`);
 #   - *short* (`params/glue_cpu.yaml`, records in `results/glue/`): train subsets of 2,000 examples,
 #     2 epochs, max_length 64; CoLA, MRPC, STS-B and RTE, levels 0 and 2.
 #
@@ -66,8 +67,8 @@ import pandas as pd
 from IPython.display import display
 
 from obce import get_task, plots
-from obce.report import (REPORTED, load_records, majority_baseline, paired_table, protocol, random_draw,
-                         relabel, score_table, summarize_records)
+from obce.report import (REPORTED, load_ablations, load_records, majority_baseline, paired_table, protocol,
+                         random_draw, score_table, summarize_records)
 
 plots.set_style()
 if run_experiments:
@@ -146,26 +147,34 @@ overlap.columns = [f"layer {i}" for i in overlap.columns]
 overlap
 
 # %% [markdown]
-# ## Ablation: the point cloud representation
+# ## Ablations: which reading of OBCE works?
 #
-# OBCE's point cloud has one point per sentence; what a point is, the paper leaves open. Token
-# vectors (the default: the neuron's outputs over the sentence's tokens, padding excluded) against
-# the mean over tokens and the [CLS] output alone, on STS-B at level 2 under the full-train protocol,
-# paired seed by seed with the token-vector $r_f$ and with random neurons:
+# The paper leaves several choices open; each ablation set under `results/ablations_cpu/<name>/`
+# changes one of them, on STS-B at level 2 under the full-train protocol, and is paired seed by seed
+# with the default $r_f$ (token vectors, the task's own 512 training sentences, the pretrained
+# model) and with random neurons. An ablation's $r_f$ is labelled `merge_radius[<name>]`:
+# - the point cloud: `representation_mean` (one point per sentence: the mean of the neuron's outputs
+#   over its tokens) and `representation_cls` (the [CLS] output alone), against token vectors;
+# - the corpus: `corpus_n128` and `corpus_n2048` sentences instead of 512; `corpus_sst2`: SST-2's
+#   sentences instead of the task's own;
+# - the scored model: `score_finetuned` scores the model fine-tuned on the task (fine-tune, prune,
+#   fine-tune again; the second fine-tune starts from the pruned fine-tuned encoder and its head, so
+#   these models were trained twice as long). The first-order Taylor baseline (|activation x
+#   gradient of the task loss|) needs that task loss and is run there too, as `taylor`.
 
 # %%
-variants = {p.parent.name: load_records(p) for p in sorted(Path(ablations_dir).glob("*/glue"))}
-ablation = [r for name, recs in variants.items()
-            for r in relabel(recs, f"merge_radius[{name.removeprefix('representation_')}]")]
+ablation = load_ablations(ablations_dir, taken={r["provenance"]["importance"] for r in full})
 if ablation:
     base = [r for r in full if r["task"] in {a["task"] for a in ablation}
-            and r["provenance"]["level"] in {a["provenance"]["level"] for a in ablation}
-            and r["provenance"]["importance"] in ("merge_radius", "random")]
+            and r["provenance"]["level"] in {0, *(a["provenance"]["level"] for a in ablation)}
+            and r["provenance"]["importance"] in ("none", "merge_radius", "random")]
     display(score_table(base + ablation))
     labels = sorted({r["provenance"]["importance"] for r in ablation})
-    display(pd.concat([paired_table(base + ablation, controls=tuple(labels), baselines=floors),
-                       *[paired_table(base + ablation, a=v, controls=("random",), baselines=floors) for v in labels]],
-                      ignore_index=True))
+    pairs_ablation = pd.concat(
+        [paired_table(base + ablation, controls=tuple(labels), baselines=floors),
+         *[paired_table(base + ablation, a=v, controls=("random",), baselines=floors) for v in labels]],
+        ignore_index=True)
+    display(pairs_ablation)
 else:
     print(f"no ablation records under {ablations_dir}")
 

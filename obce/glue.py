@@ -94,7 +94,8 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     model : str, path or nn.Module
         ``"minilm"``, a checkpoint directory (e.g. a pruned model), a hub id, or an in-memory
         model (then ``tokenizer`` is required). A classification (regression for STS-B) head is
-        added, initialised from ``seed``.
+        added, initialised from ``seed``; a model that already has a head of the task's shape (one
+        fine-tuned on the task, possibly pruned since) keeps it and is trained further.
     task : str
         GLUE task name.
     glue_dir : path, optional

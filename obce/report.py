@@ -140,6 +140,21 @@ def relabel(records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
     return [{**r, "provenance": {**r["provenance"], "importance": label}} for r in records]
 
 
+def load_ablations(root: str | os.PathLike, taken: set[str] | frozenset[str] = frozenset()
+                   ) -> list[dict[str, Any]]:
+    """Records of every ablation set under ``root`` (one directory each, ``<root>/<name>/glue``),
+    validated. An importance that is in ``taken`` (the main records' importances) is renamed
+    ``"<importance>[<name>]"`` so that the sets pair with the main records; others keep their name.
+    No directory: an empty list."""
+    out = []
+    for tree in sorted(Path(root).glob("*/glue")):
+        name = tree.parent.name
+        for rec in load_records(tree):
+            imp = rec["provenance"]["importance"]
+            out.extend(relabel([rec], f"{imp}[{name}]") if imp in taken else [rec])
+    return out
+
+
 def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation over seeds of each (task, importance, level) main metric.
     Records must share one fine-tuning protocol and be one run each (else ``ObceInputError``)."""

@@ -29,7 +29,7 @@ def test_committed_records_are_valid():
     for rec in records:
         prov = rec["provenance"]
         assert prov["importance"] in ("none", "merge_radius", "total_persistence", "random", "magnitude",
-                                      "mean_abs_activation", "activation_variance", "mean_death")
+                                      "mean_abs_activation", "activation_variance", "mean_death", "taylor")
         assert (prov["level"] == 0) == (prov["importance"] == "none")
         assert prov["parameters"] <= prov["parameters_full"]
         expected = rec["path"].split("/")[-1]
@@ -139,6 +139,24 @@ def test_relabelled_ablation_records_pair_with_the_main_ones():
     assert {r["provenance"]["importance"] for r in ablation} == {"merge_radius"}  # inputs untouched
     [row] = paired_table(main + renamed).to_dict("records")
     assert row["b"] == "merge_radius[mean]" and row["mean_diff"] == 6.0 and row["wins"] == 3
+
+
+def test_ablation_sets_are_renamed_where_they_collide_with_the_main_importances(tmp_path):
+    from obce.report import load_ablations, paired_table
+
+    for name, imps in {"corpus_n128": ["merge_radius"], "score_finetuned": ["taylor", "merge_radius"]}.items():
+        for imp in imps:
+            for s in range(3):
+                path = tmp_path / name / "glue" / "stsb" / f"{imp}-L2-s{s}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(_record("stsb", imp, seed=s, value=0.7 + s / 100)))
+    found = load_ablations(tmp_path, taken={"merge_radius", "random"})
+    assert sorted({r["provenance"]["importance"] for r in found}) == [
+        "merge_radius[corpus_n128]", "merge_radius[score_finetuned]", "taylor"]
+    main = [_record("stsb", seed=s, value=0.8) for s in range(3)]
+    assert sorted(paired_table(main + found).b) == ["merge_radius[corpus_n128]", "merge_radius[score_finetuned]",
+                                                    "taylor"]
+    assert load_ablations(tmp_path / "absent") == []
 
 
 def test_random_draw_of_old_and_new_records():
