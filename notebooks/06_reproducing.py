@@ -58,7 +58,9 @@
 # the pretrained model (`score_finetuned.yaml`, which also runs the first-order Taylor baseline).
 # Each writes to its own `results/ablations/<name>/`. Their CPU counterparts under the full-train
 # protocol (STS-B, level 2; committed records in `results/ablations_cpu/<name>/`) are in
-# `params/ablations_cpu/` (`representation_mean.yaml`, `representation_cls.yaml`).
+# `params/ablations_cpu/` (`representation_mean.yaml`, `representation_cls.yaml`, `corpus_n128.yaml`,
+# `corpus_n2048.yaml`, `corpus_sst2.yaml`, `score_finetuned.yaml`); chapter 5 reads every set found
+# there.
 #
 # ## On a lent GPU
 # `benchmarks/README.md` describes the device runbook: `benchmarks/gpu/prepare_carry.sh` packs the
