@@ -68,7 +68,7 @@ from IPython.display import display
 
 from obce import get_task, plots
 from obce.report import (REPORTED, load_ablations, load_records, majority_baseline, paired_table, protocol,
-                         random_draw, score_table, summarize_records)
+                         random_draw, run_key, score_table, summarize_records)
 
 plots.set_style()
 if run_experiments:
@@ -210,8 +210,7 @@ summary_short = summarize_records(short) if short else []
 rows = []
 for d in diags:
     metric = get_task(d["task"]).main_metric
-    same = [r for r in summary_short if r["task"] == d["task"] and r["level"] == d["provenance"].get("level", 0)
-            and r["importance"] == d["provenance"].get("importance", "none")]
+    same = [r for r in summary_short if (r["task"], r["importance"], r["level"]) == run_key(d)[:3]]
     rows.append(dict(task=d["task"], model=d["provenance"]["model"], train_size=d["provenance"]["train_size"],
                      epochs=d["provenance"]["params"]["epochs"], metric=metric,
                      diagnostic=round(100 * d["metrics"][metric], 1),
