@@ -67,7 +67,7 @@ import pandas as pd
 from IPython.display import display
 
 from obce import get_task, plots
-from obce.report import (REPORTED, load_ablations, load_records, majority_baseline, paired_table, protocol,
+from obce.report import (REPORTED, ablation_table, load_ablations, load_records, majority_baseline, paired_table, protocol,
                          random_draw, run_key, score_table, summarize_records)
 
 plots.set_style()
@@ -152,28 +152,25 @@ overlap
 # The paper leaves several choices open; each ablation set under `results/ablations_cpu/<name>/`
 # changes one of them, on STS-B at level 2 under the full-train protocol, and is paired seed by seed
 # with the default $r_f$ (token vectors, the task's own 512 training sentences, the pretrained
-# model) and with random neurons. An ablation's $r_f$ is labelled `merge_radius[<name>]`:
+# model) and with random neurons. A set's scores are labelled `<score>[<name>]`:
 # - the point cloud: `representation_mean` (one point per sentence: the mean of the neuron's outputs
 #   over its tokens) and `representation_cls` (the [CLS] output alone), against token vectors;
 # - the corpus: `corpus_n128` and `corpus_n2048` sentences instead of 512; `corpus_sst2`: SST-2's
 #   sentences instead of the task's own;
 # - the scored model: `score_finetuned` scores the model fine-tuned on the task (fine-tune, prune,
 #   fine-tune again; the second fine-tune starts from the pruned fine-tuned encoder and its head, so
-#   these models were trained twice as long). The first-order Taylor baseline (|activation x
-#   gradient of the task loss|) needs that task loss and is run there too, as `taylor`.
+#   these models were trained twice as long and are compared with their own random control,
+#   `random[score_finetuned]`, trained the same way). The first-order Taylor baseline (|activation x
+#   gradient of the task loss|) needs that task loss and is run there too.
 
 # %%
-ablation = load_ablations(ablations_dir, taken={r["provenance"]["importance"] for r in full})
+ablation = load_ablations(ablations_dir)
 if ablation:
-    base = [r for r in full if r["task"] in {a["task"] for a in ablation}
-            and r["provenance"]["level"] in {0, *(a["provenance"]["level"] for a in ablation)}
+    tasks, levels = {r["task"] for r in ablation}, {0, *(r["provenance"]["level"] for r in ablation)}
+    base = [r for r in full if r["task"] in tasks and r["provenance"]["level"] in levels
             and r["provenance"]["importance"] in ("none", "merge_radius", "random")]
     display(score_table(base + ablation))
-    labels = sorted({r["provenance"]["importance"] for r in ablation})
-    pairs_ablation = pd.concat(
-        [paired_table(base + ablation, controls=tuple(labels), baselines=floors),
-         *[paired_table(base + ablation, a=v, controls=("random",), baselines=floors) for v in labels]],
-        ignore_index=True)
+    pairs_ablation = ablation_table(full, ablation, baselines=floors)
     display(pairs_ablation)
 else:
     print(f"no ablation records under {ablations_dir}")

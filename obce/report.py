@@ -140,19 +140,39 @@ def relabel(records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
     return [{**r, "provenance": {**r["provenance"], "importance": label}} for r in records]
 
 
-def load_ablations(root: str | os.PathLike, taken: set[str] | frozenset[str] = frozenset()
-                   ) -> list[dict[str, Any]]:
+def load_ablations(root: str | os.PathLike) -> list[dict[str, Any]]:
     """Records of every ablation set under ``root`` (one directory each, ``<root>/<name>/glue``),
-    validated. An importance that is in ``taken`` (the main records' importances) is renamed
-    ``"<importance>[<name>]"`` so that the sets pair with the main records; others keep their name.
-    No directory: an empty list."""
-    out = []
-    for tree in sorted(Path(root).glob("*/glue")):
-        name = tree.parent.name
-        for rec in load_records(tree):
-            imp = rec["provenance"]["importance"]
-            out.extend(relabel([rec], f"{imp}[{name}]") if imp in taken else [rec])
-    return out
+    validated, their importance renamed ``"<importance>[<name>]"`` so that they pair with the main
+    records and each set's own controls stay apart. No directory: an empty list."""
+    return [r for tree in sorted(Path(root).glob("*/glue"))
+            for r in relabel_each(load_records(tree), tree.parent.name)]
+
+
+def relabel_each(records: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """Copies of ``records`` whose importance reads ``"<importance>[<name>]"``."""
+    return [relabel([r], f"{r['provenance']['importance']}[{name}]")[0] for r in records]
+
+
+def ablation_table(main: list[dict[str, Any]], ablation: list[dict[str, Any]], a: str = "merge_radius",
+                   baselines: dict[str, float] | None = None):
+    """Paired comparisons of ablation sets (from :func:`load_ablations`) on their tasks and levels:
+    the main ``a`` against every ablation importance but the random controls, then each of those
+    against its random control: the set's own ``random[<name>]`` where it has one (same training),
+    else the main ``random``. Columns as :func:`paired_table`."""
+    import pandas as pd
+
+    where = {(r["task"], r["provenance"]["level"]) for r in ablation}
+    base = [r for r in main if (r["task"], r["provenance"]["level"]) in where
+            and r["provenance"]["importance"] in (a, "random")]
+    records = base + ablation
+    labels = sorted({r["provenance"]["importance"] for r in ablation})
+    variants = [v for v in labels if not v.startswith("random[")]
+    tables = [paired_table(records, a=a, controls=tuple(variants), baselines=baselines)]
+    for v in variants:
+        own = "random[" + v.split("[", 1)[1] if "[" in v else None
+        tables.append(paired_table(records, a=v, controls=(own if own in labels else "random",),
+                                   baselines=baselines))
+    return pd.concat(tables, ignore_index=True)
 
 
 def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
