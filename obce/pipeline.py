@@ -119,7 +119,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
     cfg.validate()
     out = Path(cfg.out)
     model, tokenizer = load_model(cfg.model, device=cfg.scoring.get("device"))
-    n_full = count_parameters(model)
+    n_full = count_parameters(model.base_model)
     stored = stored_dtype(load_config(cfg.model))
     weights = f"stored as {stored}, upcast to float32" if stored and stored != "float32" else "float32"
     paths = []
@@ -135,7 +135,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
         scores = None if level == 0 else task_scores(cfg, base, tokenizer, task, imp, progress, seed=seed)
         small = model if level == 0 else prune(base, scores, level=level)
         extra = dict(importance=imp, level=level, intermediate_size=small.config.intermediate_size,
-                     parameters=count_parameters(small), parameters_full=n_full,
+                     parameters=count_parameters(small.base_model), parameters_full=n_full,  # encoder only
                      scoring=expected_scoring(cfg, imp, seed) if level else None, config_note=cfg.note,
                      model_weights=weights)
         ft = {k: v for k, v in cfg.finetune.items()}

@@ -89,7 +89,7 @@ def test_all_committed_configs_are_valid():
         assert planned_runs(cfg), path
 
 
-def test_finetune_prune_finetune_with_taylor_scores(config, tmp_path):
+def test_finetune_prune_finetune_with_taylor_scores(config, tiny_bert, tmp_path):
     cfg = PipelineConfig.from_dict({**config, "levels": [2], "importances": ["taylor", "merge_radius"],
                                     "corpus": {**config["corpus"], "score_model": "finetuned"}})
     paths = run_pipeline(cfg, progress=False)
@@ -98,6 +98,9 @@ def test_finetune_prune_finetune_with_taylor_scores(config, tmp_path):
     assert len(finetuned) == 1 and (finetuned[0] / "config.json").exists()  # fine-tuned once, reused
     rec = json.loads(paths[0].read_text())
     assert rec["provenance"]["scoring"]["score_model"] == "finetuned" and rec["provenance"]["intermediate_size"] == 32
+    c = tiny_bert[0].config  # parameters count the encoder only, as for prune-then-finetune (not the head)
+    removed = c.num_hidden_layers * (c.intermediate_size - 32) * (2 * c.hidden_size + 1)
+    assert rec["provenance"]["parameters"] == rec["provenance"]["parameters_full"] - removed
     scores = sorted((tmp_path / "out" / "scores").glob("rte-taylor-*.npz"))
     assert len(scores) == 1
     with pytest.raises(ObceInputError, match="score_model: finetuned"):

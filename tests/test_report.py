@@ -32,6 +32,8 @@ def test_committed_records_are_valid():
                                       "mean_abs_activation", "activation_variance", "mean_death", "taylor")
         assert (prov["level"] == 0) == (prov["importance"] == "none")
         assert prov["parameters"] <= prov["parameters_full"]
+        if prov["model"] == "minilm":  # the encoder's count: 6 layers x (2 x 384 + 1) per FFN neuron removed
+            assert prov["parameters_full"] - prov["parameters"] == 6 * 769 * (1536 - prov["intermediate_size"]), rec["path"]
         expected = rec["path"].split("/")[-1]
         assert expected == f"{prov['importance']}-L{prov['level']}-s{prov['seed']}.json"
     load_records(REPO / "results" / "diagnostics")  # validated too
@@ -141,21 +143,31 @@ def test_relabelled_ablation_records_pair_with_the_main_ones():
     assert row["b"] == "merge_radius[mean]" and row["mean_diff"] == 6.0 and row["wins"] == 3
 
 
-def test_ablation_sets_are_renamed_where_they_collide_with_the_main_importances(tmp_path):
-    from obce.report import load_ablations, paired_table
+def test_ablation_sets_pair_with_the_main_records_and_their_own_random_control(tmp_path):
+    from obce.report import ablation_table, load_ablations
 
-    for name, imps in {"corpus_n128": ["merge_radius"], "score_finetuned": ["taylor", "merge_radius"]}.items():
-        for imp in imps:
+    sets = {"corpus_n128": {"merge_radius": 0.70}, "score_finetuned": {"taylor": 0.86, "merge_radius": 0.85,
+                                                                       "random": 0.84}}
+    for name, imps in sets.items():
+        for imp, value in imps.items():
             for s in range(3):
                 path = tmp_path / name / "glue" / "stsb" / f"{imp}-L2-s{s}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(_record("stsb", imp, seed=s, value=0.7 + s / 100)))
-    found = load_ablations(tmp_path, taken={"merge_radius", "random"})
+                path.write_text(json.dumps(_record("stsb", imp, seed=s, value=value + s / 100)))
+    found = load_ablations(tmp_path)
     assert sorted({r["provenance"]["importance"] for r in found}) == [
-        "merge_radius[corpus_n128]", "merge_radius[score_finetuned]", "taylor"]
-    main = [_record("stsb", seed=s, value=0.8) for s in range(3)]
-    assert sorted(paired_table(main + found).b) == ["merge_radius[corpus_n128]", "merge_radius[score_finetuned]",
-                                                    "taylor"]
+        "merge_radius[corpus_n128]", "merge_radius[score_finetuned]", "random[score_finetuned]",
+        "taylor[score_finetuned]"]
+    main = [_record("stsb", imp, seed=s, value=v - s / 100) for imp, v in (("merge_radius", 0.8), ("random", 0.6))
+            for s in range(3)]
+    table = ablation_table(main + [_record("rte", seed=s) for s in range(3)], found)
+    pairs = {(row["a"], row["b"]): round(row["mean_diff"], 6) for row in table.to_dict("records")}
+    assert pairs == {
+        ("merge_radius", "merge_radius[corpus_n128]"): 8.0, ("merge_radius", "merge_radius[score_finetuned]"): -7.0,
+        ("merge_radius", "taylor[score_finetuned]"): -8.0,
+        ("merge_radius[corpus_n128]", "random"): 12.0,  # no own control: the main random
+        ("merge_radius[score_finetuned]", "random[score_finetuned]"): 1.0,  # same two fine-tunes
+        ("taylor[score_finetuned]", "random[score_finetuned]"): 2.0}
     assert load_ablations(tmp_path / "absent") == []
 
 
