@@ -158,7 +158,8 @@ def ablation_table(main: list[dict[str, Any]], ablation: list[dict[str, Any]], a
     """Paired comparisons of ablation sets (from :func:`load_ablations`) on their tasks and levels:
     the main ``a`` against every ablation importance but the random controls, then each of those
     against its random control: the set's own ``random[<name>]`` where it has one (same training),
-    else the main ``random``. Columns as :func:`paired_table`."""
+    else the main ``random``; and within a set, its ``a`` against its other scores. Columns as
+    :func:`paired_table`."""
     import pandas as pd
 
     where = {(r["task"], r["provenance"]["level"]) for r in ablation}
@@ -172,6 +173,9 @@ def ablation_table(main: list[dict[str, Any]], ablation: list[dict[str, Any]], a
         own = "random[" + v.split("[", 1)[1] if "[" in v else None
         tables.append(paired_table(records, a=v, controls=(own if own in labels else "random",),
                                    baselines=baselines))
+        if v.startswith(a + "["):  # within a set: its a against its other scores (same training)
+            others = tuple(w for w in variants if w != v and w.endswith("[" + v.split("[", 1)[1]))
+            tables.append(paired_table(records, a=v, controls=others, baselines=baselines))
     return pd.concat(tables, ignore_index=True)
 
 

@@ -167,7 +167,8 @@ def test_ablation_sets_pair_with_the_main_records_and_their_own_random_control(t
         ("merge_radius", "taylor[score_finetuned]"): -8.0,
         ("merge_radius[corpus_n128]", "random"): 12.0,  # no own control: the main random
         ("merge_radius[score_finetuned]", "random[score_finetuned]"): 1.0,  # same two fine-tunes
-        ("taylor[score_finetuned]", "random[score_finetuned]"): 2.0}
+        ("taylor[score_finetuned]", "random[score_finetuned]"): 2.0,
+        ("merge_radius[score_finetuned]", "taylor[score_finetuned]"): -1.0}  # within the set
     assert load_ablations(tmp_path / "absent") == []
 
 
