@@ -268,8 +268,9 @@ if len(pairs_full):
 #
 # **The scoring corpus.** 2,048 sentences keep as much of STS-B as 512; 128 keep a little less and
 # vary more across seeds, yet still beat random neurons: the scores need a few hundred of the task's
-# sentences, not thousands. Scoring STS-B with another task's sentences (SST-2) is compared in the
-# same table.
+# sentences, not thousands. Another task's sentences (SST-2) keep less of STS-B on every seed and
+# vary much more, so that they no longer beat random neurons significantly: score with the task's own
+# sentences.
 #
 # **Scoring the fine-tuned model.** Fine-tuning, pruning and fine-tuning again recovers nearly all of
 # STS-B whichever neurons go: with $r_f$ or Taylor importance of the fine-tuned model, and with random
