@@ -67,8 +67,8 @@ import pandas as pd
 from IPython.display import display
 
 from obce import get_task, plots
-from obce.report import (REPORTED, ablation_table, load_ablations, load_records, majority_baseline, paired_table, protocol,
-                         random_draw, run_key, score_table, summarize_records)
+from obce.report import (REPORTED, ablation_table, load_ablations, load_records, majority_baseline,
+                         paired_table, protocol, random_draw, run_key, score_table, summarize_records)
 
 plots.set_style()
 if run_experiments:

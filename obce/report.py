@@ -136,8 +136,11 @@ def record_dirs(records: list[dict[str, Any]]) -> list[str]:
 
 def relabel(records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
     """Copies of ``records`` whose importance reads ``label`` (e.g. ``"merge_radius[mean]"`` for an
-    ablation's records), so that they can be summarized and paired next to the main records."""
-    return [{**r, "provenance": {**r["provenance"], "importance": label}} for r in records]
+    ablation's records), so that they can be summarized and paired next to the main records;
+    ``{importance}`` in ``label`` stands for each record's own importance."""
+    return [{**r, "provenance": {**r["provenance"],
+                                 "importance": label.format(importance=r["provenance"]["importance"])}}
+            for r in records]
 
 
 def load_ablations(root: str | os.PathLike) -> list[dict[str, Any]]:
@@ -145,12 +148,7 @@ def load_ablations(root: str | os.PathLike) -> list[dict[str, Any]]:
     validated, their importance renamed ``"<importance>[<name>]"`` so that they pair with the main
     records and each set's own controls stay apart. No directory: an empty list."""
     return [r for tree in sorted(Path(root).glob("*/glue"))
-            for r in relabel_each(load_records(tree), tree.parent.name)]
-
-
-def relabel_each(records: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    """Copies of ``records`` whose importance reads ``"<importance>[<name>]"``."""
-    return [relabel([r], f"{r['provenance']['importance']}[{name}]")[0] for r in records]
+            for r in relabel(load_records(tree), "{importance}[" + tree.parent.name + "]")]
 
 
 def ablation_table(main: list[dict[str, Any]], ablation: list[dict[str, Any]], a: str = "merge_radius",
@@ -170,11 +168,12 @@ def ablation_table(main: list[dict[str, Any]], ablation: list[dict[str, Any]], a
     variants = [v for v in labels if not v.startswith("random[")]
     tables = [paired_table(records, a=a, controls=tuple(variants), baselines=baselines)]
     for v in variants:
-        own = "random[" + v.split("[", 1)[1] if "[" in v else None
+        tag = v[v.find("["):] if "[" in v else ""  # "[<name>]", the set's label
+        own = "random" + tag
         tables.append(paired_table(records, a=v, controls=(own if own in labels else "random",),
                                    baselines=baselines))
-        if v.startswith(a + "["):  # within a set: its a against its other scores (same training)
-            others = tuple(w for w in variants if w != v and w.endswith("[" + v.split("[", 1)[1]))
+        if tag and v == a + tag:  # within a set: its a against its other scores (same training)
+            others = tuple(w for w in variants if w != v and w.endswith(tag))
             tables.append(paired_table(records, a=v, controls=others, baselines=baselines))
     return pd.concat(tables, ignore_index=True)
 

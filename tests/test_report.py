@@ -141,6 +141,8 @@ def test_relabelled_ablation_records_pair_with_the_main_ones():
     assert {r["provenance"]["importance"] for r in ablation} == {"merge_radius"}  # inputs untouched
     [row] = paired_table(main + renamed).to_dict("records")
     assert row["b"] == "merge_radius[mean]" and row["mean_diff"] == 6.0 and row["wins"] == 3
+    assert [r["provenance"]["importance"] for r in relabel(ablation[:1], "{importance}[n128]")] == [
+        "merge_radius[n128]"]  # a record's own importance in the label
 
 
 def test_ablation_sets_pair_with_the_main_records_and_their_own_random_control(tmp_path):
