@@ -19,7 +19,7 @@ from .data import get_task, load_corpus
 from .errors import ObceInputError
 from .models import load_config, load_model, stored_dtype
 from .pruning import LEVELS, count_parameters, prune
-from .results import Timer, cache_key, corpus_hash, provenance, read_json, to_jsonable
+from .results import CHECKPOINT_RECORD, Timer, cache_key, corpus_hash, provenance, read_json, to_jsonable
 from .scoring import IMPORTANCES, load_scores, save_scores, score_neurons
 
 logger = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ def finetuned_model(cfg: PipelineConfig, model, tokenizer, task: str, progress: 
                                    progress=progress, keep_model=True, **cfg.finetune)
     with atomic_dir(path) as tmp:
         result.model.save_pretrained(tmp)
-        result.save(tmp / "obce_finetune.json")
+        result.save(tmp / CHECKPOINT_RECORD)
     return result.model.cpu()
 
 

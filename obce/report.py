@@ -10,7 +10,7 @@ import numpy as np
 
 from .data import get_task
 from .errors import ObceInputError
-from .results import read_json
+from .results import CHECKPOINT_RECORD, read_json
 
 METRIC_RANGES = {"accuracy": (0.0, 1.0), "f1": (0.0, 1.0), "matthews_correlation": (-1.0, 1.0),
                  "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0)}
@@ -67,9 +67,13 @@ def validate_record(record: dict[str, Any], where: str = "record") -> None:
 
 
 def load_records(root: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every GLUE record under ``root`` (recursively), validated, with its ``path``."""
+    """Every GLUE record under ``root`` (recursively), validated, with its ``path``. A fine-tuned
+    checkpoint's own record (``CHECKPOINT_RECORD``, beside its weights) describes the checkpoint, not
+    a run of the experiment, and is skipped."""
     records = []
     for path in sorted(Path(root).rglob("*.json")):
+        if path.name == CHECKPOINT_RECORD:
+            continue
         rec = read_json(path)
         if rec.get("kind") != "glue_result":
             continue

@@ -25,6 +25,8 @@ from .errors import ObceInputError
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+#: file name of a fine-tuned checkpoint's own record, saved beside its weights (not a run of an experiment)
+CHECKPOINT_RECORD = "obce_finetune.json"
 
 
 def versions() -> dict[str, str]:

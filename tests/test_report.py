@@ -5,6 +5,7 @@ import pytest
 
 from obce.errors import ObceInputError
 from obce.report import load_records, paired_comparison, summarize_records, validate_record
+from obce.results import CHECKPOINT_RECORD
 from tests.conftest import REPO
 
 #: every committed results tree of GLUE records (one per protocol)
@@ -60,7 +61,11 @@ def test_summary_and_paired_comparison(tmp_path):
     recs += [_record(importance="random", seed=s, value=v) for s, v in [(0, 0.55), (1, 0.60), (2, 0.58)]]
     for i, r in enumerate(recs):
         (tmp_path / f"{i}.json").write_text(json.dumps(r))
+    checkpoint = tmp_path / "finetuned" / "rte-0123abcd"
+    checkpoint.mkdir(parents=True)  # a fine-tuned checkpoint's own record is not a run
+    (checkpoint / CHECKPOINT_RECORD).write_text(json.dumps(_record(importance="none", level=0, seed=0)))
     loaded = load_records(tmp_path)
+    assert len(loaded) == 6
     rows = {(r["importance"], r["level"]): r for r in summarize_records(loaded)}
     assert rows["merge_radius", 2]["mean"] == pytest.approx(0.62) and rows["merge_radius", 2]["std"] == pytest.approx(0.02)
     assert rows["random", 2]["n"] == 3
