@@ -40,7 +40,7 @@
 # ## The GLUE comparison
 # ```bash
 # obce pipeline --config params/glue_cpu_fulltrain.yaml         # CPU, whole training sets (committed records)
-# obce pipeline --config params/glue_cpu_fulltrain_l3.yaml      #   same protocol, STS-B level 3
+# obce pipeline --config params/glue_cpu_fulltrain_levels.yaml  #   same protocol, STS-B levels 1 and 3
 # obce pipeline --config params/glue_cpu_fulltrain_scores.yaml  #   same protocol, activation statistics, total persistence
 # obce pipeline --config params/glue_cpu.yaml            # CPU, train subsets (committed records)
 # obce pipeline --config params/glue_gpu.yaml            # the full protocol (GPU; all levels, 5 scores, 3 seeds)

@@ -112,6 +112,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _default_mode(0o666))  # mkstemp makes it owner-only
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -127,6 +128,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(_temp_beside(path, tempfile.mkdtemp))
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(0o777))  # mkdtemp makes it owner-only
         if path.is_dir():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -137,6 +139,13 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _default_mode(mode: int) -> int:
+    """``mode`` less the process's umask: the permissions ``open``/``mkdir`` would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
 
 
 def _temp_beside(path: Path, make):

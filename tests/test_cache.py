@@ -1,4 +1,5 @@
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -87,6 +88,12 @@ def test_atomic_write_leaves_old_file_or_none(tmp_path):
             raise RuntimeError("killed mid-write")
     assert target.read_text().strip().startswith('{\n  "a": 1')
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    umask = os.umask(0o022)
+    try:  # the same permissions as a plain open() would give, not mkstemp's owner-only ones
+        write_json(target, {"a": 3})
+        assert target.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
     save_arrays(tmp_path / "x.npz", {"k": 1}, values=np.arange(3))
     meta, arrays = load_arrays(tmp_path / "x.npz")
     assert meta == {"k": 1} and arrays["values"].tolist() == [0, 1, 2]
@@ -106,6 +113,7 @@ def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "b.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert target.stat().st_mode & 0o777 == 0o777 & ~_umask()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
@@ -118,3 +126,9 @@ def test_provenance_names_the_commit_of_the_running_code(monkeypatch):
     monkeypatch.setattr(results, "git_commit", lambda path=None: "0123abcd-dirty")
     prov = results.provenance(params={})
     assert prov["git_commit"] == results.LOADED_COMMIT and prov["git_commit_at_save"] == "0123abcd-dirty"
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
