@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_glue)
 
     pl = sub.add_parser("pipeline", help="score -> prune -> glue for tasks x levels x seeds (resumable)")
-    pl.add_argument("--config", required=True, help="YAML file with PipelineConfig keys")
+    pl.add_argument("--config", required=True, nargs="+", metavar="CONFIG",
+                    help="YAML file(s) with PipelineConfig keys; several run one after the other")
     pl.add_argument("--dry-run", action="store_true", help="list the planned runs and which are done")
     pl.set_defaults(func=cmd_pipeline)
 
@@ -191,16 +192,17 @@ def cmd_glue(args) -> None:
 def cmd_pipeline(args) -> None:
     from .pipeline import PipelineConfig, planned_runs, record_done, record_path, run_pipeline
 
-    cfg = PipelineConfig.from_yaml(args.config)
-    runs = planned_runs(cfg)
-    done = [r for r in runs if record_done(record_path(cfg.out, *r), cfg)]
-    print(f"{len(runs)} planned runs, {len(done)} already done")
-    if args.dry_run:
-        for r in runs:
-            print(("done " if r in done else "todo ") + str(record_path(cfg.out, *r)))
-        return
-    paths = run_pipeline(cfg)
-    print(f"{len(paths)} records under {Path(cfg.out) / 'glue'}")
+    configs = {path: PipelineConfig.from_yaml(path) for path in args.config}  # all checked before any run
+    for path, cfg in configs.items():
+        runs = planned_runs(cfg)
+        done = [r for r in runs if record_done(record_path(cfg.out, *r), cfg)]
+        print(f"{path}: {len(runs)} planned runs, {len(done)} already done")
+        if args.dry_run:
+            for r in runs:
+                print(("done " if r in done else "todo ") + str(record_path(cfg.out, *r)))
+            continue
+        paths = run_pipeline(cfg)
+        print(f"{path}: {len(paths)} records under {Path(cfg.out) / 'glue'}")
 
 
 def cmd_book(args) -> None:

@@ -65,6 +65,15 @@ def test_pipeline_cli_dry_run(config, tmp_path, capsys):
     assert main(["pipeline", "--config", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "3 planned runs, 0 already done" in out and "todo" in out
+    other = tmp_path / "q.yaml"  # several configs: each planned in turn, all checked before any runs
+    other.write_text(yaml.safe_dump({**config, "levels": [3], "importances": ["magnitude"]}))
+    assert main(["pipeline", "--config", str(path), str(other), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: 3 planned runs" in out and f"{other}: 1 planned runs" in out and "magnitude-L3-s0.json" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**config, "levels": [5]}))
+    assert main(["pipeline", "--config", str(path), str(bad)]) == 2
+    assert "levels [5]" in capsys.readouterr().err and not (tmp_path / "out" / "glue").exists()
 
 
 def test_bad_pipeline_configs(config, tmp_path, capsys):
