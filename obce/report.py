@@ -234,9 +234,9 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
 
 def score_table(records: list[dict[str, Any]]):
     """The summary as a table: one row per (level, importance), one column per task with the main
-    metric x 100 as "mean ± std (n=seeds)", the parameters kept, and (with several tasks) their
-    GLUE-style average: the mean over the table's tasks of the main metric's mean, given only for
-    rows that ran every one of those tasks.
+    metric x 100 as "mean ± std (n=seeds)" ("-" where not run), the parameters kept, and (with
+    several tasks) their GLUE-style average: the mean over the table's tasks of the main metric's
+    mean, given only for rows that ran every one of those tasks.
 
     Returns
     -------
@@ -250,6 +250,7 @@ def score_table(records: list[dict[str, Any]]):
     table = pd.DataFrame(rows)
     table["score"] = [f"{100 * m:.1f} ± {100 * s:.1f} (n={n})" for m, s, n in zip(table["mean"], table["std"], table["n"])]
     wide = table.pivot_table(index=["level", "importance"], columns="task", values="score", aggfunc="first")
+    wide = wide.fillna("-")  # a score not run on that task
     params = table.groupby(["level", "importance"])["parameters"].first()
     wide.insert(0, "parameters", params.map(lambda v: "-" if pd.isna(v) else f"{int(v):,}"))
     tasks = sorted(table["task"].unique())

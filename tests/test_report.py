@@ -130,7 +130,7 @@ def test_tables_with_several_tasks_and_controls():
              for imp in ("mean_abs_activation", "random") for s in range(3)]
     wide = score_table(recs)
     assert wide.loc[(2, "merge_radius"), "average"] == "70.5"  # (61.0 + 80.0) / 2
-    assert wide.loc[(2, "random"), "average"] == "-"  # no RTE run
+    assert wide.loc[(2, "random"), "average"] == wide.loc[(2, "random"), "rte"] == "-"  # no RTE run
     assert controls_of(recs) == ("random", "mean_abs_activation")
     pairs = paired_table(recs)
     assert list(zip(pairs["task"], pairs["b"])) == [("stsb", "random"), ("stsb", "mean_abs_activation")]
