@@ -110,10 +110,14 @@ def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
             (tmp / "a.txt").write_text("2, half")
             raise KeyboardInterrupt
     assert (target / "a.txt").read_text() == "1"
-    with atomic_dir(target) as tmp:
-        (tmp / "b.txt").write_text("new")
+    umask = os.umask(0o022)
+    try:  # the same permissions as a plain mkdir() would give, not mkdtemp's owner-only ones
+        with atomic_dir(target) as tmp:
+            (tmp / "b.txt").write_text("new")
+    finally:
+        os.umask(umask)
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    assert target.stat().st_mode & 0o777 == 0o777 & ~_umask()
+    assert target.stat().st_mode & 0o777 == 0o755
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
@@ -126,9 +130,3 @@ def test_provenance_names_the_commit_of_the_running_code(monkeypatch):
     monkeypatch.setattr(results, "git_commit", lambda path=None: "0123abcd-dirty")
     prov = results.provenance(params={})
     assert prov["git_commit"] == results.LOADED_COMMIT and prov["git_commit_at_save"] == "0123abcd-dirty"
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
