@@ -50,8 +50,9 @@
 # obce pipeline --config params/glue_gpu.yaml              # the full protocol (GPU; all levels, 5 scores, 3 seeds)
 # ```
 # Records go to `<out>/glue/<task>/<importance>-L<level>-s<seed>.json` (`out` is set in the config:
-# `results/glue_fulltrain`, `results/glue_sst2_subset`, `results`), scores to `<out>/scores/`; a rerun skips finished records made
-# with the same inputs, so a killed run resumes and a changed config reruns what it changes.
+# `results/glue_fulltrain`, `results/glue_sst2_subset`, `results`), scores to `<out>/scores/`; a
+# rerun skips finished records made with the same inputs, so a killed run resumes and a changed
+# config reruns what it changes.
 # Several configs run one after the other; all are checked before the first run starts.
 # `obce report results` prints the summary and the paired verdicts as markdown, one section per
 # fine-tuning protocol (records of different protocols are never averaged together).
