@@ -40,7 +40,8 @@
 #     - `params/glue_cpu_fulltrain.yaml`: CoLA, STS-B, MRPC, RTE and WNLI, levels 0 and 2, $r_f$
 #       versus random and magnitude;
 #     - `params/glue_cpu_fulltrain_levels.yaml`: STS-B at levels 1 and 3, the same three scores;
-#     - `params/glue_cpu_fulltrain_l3_variance.yaml`: STS-B at level 3 with activation variance;
+#     - `params/glue_cpu_fulltrain_levels_variance.yaml`: STS-B at levels 1 and 3 with activation
+#       variance;
 #     - `params/glue_cpu_fulltrain_scores.yaml`: STS-B at level 2 with the activation statistics
 #       (mean |activation|, variance) and OBCE's other persistence summary (total persistence);
 #     - `params/glue_cpu_fulltrain_variance.yaml`: activation variance at level 2 on the other four
@@ -302,7 +303,8 @@ if len(pairs_full):
 # vary so much over the seeds (from 26 to 58) that three seeds do not make the difference significant.
 # Activation variance, which tied $r_f$ at level 2, keeps 75 points at level 3, ahead of $r_f$ on two of
 # three seeds (a tie, p = 0.39): even where pruning bites hardest, persistence does not beat the plain
-# statistic.
+# statistic. At level 1 variance keeps 84 points (a tie with $r_f$, p = 0.28) and, unlike $r_f$, beats
+# random and magnitude there.
 # So the cost of pruning by $r_f$ grows slowly to level 2 and steeply after it, and the gap to the
 # data-free scores grows with the sparsity.
 #
