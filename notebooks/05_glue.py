@@ -138,7 +138,8 @@ display(pairs_full)
 # it do what $r_f$ does, and where?):
 
 # %%
-display(paired_table(full, a="activation_variance", controls=("random", "magnitude"), baselines=floors))
+data_free = ("random", "magnitude")  # the scores that read no activations
+display(paired_table(full, a="activation_variance", controls=data_free, baselines=floors))
 
 # %% mystnb={"figure": {"caption": "Full training sets: dev score versus parameters kept (mean \u00b1 std over seeds), one line per importance score; dashed: majority-class baseline.", "name": "fig-glue"}}
 if full:
@@ -179,7 +180,7 @@ sst2 = records["SST-2 subset"]
 display(score_table(sst2))
 pairs_sst2 = paired_table(sst2, baselines=floors)
 display(pairs_sst2)
-display(paired_table(sst2, a="activation_variance", controls=("random", "magnitude"), baselines=floors))
+display(paired_table(sst2, a="activation_variance", controls=data_free, baselines=floors))
 
 # %% [markdown]
 # ## Ablations: which reading of OBCE works?
@@ -349,10 +350,10 @@ if len(pairs_full):
 #
 # **Limits.** CPU runs, one model, three seeds; SST-2 on a 20,000-sentence subset for 1 epoch;
 # levels 1 and 3 on STS-B only; mean |activation| and total persistence on STS-B only, activation
-# variance at level 2 on all six tasks (and at level 3 on STS-B); Taylor importance only where the
-# fine-tuned model is scored; max_length 64 instead of 128. The full GPU protocol
-# (`params/glue_gpu.yaml`) and the remaining ablations (`params/ablations/`) are the runs that extend
-# them.
+# variance at level 2 on all six tasks (and at levels 1 and 3 on STS-B); Taylor importance only
+# where the fine-tuned model is scored; max_length 64 instead of 128. The full GPU protocol
+# (`params/glue_gpu.yaml`) and the remaining ablations (`params/ablations/`) are the runs that
+# extend them.
 #
 # ## Summary
 # - All tables and the figure are computed from the validated records under `results/glue_fulltrain/`,
