@@ -43,7 +43,8 @@
 #     - `params/glue_cpu_fulltrain_levels_variance.yaml`: STS-B at levels 1 and 3 with activation
 #       variance;
 #     - `params/glue_cpu_fulltrain_levels_cola_mrpc.yaml`: CoLA and MRPC at levels 1 and 3, $r_f$
-#       versus activation variance, random and magnitude;
+#       versus activation variance, random and magnitude (MRPC at level 1 not yet run);
+#     - `params/glue_cpu_fulltrain_levels_rte.yaml`: the same for RTE (level 3 run, level 1 not yet);
 #     - `params/glue_cpu_fulltrain_scores.yaml`: STS-B at level 2 with the activation statistics
 #       (mean |activation|, variance) and OBCE's other persistence summary (total persistence);
 #     - `params/glue_cpu_fulltrain_variance.yaml`: activation variance at level 2 on the other four
@@ -321,8 +322,8 @@ if len(pairs_full):
 # So the cost of pruning by $r_f$ grows slowly to level 2 and steeply after it, and the gap to the
 # data-free scores grows with the sparsity.
 #
-# **Across levels (CoLA, MRPC, RTE).** Level 3 is where $r_f$ first loses significantly, and it loses
-# to activation variance: on CoLA by 11.5 points of MCC (6.0 against 17.4, every seed, p = 0.033), on
+# **Across levels (CoLA, MRPC, RTE).** Level 3 is where $r_f$ first loses significantly when the
+# pretrained model is pruned, and it loses to activation variance: on CoLA by 11.5 points of MCC (6.0 against 17.4, every seed, p = 0.033), on
 # MRPC by 1.3 points of F1 (81.4 against 82.7, every seed, p = 0.017) and on RTE by 1.6 points of
 # accuracy (56.7 against 58.2, every seed, p = 0.039; there $r_f$ still beats random neurons, +1.8, p = 0.013). On CoLA $r_f$ is then the
 # weakest score, behind random neurons and weight magnitude on every seed (ties), and on MRPC it sits
@@ -391,7 +392,7 @@ if len(pairs_full):
 #   on CoLA, MRPC, STS-B and SST-2 (ties with three seeds), has the best five-task average at level 2
 #   (56.7 against 55.6), and beats the data-free scores on MRPC too. Across levels the loss of $r_f$
 #   is small to level 2 and steep at level 3, where activation variance beats it on CoLA, MRPC and
-#   RTE (the first significant losses of $r_f$) and ties it on STS-B. On this evidence the topology adds
+#   RTE (the first significant losses of $r_f$ when the pretrained model is pruned) and ties it on STS-B. On this evidence the topology adds
 #   nothing measurable over the plain statistic, and at high sparsity it is worse.
 # - Ablations: token vectors beat the mean over tokens and the [CLS] output; 512 corpus sentences are
 #   enough; scoring the fine-tuned model (fine-tune, prune, fine-tune) recovers the task whatever the
