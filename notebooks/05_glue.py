@@ -39,12 +39,9 @@
 #     3 epochs, max_length 64; `obce pipeline --config params/glue_cpu_fulltrain*.yaml` runs its configs:
 #     - `params/glue_cpu_fulltrain.yaml`: CoLA, STS-B, MRPC, RTE and WNLI, levels 0 and 2, $r_f$
 #       versus random and magnitude;
-#     - `params/glue_cpu_fulltrain_levels.yaml`: STS-B at levels 1 and 3, the same three scores;
-#     - `params/glue_cpu_fulltrain_levels_variance.yaml`: STS-B at levels 1 and 3 with activation
-#       variance;
-#     - `params/glue_cpu_fulltrain_levels_cola_mrpc.yaml`: CoLA and MRPC at levels 1 and 3, $r_f$
-#       versus activation variance, random and magnitude (MRPC at level 1 not yet run);
-#     - `params/glue_cpu_fulltrain_levels_rte.yaml`: the same for RTE (level 3 run, level 1 not yet);
+#     - `params/glue_cpu_fulltrain_levels.yaml`: STS-B, CoLA, MRPC and RTE at levels 1 and 3, $r_f$
+#       versus activation variance, random and magnitude (MRPC and RTE at level 1, and magnitude at
+#       level 1 on CoLA, not yet run);
 #     - `params/glue_cpu_fulltrain_scores.yaml`: STS-B at level 2 with the activation statistics
 #       (mean |activation|, variance) and OBCE's other persistence summary (total persistence);
 #     - `params/glue_cpu_fulltrain_variance.yaml`: activation variance at level 2 on the other four
