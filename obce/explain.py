@@ -9,6 +9,7 @@ from torch import nn
 
 from .activations import collect_ffn_activations, tokenize
 from .data import Text
+from .errors import ObceInputError
 
 
 def top_activating_tokens(model: nn.Module, tokenizer, texts: Sequence[Text], layer: int, neuron: int,
@@ -74,6 +75,80 @@ def kept_overlap(a: np.ndarray, b: np.ndarray, level: int) -> np.ndarray:
 
     ka, kb = select_neurons(a, level=level), select_neurons(b, level=level)
     return np.array([np.intersect1d(x, y).size / x.size for x, y in zip(ka, kb)])
+
+
+def kept_only(a: np.ndarray, b: np.ndarray, level: int) -> list[np.ndarray]:
+    """Neurons kept at ``level`` by scores ``a`` and pruned by scores ``b``, per layer.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n_layers, n_neurons)
+    level : int in 1..3
+
+    Returns
+    -------
+    list of n_layers int ndarrays, sorted neuron indices
+    """
+    from .pruning import select_neurons
+
+    ka, kb = select_neurons(a, level=level), select_neurons(b, level=level)
+    return [np.setdiff1d(x, y) for x, y in zip(ka, kb)]
+
+
+def top_edge_ratio(deaths: np.ndarray) -> np.ndarray:
+    """Largest finite H0 death over the second largest: how far the merge radius r_f stands out
+    from the neuron's other minimum-spanning-tree edges (1: it does not).
+
+    Parameters
+    ----------
+    deaths : ndarray of shape (..., n_points - 1), n_points >= 3
+        Finite deaths, as :func:`obce.h0_deaths` returns them (any order).
+
+    Returns
+    -------
+    ndarray of shape (...), float64
+        inf where only the largest death is non-zero, nan where both are zero.
+    """
+    d = np.asarray(deaths, dtype=np.float64)
+    if d.ndim < 1 or d.shape[-1] < 2:
+        raise ObceInputError(f"deaths of shape {d.shape}: expected at least 2 finite deaths per neuron "
+                             "(clouds of 3 or more points)")
+    top2 = np.partition(d, d.shape[-1] - 2, axis=-1)[..., -2:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return top2[..., 1] / top2[..., 0]
+
+
+def longest_edge_split(clouds) -> np.ndarray:
+    """Size of the smaller part each neuron's cloud splits into when the longest edge of its minimum
+    spanning tree (the edge whose length is r_f) is cut: 1 means r_f is the distance from a single
+    isolated point (sentence) to its nearest neighbour.
+
+    Parameters
+    ----------
+    clouds : array or Tensor of shape (n_neurons, n_points, dim), n_points >= 2
+
+    Returns
+    -------
+    ndarray of shape (n_neurons,), int
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+    from scipy.spatial.distance import pdist, squareform
+
+    x = clouds.detach().cpu().double().numpy() if isinstance(clouds, torch.Tensor) else np.asarray(clouds, float)
+    if x.ndim != 3 or x.shape[1] < 2:
+        raise ObceInputError(f"clouds of shape {x.shape}: expected (n_neurons, n_points >= 2, dim)")
+    out = np.empty(x.shape[0], dtype=int)
+    for j, cloud in enumerate(x):
+        # coincident points give zero distances, which a sparse graph would drop: offset all edges
+        dist = squareform(pdist(cloud)) + 1.0
+        np.fill_diagonal(dist, 0.0)
+        tree = minimum_spanning_tree(dist).tocoo()
+        keep = np.arange(tree.nnz) != np.argmax(tree.data)
+        forest = coo_matrix((tree.data[keep], (tree.row[keep], tree.col[keep])), shape=tree.shape)
+        _, labels = connected_components(forest, directed=False)
+        out[j] = np.bincount(labels).min()
+    return out
 
 
 def output_drift(model: nn.Module, pruned: nn.Module, tokenizer, texts: Sequence[Text],

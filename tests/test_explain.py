@@ -2,7 +2,11 @@ import numpy as np
 import torch
 
 import obce
-from obce.explain import kept_overlap, output_drift, rank_agreement, top_activating_tokens
+import pytest
+
+from obce.errors import ObceInputError
+from obce.explain import (kept_only, kept_overlap, longest_edge_split, output_drift, rank_agreement,
+                          top_activating_tokens, top_edge_ratio)
 
 
 def test_top_activating_tokens_are_the_largest_outputs(tiny_bert, sentences):
@@ -38,3 +42,45 @@ def test_kept_overlap():
     np.testing.assert_allclose(kept_overlap(a, -a, level=2), [0.0, 0.0])  # keeps the other half
     b = np.array([[4.0, 1.0, 3.0, 2.0], [1.0, 2.0, 3.0, 4.0]])
     np.testing.assert_allclose(kept_overlap(a, b, level=2), [0.5, 1.0])
+
+
+def test_kept_only():
+    a = np.array([[4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0]])
+    b = np.array([[4.0, 1.0, 3.0, 2.0], [1.0, 2.0, 3.0, 4.0]])
+    only = kept_only(a, b, level=2)
+    np.testing.assert_array_equal(only[0], [1])  # a keeps 0, 1; b keeps 0, 2
+    assert only[1].size == 0
+    np.testing.assert_array_equal(kept_only(b, a, level=2)[0], [2])
+
+
+def _line_and_outlier():
+    # 6 points 1 apart on a line, one point 7 beyond the last; a pair of far clusters of 3 and 4
+    line = np.array([[0.0], [1.0], [2.0], [3.0], [4.0], [5.0], [12.0]])
+    pair = np.array([[0.0], [0.5], [1.0], [20.0], [20.5], [21.0], [21.5]])
+    return np.stack([line, pair])
+
+
+def test_top_edge_ratio_against_gudhi():
+    clouds = _line_and_outlier()
+    ratio = top_edge_ratio(obce.h0_deaths(clouds, method="gudhi"))
+    np.testing.assert_allclose(ratio, [7.0, 19.0 / 0.5])
+    rng = np.random.default_rng(0)
+    np.testing.assert_allclose(top_edge_ratio(rng.permutation([3.0, 1.0, 2.0])), 1.5)
+    assert np.isinf(top_edge_ratio(np.array([0.0, 0.0, 2.0])))
+    with pytest.raises(ObceInputError, match="at least 2 finite deaths"):
+        top_edge_ratio(np.array([[1.0]]))
+
+
+def test_longest_edge_split():
+    clouds = _line_and_outlier()
+    np.testing.assert_array_equal(longest_edge_split(clouds), [1, 3])
+    np.testing.assert_array_equal(longest_edge_split(torch.as_tensor(clouds)), [1, 3])
+    # coincident points (zero distances) stay connected
+    dup = np.array([[[0.0], [0.0], [5.0], [5.0], [5.0]]])
+    np.testing.assert_array_equal(longest_edge_split(dup), [2])
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 30, 3))
+    x[:, 0] += 50.0  # one far point per cloud
+    np.testing.assert_array_equal(longest_edge_split(x), [1, 1, 1, 1])
+    with pytest.raises(ObceInputError, match="n_points >= 2"):
+        longest_edge_split(np.zeros((3, 1, 2)))
