@@ -41,8 +41,9 @@
 # ```bash
 # obce pipeline --config params/glue_cpu_fulltrain*.yaml   # CPU, whole training sets (committed records):
 #                                                          #   all tasks at levels 0/2 (glue_cpu_fulltrain),
-#                                                          #   STS-B, CoLA, MRPC, RTE levels 1/3 (_levels;
-#                                                          #   partly run: --dry-run lists the rest),
+#                                                          #   STS-B, CoLA, MRPC, RTE levels 1/3, with total
+#                                                          #   persistence (_levels; partly run: --dry-run
+#                                                          #   lists the rest),
 #                                                          #   activation statistics, total persistence (_scores),
 #                                                          #   activation variance on the other tasks (_variance)
 # obce pipeline --config params/glue_cpu_sst2_subset.yaml  # CPU, SST-2 on a 20,000-sentence subset, 1 epoch
