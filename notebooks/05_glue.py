@@ -40,8 +40,8 @@
 #     - `params/glue_cpu_fulltrain.yaml`: CoLA, STS-B, MRPC, RTE and WNLI, levels 0 and 2, $r_f$
 #       versus random and magnitude;
 #     - `params/glue_cpu_fulltrain_levels.yaml`: STS-B, CoLA, MRPC and RTE at levels 1 and 3, $r_f$
-#       versus activation variance, random, magnitude and total persistence (not yet run: magnitude
-#       at level 1 on MRPC, total persistence at level 1, and on STS-B at level 3);
+#       versus activation variance, random, magnitude and total persistence (not yet run: total
+#       persistence at level 1, and on STS-B at level 3);
 #     - `params/glue_cpu_fulltrain_scores.yaml`: STS-B at level 2 with the activation statistics
 #       (mean |activation|, variance) and OBCE's other persistence summary (total persistence);
 #     - `params/glue_cpu_fulltrain_variance.yaml`: activation variance at level 2 on the other four
@@ -329,8 +329,8 @@ if len(pairs_full):
 # RTE keeps what it learned, where $r_f$ beats random neurons (+2.6, every seed, p = 0.037) and ties
 # variance. The overlap table above shows that the two part ways at high sparsity: the neurons $r_f$
 # and variance keep in common fall from about 85% at level 1 to about 60% at level 3 (chance: 25%).
-# On MRPC at level 1 $r_f$ keeps 84.5 F1, ahead of random neurons on every seed (a tie) and behind
-# variance (a tie), which beats random (+1.6, every seed, p = 0.021).
+# On MRPC at level 1 $r_f$ keeps 84.5 F1, ahead of random neurons on every seed (a tie), tied with
+# magnitude and behind variance (a tie), which beats random (+1.6, every seed, p = 0.021).
 #
 # **Why $r_f$ falls behind.** $r_f$ is the longest edge of the neuron's minimum spanning tree, and
 # chapter 3 measures that for nearly every neuron this edge cuts off a single sentence: $r_f$ is the
@@ -383,7 +383,7 @@ if len(pairs_full):
 # importance scores; STS-B learns but every pruned model collapses.
 #
 # **Limits.** CPU runs, one model, three seeds; SST-2 on a 20,000-sentence subset for 1 epoch;
-# levels 1 and 3 on STS-B, CoLA, MRPC and RTE (magnitude at level 1 on MRPC not yet run), none on WNLI and SST-2;
+# levels 1 and 3 on STS-B, CoLA, MRPC and RTE, none on WNLI and SST-2;
 # mean |activation| on STS-B only, total persistence on STS-B at level 2 and on CoLA, MRPC and RTE at
 # level 3; activation variance at level 2 on all six tasks; Taylor importance only
 # where the fine-tuned model is scored; max_length 64 instead of 128. The full GPU protocol
