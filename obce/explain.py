@@ -9,6 +9,7 @@ from torch import nn
 
 from .activations import collect_ffn_activations, tokenize
 from .data import Text
+from .persistence import _as_clouds
 from .errors import ObceInputError
 
 
@@ -71,10 +72,7 @@ def kept_overlap(a: np.ndarray, b: np.ndarray, level: int) -> np.ndarray:
     -------
     ndarray of shape (n_layers,)
     """
-    from .pruning import select_neurons
-
-    ka, kb = select_neurons(a, level=level), select_neurons(b, level=level)
-    return np.array([np.intersect1d(x, y).size / x.size for x, y in zip(ka, kb)])
+    return np.array([np.intersect1d(x, y).size / x.size for x, y in zip(*_kept_by_both(a, b, level))])
 
 
 def kept_only(a: np.ndarray, b: np.ndarray, level: int) -> list[np.ndarray]:
@@ -89,10 +87,14 @@ def kept_only(a: np.ndarray, b: np.ndarray, level: int) -> list[np.ndarray]:
     -------
     list of n_layers int ndarrays, sorted neuron indices
     """
+    return [np.setdiff1d(x, y) for x, y in zip(*_kept_by_both(a, b, level))]
+
+
+def _kept_by_both(a: np.ndarray, b: np.ndarray, level: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-layer neurons kept at ``level`` by scores ``a`` and by scores ``b``."""
     from .pruning import select_neurons
 
-    ka, kb = select_neurons(a, level=level), select_neurons(b, level=level)
-    return [np.setdiff1d(x, y) for x, y in zip(ka, kb)]
+    return select_neurons(a, level=level), select_neurons(b, level=level)
 
 
 def top_edge_ratio(deaths: np.ndarray) -> np.ndarray:
@@ -135,9 +137,7 @@ def longest_edge_split(clouds) -> np.ndarray:
     from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
     from scipy.spatial.distance import pdist, squareform
 
-    x = clouds.detach().cpu().double().numpy() if isinstance(clouds, torch.Tensor) else np.asarray(clouds, float)
-    if x.ndim != 3 or x.shape[1] < 2:
-        raise ObceInputError(f"clouds of shape {x.shape}: expected (n_neurons, n_points >= 2, dim)")
+    x = _as_clouds(clouds).detach().cpu().double().numpy()
     out = np.empty(x.shape[0], dtype=int)
     for j, cloud in enumerate(x):
         # coincident points give zero distances, which a sparse graph would drop: offset all edges
