@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--config", required=True, nargs="+", metavar="CONFIG",
                     help="YAML file(s) with PipelineConfig keys; several run one after the other")
     pl.add_argument("--dry-run", action="store_true", help="list the planned runs and which are done")
+    only = pl.add_argument_group("restrict every config to some of its runs (same records, same provenance)")
+    only.add_argument("--tasks", nargs="+", metavar="TASK")
+    only.add_argument("--importances", nargs="+", metavar="IMPORTANCE")
+    only.add_argument("--levels", nargs="+", type=int, metavar="LEVEL")
+    only.add_argument("--seeds", nargs="+", type=int, metavar="SEED")
     pl.set_defaults(func=cmd_pipeline)
 
     b = sub.add_parser("book", help="execute every notebook with a Papermill profile and build the book")
@@ -106,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_book)
 
     rp = sub.add_parser("report", help="summarize GLUE records: mean ± std per task/level/score, paired verdicts")
-    rp.add_argument("results", nargs="?", default="results/glue", help="directory of GLUE records")
+    rp.add_argument("results", nargs="?", default="results", help="directory of GLUE records (searched recursively)")
     rp.set_defaults(func=cmd_report)
 
     pa = sub.add_parser("params", help="parameter accounting of pruned architectures (no weights needed)")
@@ -190,9 +195,11 @@ def cmd_glue(args) -> None:
 
 
 def cmd_pipeline(args) -> None:
-    from .pipeline import PipelineConfig, planned_runs, record_done, record_path, run_pipeline
+    from .pipeline import PipelineConfig, planned_runs, record_done, record_path, restrict, run_pipeline
 
-    configs = {path: PipelineConfig.from_yaml(path) for path in args.config}  # all checked before any run
+    only = dict(tasks=args.tasks, importances=args.importances, levels=args.levels, seeds=args.seeds)
+    configs = {path: restrict(PipelineConfig.from_yaml(path), **only)  # all checked before any run
+               for path in args.config}
     for path, cfg in configs.items():
         runs = planned_runs(cfg)
         done = [r for r in runs if record_done(record_path(cfg.out, *r), cfg)]

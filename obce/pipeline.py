@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,27 @@ def record_path(out: str | os.PathLike, task: str, importance: str, level: int, 
     """Where the GLUE record of one run lives."""
     name = "none" if level == 0 else importance
     return Path(out) / "glue" / task / f"{name}-L{level}-s{seed}.json"
+
+
+def restrict(cfg: PipelineConfig, **only: list | None) -> PipelineConfig:
+    """A copy of ``cfg`` that plans a subset of its runs.
+
+    ``only`` maps ``tasks``, ``importances``, ``levels`` or ``seeds`` to the values to keep (``None``:
+    keep all); each value must be one the config plans. Every other parameter, and so every record's
+    provenance, stays that of ``cfg``: a restricted run resumes and completes the same records.
+    """
+    changes = {}
+    for key, values in only.items():
+        if key not in ("tasks", "importances", "levels", "seeds"):
+            raise ObceInputError(f"cannot restrict {key!r}: expected tasks, importances, levels or seeds")
+        if values is None:
+            continue
+        planned = getattr(cfg, key)
+        missing = [v for v in values if v not in planned]
+        if missing:
+            raise ObceInputError(f"--{key} {missing}: not in the config's {key} {planned}")
+        changes[key] = [v for v in planned if v in values]  # the config's order
+    return replace(cfg, **changes)
 
 
 def planned_runs(cfg: PipelineConfig) -> list[tuple[str, str, int, int]]:

@@ -122,7 +122,7 @@ def test_glue_command_writes_a_valid_record(tiny_dir, glue_dir, tmp_path, capsys
 def test_report_command_summarizes_committed_records(capsys, tmp_path):
     from tests.conftest import REPO
 
-    assert main(["report", str(REPO / "results" / "glue")]) == 0
+    assert main(["report", str(REPO / "results" / "glue_short" / "glue")]) == 0
     out = capsys.readouterr().out
     assert "| level | importance | parameters |" in out and "| 0 | none |" in out
     assert main(["report", str(tmp_path)]) == 2

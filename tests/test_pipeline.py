@@ -76,6 +76,29 @@ def test_pipeline_cli_dry_run(config, tmp_path, capsys):
     assert "levels [5]" in capsys.readouterr().err and not (tmp_path / "out" / "glue").exists()
 
 
+def test_restricting_a_config_plans_a_subset_of_the_same_runs(config, tmp_path, capsys):
+    from obce.pipeline import restrict
+
+    cfg = PipelineConfig.from_dict({**config, "seeds": [0, 1]})
+    only = restrict(cfg, importances=["random", "merge_radius"], seeds=[1], tasks=None)
+    assert planned_runs(only) == [("rte", "none", 0, 1), ("rte", "merge_radius", 2, 1), ("rte", "random", 2, 1)]
+    assert set(planned_runs(restrict(cfg, levels=[2]))) < set(planned_runs(cfg))
+    assert (only.finetune, only.corpus, only.scoring) == (cfg.finetune, cfg.corpus, cfg.scoring)
+    assert cfg.seeds == [0, 1]  # the original is left alone
+    with pytest.raises(ObceInputError, match=r"--tasks \['cola'\]: not in the config's tasks \['rte'\]"):
+        restrict(cfg, tasks=["cola"])
+    with pytest.raises(ObceInputError, match="cannot restrict 'corpus'"):
+        restrict(cfg, corpus=["x"])
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["pipeline", "--config", str(path), "--dry-run", "--importances", "random", "--levels", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "1 planned runs" in out and "random-L2-s0.json" in out and "merge_radius" not in out
+    assert main(["pipeline", "--config", str(path), "--seeds", "3"]) == 2
+    assert "--seeds [3]: not in the config's seeds [0]" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "glue").exists()
+
+
 def test_bad_pipeline_configs(config, tmp_path, capsys):
     with pytest.raises(ObceInputError, match="unknown pipeline config key"):
         PipelineConfig.from_dict({**config, "epochs": 3})
