@@ -49,13 +49,15 @@
 # obce pipeline --config params/glue_cpu_sst2_subset.yaml  # CPU, SST-2 on a 20,000-sentence subset, 1 epoch
 # obce pipeline --config params/ablations_cpu/*.yaml       # CPU ablations, same protocol (committed records)
 # obce pipeline --config params/glue_cpu.yaml              # CPU, train subsets (committed records)
-# obce pipeline --config params/glue_gpu.yaml              # the full protocol (GPU; all levels, 5 scores, 3 seeds)
+# obce pipeline --config params/glue_gpu.yaml              # the full protocol (GPU; all levels, 6 scores, 3 seeds)
 # ```
 # Records go to `<out>/glue/<task>/<importance>-L<level>-s<seed>.json` (`out` is set in the config:
 # `results/glue_fulltrain`, `results/glue_sst2_subset`, `results`), scores to `<out>/scores/`; a
 # rerun skips finished records made with the same inputs, so a killed run resumes and a changed
 # config reruns what it changes.
 # Several configs run one after the other; all are checked before the first run starts.
+# `--tasks`, `--importances`, `--levels` and `--seeds` restrict every config to some of its runs
+# (e.g. one task per GPU call); the records are the same ones the whole config writes.
 # `obce report results` prints the summary and the paired verdicts as markdown, one section per
 # fine-tuning protocol (records of different protocols are never averaged together).
 #

@@ -9,7 +9,7 @@ from obce.results import CHECKPOINT_RECORD
 from tests.conftest import REPO
 
 #: every committed results tree of GLUE records (one per protocol)
-RESULT_TREES = [REPO / "results" / "glue", REPO / "results" / "glue_fulltrain" / "glue",
+RESULT_TREES = [REPO / "results" / "glue_short" / "glue", REPO / "results" / "glue_fulltrain" / "glue",
                 REPO / "results" / "glue_sst2_subset" / "glue",
                 *sorted((REPO / "results" / "ablations_cpu").glob("*/glue"))]
 
