@@ -44,7 +44,7 @@
 #                                                          #   STS-B, CoLA, MRPC, RTE levels 1/3, with total
 #                                                          #   persistence (_levels; partly run: --dry-run
 #                                                          #   lists the rest),
-#                                                          #   activation statistics, total persistence (_scores),
+#                                                          #   activation statistics, total persistence at level 2 (_scores),
 #                                                          #   activation variance on the other tasks (_variance)
 # obce pipeline --config params/glue_cpu_sst2_subset.yaml  # CPU, SST-2 on a 20,000-sentence subset, 1 epoch
 # obce pipeline --config params/ablations_cpu/*.yaml       # CPU ablations, same protocol (committed records)
@@ -67,7 +67,8 @@
 # `corpus_n2048.yaml`) and source (`corpus_other_task.yaml`), and scoring the fine-tuned instead of
 # the pretrained model (`score_finetuned.yaml`, which also runs the first-order Taylor baseline).
 # Each writes to its own `results/ablations/<name>/`. Their CPU counterparts under the full-train
-# protocol (STS-B, level 2; committed records in `results/ablations_cpu/<name>/`) are in
+# protocol (STS-B, level 2, and RTE for `score_finetuned`; committed records in
+# `results/ablations_cpu/<name>/`) are in
 # `params/ablations_cpu/` (`representation_mean.yaml`, `representation_cls.yaml`, `corpus_n128.yaml`,
 # `corpus_n2048.yaml`, `corpus_sst2.yaml`, `score_finetuned.yaml`); chapter 5 reads every set found
 # there.
