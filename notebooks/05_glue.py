@@ -41,7 +41,7 @@
 #       versus random and magnitude;
 #     - `params/glue_cpu_fulltrain_levels.yaml`: STS-B, CoLA, MRPC and RTE at levels 1 and 3, $r_f$
 #       versus activation variance, random, magnitude and total persistence (not yet run: total
-#       persistence at level 1);
+#       persistence at level 1 on STS-B and MRPC);
 #     - `params/glue_cpu_fulltrain_scores.yaml`: all five tasks at level 2 with the activation
 #       statistics (mean |activation|, variance) and OBCE's other persistence summary (total
 #       persistence);
@@ -364,7 +364,8 @@ if len(pairs_full):
 # seed, p = 0.033); on STS-B at level 3 it keeps 73.2, ahead of $r_f$ on every seed (+3.6, p = 0.09, a
 # tie) and tied with variance. At level 2 it beats $r_f$ on MRPC (+1.2, every seed, p = 0.005), ties it on the
 # other tasks, and again loses to variance on CoLA (-8.5, every seed, p = 0.043); its five-task
-# average is 56.3 against $r_f$'s 55.6. The single-sentence sensitivity costs $r_f$ a little; it does
+# average is 56.3 against $r_f$'s 55.6. At level 1 it ties every score on RTE (58.0, the best mean) and
+# on CoLA (19.0, the worst). The single-sentence sensitivity costs $r_f$ a little; it does
 # not explain the gap to the plain statistic.
 #
 # **Other tasks.** CoLA learns (MCC 27 unpruned) but loses about ten points at level 2 with $r_f$,
@@ -413,7 +414,7 @@ if len(pairs_full):
 # **Limits.** CPU runs, one model, three seeds; SST-2 on a 20,000-sentence subset for 1 epoch;
 # levels 1 and 3 on STS-B, CoLA, MRPC and RTE, none on WNLI and SST-2;
 # mean |activation| at level 2 only (five tasks), total persistence at levels 2 (five tasks) and 3
-# (four tasks; not at level 1); activation variance at level 2 on all six tasks; Taylor importance only where
+# (four tasks) and 1 (RTE and CoLA); activation variance at level 2 on all six tasks; Taylor importance only where
 # the fine-tuned model is scored (STS-B and RTE); max_length 64 instead of 128. The full GPU protocol
 # (`params/glue_gpu.yaml`) and the remaining ablations (`params/ablations/`) are the runs that
 # extend them.
