@@ -9,8 +9,9 @@ from torch import nn
 
 from .activations import collect_ffn_activations, tokenize
 from .data import Text
-from .persistence import _as_clouds
 from .errors import ObceInputError
+from .persistence import _as_clouds
+from .pruning import select_neurons
 
 
 def top_activating_tokens(model: nn.Module, tokenizer, texts: Sequence[Text], layer: int, neuron: int,
@@ -92,8 +93,6 @@ def kept_only(a: np.ndarray, b: np.ndarray, level: int) -> list[np.ndarray]:
 
 def _kept_by_both(a: np.ndarray, b: np.ndarray, level: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-layer neurons kept at ``level`` by scores ``a`` and by scores ``b``."""
-    from .pruning import select_neurons
-
     return select_neurons(a, level=level), select_neurons(b, level=level)
 
 
