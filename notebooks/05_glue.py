@@ -85,8 +85,9 @@ import pandas as pd
 from IPython.display import display
 
 from obce import get_task, plots
-from obce.report import (REPORTED, ablation_table, load_ablations, load_records, majority_baseline,
-                         paired_table, protocol, random_draw, run_key, score_table, summarize_records)
+from obce.report import (REPORTED, ablation_table, levels_table, load_ablations, load_records,
+                         majority_baseline, paired_table, protocol, random_draw, run_key, score_table,
+                         summarize_records)
 
 plots.set_style()
 if run_experiments:
@@ -152,6 +153,13 @@ display(score_table(full))
 # %%
 pairs_full = paired_table(full, baselines=floors)
 display(pairs_full)
+
+# %% [markdown]
+# The same scores across the levels, one row per task and level (mean ± std over seeds, x 100; the
+# unpruned model's mean for reference; – where a score was not run):
+
+# %%
+display(levels_table(full))
 
 # %% [markdown]
 # The strongest control, activation variance, against the data-free scores and against OBCE's other

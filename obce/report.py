@@ -264,6 +264,41 @@ def score_table(records: list[dict[str, Any]]):
     return wide
 
 
+def levels_table(records: list[dict[str, Any]], importances: tuple[str, ...] | None = None):
+    """The summary across levels: one row per (task, level) of a pruned model, one column per
+    importance score with the main metric x 100 as "mean ± std" ("–" where not run), and the
+    unpruned model's mean for reference.
+
+    Parameters
+    ----------
+    records : GLUE records of one fine-tuning protocol
+    importances : the columns, in order; default ``merge_radius`` then :func:`controls_of`
+
+    Returns
+    -------
+    pandas.DataFrame indexed by (task, level) with columns ``unpruned`` and one per importance;
+    empty when no pruned model is among the records
+    """
+    import pandas as pd
+
+    rows = summarize_records(records)
+    pruned = [r for r in rows if r["importance"] != "none"]
+    if not pruned:
+        return pd.DataFrame()
+    if importances is None:
+        present = {r["importance"] for r in pruned}
+        importances = tuple(c for c in ("merge_radius", *controls_of(records)) if c in present)
+    cells = {(r["task"], r["level"], r["importance"]): f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
+             for r in pruned}
+    unpruned = {r["task"]: f"{100 * r['mean']:.1f}" for r in rows if r["importance"] == "none"}
+    keys = sorted({(r["task"], r["level"]) for r in pruned})
+    table = pd.DataFrame([{"unpruned": unpruned.get(task, "–"),
+                           **{imp: cells.get((task, level, imp), "–") for imp in importances}}
+                          for task, level in keys],
+                         index=pd.MultiIndex.from_tuples(keys, names=["task", "level"]))
+    return table
+
+
 def controls_of(records: list[dict[str, Any]], a: str = "merge_radius") -> tuple[str, ...]:
     """The importance scores in ``records`` other than ``a`` and the unpruned model ("none"):
     random and magnitude first, then the others by name."""

@@ -138,6 +138,23 @@ def test_tables_with_several_tasks_and_controls():
     assert list(pairs["mean_diff"]) == [8.0, 8.0] and list(pairs["wins"]) == [3, 3]
 
 
+def test_levels_table_has_a_row_per_task_and_level_and_a_column_per_score():
+    from obce.report import levels_table
+
+    recs = [_record(importance="none", level=0, seed=s, value=0.70) for s in range(2)]
+    recs += [_record(level=lv, seed=s, value=0.60 + lv / 100 + s / 100) for lv in (1, 3) for s in range(2)]
+    recs += [_record(importance="random", level=3, seed=s, value=0.50) for s in range(2)]
+    recs += [_record("stsb", importance="random", level=1, seed=s, value=0.80) for s in range(2)]
+    table = levels_table(recs)
+    assert list(table.columns) == ["unpruned", "merge_radius", "random"]
+    assert list(table.index) == [("rte", 1), ("rte", 3), ("stsb", 1)]
+    assert table.loc[("rte", 3), "merge_radius"] == "63.5 ± 0.7" and table.loc[("rte", 3), "random"] == "50.0 ± 0.0"
+    assert table.loc[("rte", 1), "random"] == "–" and table.loc[("rte", 1), "unpruned"] == "70.0"
+    assert table.loc[("stsb", 1), "unpruned"] == "–"  # no unpruned STS-B record
+    assert list(levels_table(recs, importances=("random",)).columns) == ["unpruned", "random"]
+    assert levels_table(recs[:2]).empty  # the unpruned model alone: nothing pruned to tabulate
+
+
 def test_relabelled_ablation_records_pair_with_the_main_ones():
     from obce.report import paired_table, relabel
 
