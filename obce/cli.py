@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="summarize GLUE records: mean ± std per task/level/score, paired verdicts")
     rp.add_argument("results", nargs="?", default="results", help="directory of GLUE records (searched recursively)")
+    rp.add_argument("--by-level", action="store_true",
+                    help="one row per task and level, one column per score, instead of the summary and verdicts")
     rp.set_defaults(func=cmd_report)
 
     pa = sub.add_parser("params", help="parameter accounting of pruned architectures (no weights needed)")
@@ -221,7 +223,7 @@ def cmd_book(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import load_records, markdown_summary, protocol, record_dir
+    from .report import levels_table, load_records, markdown_summary, markdown_table, protocol, record_dir
 
     if not Path(args.results).is_dir():
         raise ObceInputError(f"results directory {args.results!r} does not exist")
@@ -235,7 +237,11 @@ def cmd_report(args) -> None:
           f"protocol(s), {len(sections)} section(s)")
     for (where, proto), recs in sorted(sections.items()):
         print(f"\n## {where}: {len(recs)} records, {proto}\n")
-        print(markdown_summary(recs))
+        if args.by_level:
+            by_level = levels_table(recs)
+            print(markdown_table(by_level.reset_index()) if len(by_level) else "no pruned models")
+        else:
+            print(markdown_summary(recs))
 
 
 def cmd_params(args) -> None:

@@ -266,8 +266,8 @@ def score_table(records: list[dict[str, Any]]):
 
 def levels_table(records: list[dict[str, Any]], importances: tuple[str, ...] | None = None):
     """The summary across levels: one row per (task, level) of a pruned model, one column per
-    importance score with the main metric x 100 as "mean ± std" ("–" where not run), and the
-    unpruned model's mean for reference.
+    importance score with the main metric x 100 as "mean ± std" ("–" where not run; "(n=k)" after a
+    cell with fewer seeds than the most any cell has), and the unpruned model's mean for reference.
 
     Parameters
     ----------
@@ -288,7 +288,9 @@ def levels_table(records: list[dict[str, Any]], importances: tuple[str, ...] | N
     if importances is None:
         present = {r["importance"] for r in pruned}
         importances = tuple(c for c in ("merge_radius", *controls_of(records)) if c in present)
-    cells = {(r["task"], r["level"], r["importance"]): f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
+    most = max(r["n"] for r in pruned)  # a cell with fewer seeds says how many
+    cells = {(r["task"], r["level"], r["importance"]):
+             f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}" + (f" (n={r['n']})" if r["n"] < most else "")
              for r in pruned}
     unpruned = {r["task"]: f"{100 * r['mean']:.1f}" for r in rows if r["importance"] == "none"}
     keys = sorted({(r["task"], r["level"]) for r in pruned})
@@ -330,14 +332,14 @@ def paired_table(records: list[dict[str, Any]], a: str = "merge_radius", control
 def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] | None = None) -> str:
     """:func:`score_table` and :func:`paired_table` (r_f against each control, default every other
     importance in ``records``) as markdown tables."""
-    out = [_markdown(score_table(records).reset_index())]
+    out = [markdown_table(score_table(records).reset_index())]
     pairs = paired_table(records, "merge_radius", controls)
     if len(pairs):
-        out += ["", _markdown(pairs.drop(columns="a").rename(columns={"b": "r_f vs", "mean_diff": "mean diff (x100)"}))]
+        out += ["", markdown_table(pairs.drop(columns="a").rename(columns={"b": "r_f vs", "mean_diff": "mean diff (x100)"}))]
     return "\n".join(out)
 
 
-def _markdown(table) -> str:
+def markdown_table(table) -> str:
     """A DataFrame as a markdown table (missing cells as "-")."""
     import pandas as pd
 

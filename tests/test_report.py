@@ -152,6 +152,7 @@ def test_levels_table_has_a_row_per_task_and_level_and_a_column_per_score():
     assert table.loc[("rte", 1), "random"] == "–" and table.loc[("rte", 1), "unpruned"] == "70.0"
     assert table.loc[("stsb", 1), "unpruned"] == "–"  # no unpruned STS-B record
     assert list(levels_table(recs, importances=("random",)).columns) == ["unpruned", "random"]
+    assert levels_table(recs[:-1]).loc[("stsb", 1), "random"] == "80.0 ± 0.0 (n=1)"  # fewer seeds than the rest
     assert levels_table(recs[:2]).empty  # the unpruned model alone: nothing pruned to tabulate
 
 
