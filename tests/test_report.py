@@ -231,3 +231,18 @@ def test_the_same_run_twice_is_refused():
         summarize_records(main + ablation)
     with pytest.raises(ObceInputError, match="relabel"):
         paired_comparison(main + ablation, "merge_radius", "random")
+
+
+def test_readme_levels_table_is_the_one_the_records_give():
+    """The README's table across levels is pasted from `obce report DIR --by-level`; it must be what
+    the committed records give now (a new or changed record without a new table fails here)."""
+    from obce.report import levels_table, markdown_table
+
+    text = (REPO / "README.md").read_text()
+    marker = "<!-- obce report results/glue_fulltrain/glue --by-level -->"
+    assert marker in text, "README lost the generated levels table"
+    lines = text.split(marker, 1)[1].strip().splitlines()
+    pasted = "\n".join(line for line in lines[:next((i for i, l in enumerate(lines) if not l.startswith("|")),
+                                                    len(lines))])
+    expected = markdown_table(levels_table(load_records(REPO / "results" / "glue_fulltrain" / "glue")).reset_index())
+    assert pasted == expected, "README's levels table is stale: paste `obce report results/glue_fulltrain/glue --by-level`"
