@@ -41,12 +41,12 @@
 # ```bash
 # obce pipeline --config params/glue_cpu_fulltrain*.yaml   # CPU, whole training sets (committed records):
 #                                                          #   all tasks at levels 0/2 (glue_cpu_fulltrain),
-#                                                          #   STS-B, CoLA, MRPC, RTE levels 1/3, with total
-#                                                          #   persistence (_levels; partly run: --dry-run
-#                                                          #   lists the rest),
+#                                                          #   all tasks at levels 1/3, six scores (_levels;
+#                                                          #   partly run: --dry-run lists the rest),
 #                                                          #   activation statistics, total persistence at level 2 (_scores),
 #                                                          #   activation variance on the other tasks (_variance)
-# obce pipeline --config params/glue_cpu_sst2_subset.yaml  # CPU, SST-2 on a 20,000-sentence subset, 1 epoch
+# obce pipeline --config params/glue_cpu_sst2_subset.yaml  # CPU, SST-2 on a 20,000-sentence subset, 1 epoch,
+#                                                          #   levels 0-3 (partly run: --dry-run lists the rest)
 # obce pipeline --config params/ablations_cpu/*.yaml       # CPU ablations, same protocol (committed records)
 # obce pipeline --config params/glue_cpu.yaml              # CPU, train subsets (committed records)
 # obce pipeline --config params/glue_gpu.yaml              # the full protocol (GPU; all levels, 6 scores, 3 seeds)
@@ -59,7 +59,8 @@
 # `--tasks`, `--importances`, `--levels` and `--seeds` restrict every config to some of its runs
 # (e.g. one task per GPU call); the records are the same ones the whole config writes.
 # `obce report results` prints the summary and the paired verdicts as markdown, one section per
-# fine-tuning protocol (records of different protocols are never averaged together).
+# fine-tuning protocol (records of different protocols are never averaged together); with `--by-level`
+# it prints one row per task and level and one column per score instead (the README's table).
 #
 # ## Ablations
 # `params/ablations/` holds one config per open choice of the method: point-cloud representation
