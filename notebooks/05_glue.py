@@ -433,8 +433,9 @@ if len(pairs_full):
 # **Limits.** CPU runs, one model, three seeds; SST-2 on a 20,000-sentence subset for 1 epoch;
 # levels 1 and 3 on the five full-train tasks with five scores (mean |activation| there only on RTE
 # and WNLI), SST-2 at level 3 with $r_f$, variance and random only and not at level 1; total
-# persistence on the five tasks at every level; activation variance at level 2 on all six tasks; Taylor importance only where
-# the fine-tuned model is scored (STS-B and RTE); max_length 64 instead of 128. The full GPU protocol
+# persistence on the five tasks at every level; activation variance at level 2 on all six tasks;
+# Taylor importance only where the fine-tuned model is scored (STS-B and RTE); max_length 64 instead
+# of 128. The full GPU protocol
 # (`params/glue_gpu.yaml`) and the remaining ablations (`params/ablations/`) are the runs that
 # extend them.
 #

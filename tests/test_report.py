@@ -1,4 +1,5 @@
 import copy
+import itertools
 import json
 
 import pytest
@@ -242,7 +243,6 @@ def test_readme_levels_table_is_the_one_the_records_give():
     marker = "<!-- obce report results/glue_fulltrain/glue --by-level -->"
     assert marker in text, "README lost the generated levels table"
     lines = text.split(marker, 1)[1].strip().splitlines()
-    pasted = "\n".join(line for line in lines[:next((i for i, l in enumerate(lines) if not l.startswith("|")),
-                                                    len(lines))])
+    pasted = "\n".join(itertools.takewhile(lambda line: line.startswith("|"), lines))
     expected = markdown_table(levels_table(load_records(REPO / "results" / "glue_fulltrain" / "glue")).reset_index())
     assert pasted == expected, "README's levels table is stale: paste `obce report results/glue_fulltrain/glue --by-level`"
