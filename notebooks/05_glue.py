@@ -85,7 +85,7 @@ import pandas as pd
 from IPython.display import display
 
 from obce import get_task, plots
-from obce.report import (REPORTED, ablation_table, levels_table, load_ablations, load_records,
+from obce.report import (REPORTED, ablation_table, average_table, levels_table, load_ablations, load_records,
                          majority_baseline, paired_table, protocol, random_draw, run_key, score_table,
                          summarize_records)
 
@@ -160,6 +160,20 @@ display(pairs_full)
 
 # %%
 display(levels_table(full))
+
+# %% [markdown]
+# Their GLUE-style averages per level: over every task, and over the tasks that learn (where the
+# unpruned model is more than one point above the majority-class baseline; WNLI, where no model learns
+# and the seeds spread by about ten points, would otherwise decide the order); – where a score has not
+# run on every one of those tasks:
+
+# %%
+unpruned_means = {r["task"]: r["mean"] for r in summarize_records(full) if r["importance"] == "none"}
+learn = tuple(t for t, m in sorted(unpruned_means.items()) if m > floors[t] + 0.01)
+print("every task:", ", ".join(sorted(unpruned_means)))
+display(average_table(full))
+print("tasks that learn:", ", ".join(learn))
+display(average_table(full, tasks=learn))
 
 # %% [markdown]
 # The strongest control, activation variance, against the data-free scores and against OBCE's other

@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("results", nargs="?", default="results", help="directory of GLUE records (searched recursively)")
     rp.add_argument("--by-level", action="store_true",
                     help="one row per task and level, one column per score, instead of the summary and verdicts")
+    rp.add_argument("--averages", action="store_true",
+                    help="one row per level, one column per score: the mean over the tasks (GLUE-style average)")
+    rp.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (and, with --averages, "
+                    "the average over exactly these)")
     rp.set_defaults(func=cmd_report)
 
     pa = sub.add_parser("params", help="parameter accounting of pruned architectures (no weights needed)")
@@ -223,13 +227,20 @@ def cmd_book(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from .report import levels_table, load_records, markdown_summary, markdown_table, protocol, record_dir
+    from .data import get_task
+    from .report import (average_table, levels_table, load_records, markdown_summary, markdown_table, protocol,
+                         record_dir)
 
     if not Path(args.results).is_dir():
         raise ObceInputError(f"results directory {args.results!r} does not exist")
     records = load_records(args.results)
+    if args.tasks:
+        for task in args.tasks:
+            get_task(task)  # an unknown name fails here, not as an empty selection
+        records = [r for r in records if r["task"] in args.tasks]
     if not records:
-        raise ObceInputError(f"no GLUE records under {args.results!r}")
+        raise ObceInputError(f"no GLUE records under {args.results!r}"
+                             + (f" of tasks {args.tasks}" if args.tasks else ""))
     sections: dict[tuple[str, str], list] = {}  # one per results directory and fine-tuning protocol
     for rec in records:
         sections.setdefault((record_dir(rec), protocol(rec)), []).append(rec)
@@ -237,7 +248,15 @@ def cmd_report(args) -> None:
           f"protocol(s), {len(sections)} section(s)")
     for (where, proto), recs in sorted(sections.items()):
         print(f"\n## {where}: {len(recs)} records, {proto}\n")
-        if args.by_level:
+        if args.averages:
+            tasks = sorted({r["task"] for r in recs})
+            if args.tasks and set(tasks) != set(args.tasks):
+                print(f"only tasks {tasks} here: no average over {sorted(args.tasks)}")
+                continue
+            averages = average_table(recs)
+            print(f"average over {', '.join(tasks)}\n")
+            print(markdown_table(averages.reset_index()) if len(averages) else "no pruned models")
+        elif args.by_level:
             by_level = levels_table(recs)
             print(markdown_table(by_level.reset_index()) if len(by_level) else "no pruned models")
         else:

@@ -301,6 +301,53 @@ def levels_table(records: list[dict[str, Any]], importances: tuple[str, ...] | N
     return table
 
 
+def average_table(records: list[dict[str, Any]], tasks: tuple[str, ...] | None = None,
+                  importances: tuple[str, ...] | None = None):
+    """The GLUE-style average across levels: one row per level of a pruned model, one column per
+    importance score with the mean over ``tasks`` of each task's main-metric mean (x 100, "–" where
+    a score has not run on every one of those tasks), and the unpruned model's average beside them.
+
+    Parameters
+    ----------
+    records : GLUE records of one fine-tuning protocol
+    tasks : the tasks averaged; default every task in ``records``. A task without records raises
+        ``ObceInputError``.
+    importances : the columns, in order; default ``merge_radius`` then :func:`controls_of`
+
+    Returns
+    -------
+    pandas.DataFrame indexed by level with columns ``unpruned`` and one per importance; empty when
+    no pruned model is among the records
+    """
+    import pandas as pd
+
+    rows = summarize_records(records)
+    present_tasks = sorted({r["task"] for r in rows})
+    tasks = tuple(present_tasks) if tasks is None else tuple(tasks)
+    missing = sorted(set(tasks) - set(present_tasks))
+    if missing:
+        raise ObceInputError(f"tasks {missing} have no records here (tasks with records: {present_tasks})")
+    rows = [r for r in rows if r["task"] in tasks]
+    pruned = [r for r in rows if r["importance"] != "none"]
+    if not pruned:
+        return pd.DataFrame()
+    if importances is None:
+        present = {r["importance"] for r in pruned}
+        importances = tuple(c for c in ("merge_radius", *controls_of(records)) if c in present)
+    means = {(r["task"], r["level"], r["importance"]): r["mean"] for r in rows}
+
+    def cell(level: int, imp: str) -> str:
+        vals = [means.get((t, level, imp)) for t in tasks]
+        return "–" if None in vals else f"{100 * float(np.mean(vals)):.1f}"
+
+    levels = sorted({r["level"] for r in pruned})
+    unpruned = {r["level"] for r in rows if r["importance"] == "none"}
+    base = cell(min(unpruned), "none") if unpruned else "–"
+    table = pd.DataFrame([{"unpruned": base, **{imp: cell(level, imp) for imp in importances}} for level in levels],
+                         index=pd.Index(levels, name="level"))
+    return table
+
+
 def controls_of(records: list[dict[str, Any]], a: str = "merge_radius") -> tuple[str, ...]:
     """The importance scores in ``records`` other than ``a`` and the unpruned model ("none"):
     random and magnitude first, then the others by name."""

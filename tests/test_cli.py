@@ -139,3 +139,13 @@ def test_report_command_summarizes_committed_records(capsys, tmp_path):
     assert "| task | level | unpruned | merge_radius | random | magnitude |" in out and "| 0 |" not in out
     assert main(["report", str(REPO / "results" / "diagnostics"), "--by-level"]) == 0
     assert "no pruned models" in capsys.readouterr().out
+    # averages: one row per level over the section's tasks, or over exactly --tasks
+    fulltrain = str(REPO / "results" / "glue_fulltrain" / "glue")
+    assert main(["report", fulltrain, "--averages", "--tasks", "rte", "stsb"]) == 0
+    out = capsys.readouterr().out
+    assert "average over rte, stsb" in out and "| level | unpruned | merge_radius |" in out and "\n| 2 |" in out
+    assert main(["report", str(REPO / "results"), "--averages", "--tasks", "rte", "stsb"]) == 0
+    assert "only tasks ['stsb'] here: no average over ['rte', 'stsb']" in capsys.readouterr().out
+    assert main(["report", fulltrain, "--tasks", "colaa"]) == 2  # an unknown task is an error, not an empty table
+    assert "unknown GLUE task 'colaa'" in capsys.readouterr().err
+    assert main(["report", fulltrain, "--tasks", "qnli"]) == 2  # a known task without records

@@ -157,6 +157,27 @@ def test_levels_table_has_a_row_per_task_and_level_and_a_column_per_score():
     assert levels_table(recs[:2]).empty  # the unpruned model alone: nothing pruned to tabulate
 
 
+def test_average_table_averages_the_tasks_per_level_and_score():
+    from obce.report import average_table
+
+    recs = [_record(importance="none", level=0, seed=s, value=0.70) for s in range(2)]
+    recs += [_record("stsb", importance="none", level=0, seed=s, value=0.90) for s in range(2)]
+    recs += [_record(level=lv, seed=s, value=0.60 + s / 100) for lv in (1, 2) for s in range(2)]
+    recs += [_record("stsb", level=lv, seed=s, value=0.80 - s / 100) for lv in (1, 2) for s in range(2)]
+    recs += [_record(importance="random", level=2, seed=s, value=0.50) for s in range(2)]  # RTE only
+    table = average_table(recs)
+    assert list(table.columns) == ["unpruned", "merge_radius", "random"] and list(table.index) == [1, 2]
+    # rte 60.5 and stsb 79.5 average to 70.0; unpruned (70 + 90) / 2
+    assert table.loc[1, "merge_radius"] == "70.0" and table.loc[1, "unpruned"] == "80.0"
+    assert table.loc[2, "random"] == "–"  # not run on STS-B: no average over both tasks
+    only_rte = average_table(recs, tasks=("rte",))
+    assert only_rte.loc[2, "random"] == "50.0" and only_rte.loc[2, "merge_radius"] == "60.5"
+    assert only_rte.loc[1, "unpruned"] == "70.0"
+    with pytest.raises(ObceInputError, match="cola"):
+        average_table(recs, tasks=("rte", "cola"))
+    assert average_table(recs[:4]).empty  # unpruned models alone
+
+
 def test_relabelled_ablation_records_pair_with_the_main_ones():
     from obce.report import paired_table, relabel
 
@@ -234,15 +255,29 @@ def test_the_same_run_twice_is_refused():
         paired_comparison(main + ablation, "merge_radius", "random")
 
 
-def test_readme_levels_table_is_the_one_the_records_give():
-    """The README's table across levels is pasted from `obce report DIR --by-level`; it must be what
-    the committed records give now (a new or changed record without a new table fails here)."""
-    from obce.report import levels_table, markdown_table
+#: the README's tables pasted from `obce report ...` (the marker comment above each names the command)
+README_TABLES = ["results/glue_fulltrain/glue --by-level", "results/glue_fulltrain/glue --averages",
+                 "results/glue_fulltrain/glue --averages --tasks cola mrpc rte stsb"]
+
+
+@pytest.mark.parametrize("command", README_TABLES)
+def test_readme_tables_are_the_ones_the_records_give(command, capsys, monkeypatch):
+    """Each README table pasted from `obce report` must be what that command prints from the committed
+    records now (a new or changed record without a new table fails here)."""
+    from obce.cli import main
 
     text = (REPO / "README.md").read_text()
-    marker = "<!-- obce report results/glue_fulltrain/glue --by-level -->"
-    assert marker in text, "README lost the generated levels table"
+    marker = f"<!-- obce report {command} -->"
+    assert marker in text, f"README lost the table of `obce report {command}`"
     lines = text.split(marker, 1)[1].strip().splitlines()
-    pasted = "\n".join(itertools.takewhile(lambda line: line.startswith("|"), lines))
-    expected = markdown_table(levels_table(load_records(REPO / "results" / "glue_fulltrain" / "glue")).reset_index())
-    assert pasted == expected, "README's levels table is stale: paste `obce report results/glue_fulltrain/glue --by-level`"
+    pasted = list(itertools.takewhile(lambda line: line.startswith("|"), lines))
+    monkeypatch.chdir(REPO)
+    assert main(["report", *command.split()]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert pasted == printed, f"README's table is stale: paste the table of `obce report {command}`"
+
+
+def test_every_generated_readme_table_is_checked():
+    import re
+
+    assert sorted(re.findall(r"<!-- obce report (.*?) -->", (REPO / "README.md").read_text())) == sorted(README_TABLES)
