@@ -86,8 +86,8 @@ from IPython.display import display
 
 from obce import get_task, plots
 from obce.report import (REPORTED, ablation_table, average_table, levels_table, load_ablations, load_records,
-                         majority_baseline, paired_table, protocol, random_draw, run_key, score_table,
-                         summarize_records)
+                         majority_baseline, paired_table, pooled_table, protocol, random_draw, run_key,
+                         score_table, summarize_records)
 
 plots.set_style()
 if run_experiments:
@@ -333,6 +333,20 @@ pd.DataFrame(REPORTED).set_index("model")
 if len(pairs_full):
     glance = pairs_full.assign(cell=[f"{v} ({d:+.1f})" for v, d in zip(pairs_full.verdict, pairs_full.mean_diff)])
     display(glance.pivot_table(index=["task", "level"], columns="b", values="cell", aggfunc="first").fillna("-"))
+
+# %% [markdown]
+# ## Pooled over tasks and levels
+#
+# Three seeds rarely make one (task, level) cell significant. Pooled over the tasks that learn, levels
+# 1-3 and the seeds: how many paired runs each score won and lost against each other score (`p_sign`:
+# two-sided sign test over the decided pairs, scale-free, so MCC, F1, accuracy and Pearson pool), and
+# in how many cells its mean is ahead or behind (`p_cells`: the sign test over cells; the runs of a
+# cell share the neurons kept, the scores being seed-free except `random`, so this is the conservative
+# test). First $r_f$, then activation variance:
+
+# %%
+display(pooled_table(full, tasks=learn))
+display(pooled_table(full, a="activation_variance", tasks=learn))
 
 # %% [markdown]
 # ## Discussion

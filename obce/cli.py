@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one row per task and level, one column per score, instead of the summary and verdicts")
     rp.add_argument("--averages", action="store_true",
                     help="one row per level, one column per score: the mean over the tasks (GLUE-style average)")
+    rp.add_argument("--pooled", action="store_true",
+                    help="r_f (or --score) against each other score, pooled over tasks, levels and seeds: "
+                         "paired runs and (task, level) cells won, sign tests")
+    rp.add_argument("--score", default="merge_radius", help="the score --pooled compares with the others")
     rp.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (and, with --averages, "
                     "the average over exactly these)")
     rp.set_defaults(func=cmd_report)
@@ -228,8 +232,8 @@ def cmd_book(args) -> None:
 
 def cmd_report(args) -> None:
     from .data import get_task
-    from .report import (average_table, levels_table, load_records, markdown_summary, markdown_table, protocol,
-                         record_dir)
+    from .report import (average_table, levels_table, load_records, markdown_summary, markdown_table, pooled_table,
+                         protocol, record_dir)
 
     if not Path(args.results).is_dir():
         raise ObceInputError(f"results directory {args.results!r} does not exist")
@@ -248,7 +252,13 @@ def cmd_report(args) -> None:
           f"protocol(s), {len(sections)} section(s)")
     for (where, proto), recs in sorted(sections.items()):
         print(f"\n## {where}: {len(recs)} records, {proto}\n")
-        if args.averages:
+        if args.pooled:
+            if args.score not in {r["provenance"].get("importance", "none") for r in recs}:
+                print(f"no {args.score} records here")
+                continue
+            pooled = pooled_table(recs, a=args.score)
+            print(markdown_table(pooled) if len(pooled) else f"nothing to pair {args.score} with")
+        elif args.averages:
             tasks = sorted({r["task"] for r in recs})
             if args.tasks and set(tasks) != set(args.tasks):
                 print(f"only tasks {tasks} here: no average over {sorted(args.tasks)}")

@@ -234,6 +234,66 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
     return out
 
 
+def pooled_comparison(records: list[dict[str, Any]], a: str, b: str, tasks: tuple[str, ...] | None = None,
+                      levels: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """``a`` against ``b`` pooled over every (task, level, seed) both ran, restricted to ``tasks`` and
+    ``levels`` when given: how many paired runs ``a`` won and lost, the two-sided sign test of those
+    (scale-free, so tasks with different metrics pool), and in how many (task, level) cells the mean
+    over seeds favours ``a``, with the sign test over cells. Three seeds per cell rarely make one
+    cell significant; the pooled tests ask whether the same direction recurs across cells. The runs
+    of one cell share the neurons kept (the scores are seed-free except ``random``), so they are not
+    independent: the test over cells is the conservative one.
+
+    Returns
+    -------
+    dict with a, b, pairs, wins, losses (equal pairs count in neither), p_sign (None without a
+    decided pair), cells, cells_ahead, cells_behind, p_cells, tasks, levels
+    """
+    from scipy.stats import binomtest
+
+    _one_protocol(records)
+    _one_run_each(records)
+    index = {run_key(r): r["metrics"][get_task(r["task"]).main_metric] for r in records}
+    keep = [k for k in index if k[1] == a and (tasks is None or k[0] in tasks) and (levels is None or k[2] in levels)
+            and (k[0], b, k[2], k[3]) in index]
+    diffs = {k: index[k] - index[k[0], b, k[2], k[3]] for k in keep}
+    wins, losses = sum(d > 0 for d in diffs.values()), sum(d < 0 for d in diffs.values())
+    cells: dict[tuple[str, int], list[float]] = {}
+    for k, d in diffs.items():
+        cells.setdefault((k[0], k[2]), []).append(d)
+    ahead = int(sum(np.mean(v) > 0 for v in cells.values()))
+    behind = int(sum(np.mean(v) < 0 for v in cells.values()))
+
+    def sign_test(k: int, n: int) -> float | None:
+        return float(binomtest(k, n).pvalue) if n else None
+
+    return dict(a=a, b=b, pairs=len(diffs), wins=int(wins), losses=int(losses), p_sign=sign_test(wins, wins + losses),
+                cells=len(cells), cells_ahead=ahead, cells_behind=behind, p_cells=sign_test(ahead, ahead + behind),
+                tasks=sorted({t for t, _ in cells}), levels=sorted({lv for _, lv in cells}))
+
+
+def pooled_table(records: list[dict[str, Any]], a: str = "merge_radius", controls: tuple[str, ...] | None = None,
+                 tasks: tuple[str, ...] | None = None, levels: tuple[int, ...] | None = None):
+    """:func:`pooled_comparison` of ``a`` against each control (default every other importance in
+    ``records``, :func:`controls_of`), as a table.
+
+    Returns
+    -------
+    pandas.DataFrame with columns a, b, pairs, wins, losses, p_sign, cells, cells_ahead, cells_behind,
+    p_cells, tasks, levels
+    """
+    import pandas as pd
+
+    controls = controls_of(records, a) if controls is None else controls
+    table = pd.DataFrame([pooled_comparison(records, a, c, tasks, levels) for c in controls])
+    if len(table):
+        for col in ("p_sign", "p_cells"):  # two significant digits: a tiny p stays visible (3e-08, not 0.0)
+            table[col] = [None if pd.isna(p) else float(f"{p:.2g}") for p in table[col]]
+        table["tasks"] = [", ".join(t) for t in table["tasks"]]
+        table["levels"] = [", ".join(map(str, lv)) for lv in table["levels"]]
+    return table
+
+
 def score_table(records: list[dict[str, Any]]):
     """The summary as a table: one row per (level, importance), one column per task with the main
     metric x 100 as "mean ± std (n=seeds)" ("-" where not run), the parameters kept, and (with

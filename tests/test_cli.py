@@ -146,6 +146,12 @@ def test_report_command_summarizes_committed_records(capsys, tmp_path):
     assert "average over rte, stsb" in out and "| level | unpruned | merge_radius |" in out and "\n| 2 |" in out
     assert main(["report", str(REPO / "results"), "--averages", "--tasks", "rte", "stsb"]) == 0
     assert "only tasks ['stsb'] here: no average over ['rte', 'stsb']" in capsys.readouterr().out
+    # pooled: r_f (or --score) against each other score over tasks, levels and seeds
+    assert main(["report", fulltrain, "--pooled", "--tasks", "stsb"]) == 0
+    out = capsys.readouterr().out
+    assert "| a | b | pairs | wins | losses | p_sign | cells |" in out and "| merge_radius | random | 9 |" in out
+    assert main(["report", str(REPO / "results" / "diagnostics"), "--pooled"]) == 0
+    assert "no merge_radius records here" in capsys.readouterr().out
     assert main(["report", fulltrain, "--tasks", "colaa"]) == 2  # an unknown task is an error, not an empty table
     assert "unknown GLUE task 'colaa'" in capsys.readouterr().err
     assert main(["report", fulltrain, "--tasks", "qnli"]) == 2  # a known task without records

@@ -178,6 +178,35 @@ def test_average_table_averages_the_tasks_per_level_and_score():
     assert average_table(recs[:4]).empty  # unpruned models alone
 
 
+def test_pooled_comparison_counts_pairs_and_cells_and_sign_tests_them():
+    from obce.report import pooled_comparison, pooled_table
+
+    recs = []
+    # r_f ahead of random on 2 of 3 seeds in 3 cells, behind on all 3 seeds in the fourth; one seed equal
+    for task, level, diffs in [("rte", 1, (1, 1, -1)), ("rte", 2, (2, 1, -1)), ("stsb", 1, (1, 1, 0)),
+                               ("stsb", 2, (-1, -1, -1))]:
+        for seed, d in enumerate(diffs):
+            recs.append(_record(task, "random", level, seed, value=0.5))
+            recs.append(_record(task, "merge_radius", level, seed, value=0.5 + d / 100))
+    out = pooled_comparison(recs, "merge_radius", "random")
+    assert (out["pairs"], out["wins"], out["losses"]) == (12, 6, 5)  # the equal pair is neither
+    assert (out["cells"], out["cells_ahead"], out["cells_behind"]) == (4, 3, 1)
+    assert out["p_sign"] == pytest.approx(1.0)  # 6 of 11: no direction
+    assert out["p_cells"] == pytest.approx(0.625)  # 3 of 4 cells: two-sided binomial, 2 * 5/16
+    assert out["tasks"] == ["rte", "stsb"] and out["levels"] == [1, 2]
+    only = pooled_comparison(recs, "merge_radius", "random", tasks=("rte",), levels=(2,))
+    assert (only["pairs"], only["wins"], only["cells_ahead"]) == (3, 2, 1)
+    # mirror image: random against r_f swaps wins and losses, the p-values stay
+    back = pooled_comparison(recs, "random", "merge_radius")
+    assert (back["wins"], back["losses"], back["cells_behind"], back["p_cells"]) == (5, 6, 3, out["p_cells"])
+    # 8 of 8 decided pairs in one direction: 2 / 2**8
+    strong = [_record("rte", imp, 1, s, value=v) for s in range(8) for imp, v in (("random", 0.5), ("magnitude", 0.6))]
+    assert pooled_comparison(strong, "magnitude", "random")["p_sign"] == pytest.approx(2 / 2**8)
+    assert pooled_comparison(strong, "magnitude", "merge_radius")["pairs"] == 0  # nothing to pair
+    table = pooled_table(recs)
+    assert list(table.b) == ["random"] and table.loc[0, "tasks"] == "rte, stsb" and table.loc[0, "levels"] == "1, 2"
+
+
 def test_relabelled_ablation_records_pair_with_the_main_ones():
     from obce.report import paired_table, relabel
 
@@ -257,7 +286,9 @@ def test_the_same_run_twice_is_refused():
 
 #: the README's tables pasted from `obce report ...` (the marker comment above each names the command)
 README_TABLES = ["results/glue_fulltrain/glue --by-level", "results/glue_fulltrain/glue --averages",
-                 "results/glue_fulltrain/glue --averages --tasks cola mrpc rte stsb"]
+                 "results/glue_fulltrain/glue --averages --tasks cola mrpc rte stsb",
+                 "results/glue_fulltrain/glue --pooled --tasks cola mrpc rte stsb",
+                 "results/glue_fulltrain/glue --pooled --score activation_variance --tasks cola mrpc rte stsb"]
 
 
 @pytest.mark.parametrize("command", README_TABLES)
