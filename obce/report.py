@@ -324,6 +324,12 @@ def score_table(records: list[dict[str, Any]]):
     return wide
 
 
+def _score_columns(records: list[dict[str, Any]], pruned: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The importance scores of the summary rows ``pruned``, ``merge_radius`` first, then :func:`controls_of`."""
+    present = {r["importance"] for r in pruned}
+    return tuple(c for c in ("merge_radius", *controls_of(records)) if c in present)
+
+
 def levels_table(records: list[dict[str, Any]], importances: tuple[str, ...] | None = None):
     """The summary across levels: one row per (task, level) of a pruned model, one column per
     importance score with the main metric x 100 as "mean ± std" ("–" where not run; "(n=k)" after a
@@ -345,9 +351,7 @@ def levels_table(records: list[dict[str, Any]], importances: tuple[str, ...] | N
     pruned = [r for r in rows if r["importance"] != "none"]
     if not pruned:
         return pd.DataFrame()
-    if importances is None:
-        present = {r["importance"] for r in pruned}
-        importances = tuple(c for c in ("merge_radius", *controls_of(records)) if c in present)
+    importances = _score_columns(records, pruned) if importances is None else importances
     most = max(r["n"] for r in pruned)  # a cell with fewer seeds says how many
     cells = {(r["task"], r["level"], r["importance"]):
              f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}" + (f" (n={r['n']})" if r["n"] < most else "")
@@ -391,9 +395,7 @@ def average_table(records: list[dict[str, Any]], tasks: tuple[str, ...] | None =
     pruned = [r for r in rows if r["importance"] != "none"]
     if not pruned:
         return pd.DataFrame()
-    if importances is None:
-        present = {r["importance"] for r in pruned}
-        importances = tuple(c for c in ("merge_radius", *controls_of(records)) if c in present)
+    importances = _score_columns(records, pruned) if importances is None else importances
     means = {(r["task"], r["level"], r["importance"]): r["mean"] for r in rows}
 
     def cell(level: int, imp: str) -> str:
