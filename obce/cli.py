@@ -112,13 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="summarize GLUE records: mean ± std per task/level/score, paired verdicts")
     rp.add_argument("results", nargs="?", default="results", help="directory of GLUE records (searched recursively)")
-    rp.add_argument("--by-level", action="store_true",
-                    help="one row per task and level, one column per score, instead of the summary and verdicts")
-    rp.add_argument("--averages", action="store_true",
-                    help="one row per level, one column per score: the mean over the tasks (GLUE-style average)")
-    rp.add_argument("--pooled", action="store_true",
-                    help="r_f (or --score) against each other score, pooled over tasks, levels and seeds: "
-                         "paired runs and (task, level) cells won, sign tests")
+    view = rp.add_mutually_exclusive_group()  # default: the score table and r_f's paired verdicts
+    view.add_argument("--by-level", action="store_true",
+                      help="one row per task and level, one column per score, instead of the summary and verdicts")
+    view.add_argument("--averages", action="store_true",
+                      help="one row per level, one column per score: the mean over the tasks (GLUE-style average)")
+    view.add_argument("--pooled", action="store_true",
+                      help="r_f (or --score) against each other score, pooled over tasks, levels and seeds: "
+                           "paired runs and (task, level) cells won, sign tests")
     rp.add_argument("--score", default="merge_radius", help="the score --pooled compares with the others")
     rp.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (and, with --averages, "
                     "the average over exactly these)")

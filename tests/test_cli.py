@@ -152,6 +152,9 @@ def test_report_command_summarizes_committed_records(capsys, tmp_path):
     assert "| a | b | pairs | wins | losses | p_sign | cells |" in out and "| merge_radius | random | 9 |" in out
     assert main(["report", str(REPO / "results" / "diagnostics"), "--pooled"]) == 0
     assert "no merge_radius records here" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # one view at a time
+        main(["report", fulltrain, "--pooled", "--averages"])
+    assert "not allowed with argument" in capsys.readouterr().err
     assert main(["report", fulltrain, "--tasks", "colaa"]) == 2  # an unknown task is an error, not an empty table
     assert "unknown GLUE task 'colaa'" in capsys.readouterr().err
     assert main(["report", fulltrain, "--tasks", "qnli"]) == 2  # a known task without records
