@@ -41,8 +41,7 @@
 # ```bash
 # obce pipeline --config params/glue_cpu_fulltrain*.yaml   # CPU, whole training sets (committed records):
 #                                                          #   all tasks at levels 0/2 (glue_cpu_fulltrain),
-#                                                          #   all tasks at levels 1/3, six scores (_levels;
-#                                                          #   partly run: --dry-run lists the rest),
+#                                                          #   all tasks at levels 1/3, six scores (_levels),
 #                                                          #   activation statistics, total persistence at level 2 (_scores),
 #                                                          #   activation variance on the other tasks (_variance)
 # obce pipeline --config params/glue_cpu_sst2_subset.yaml  # CPU, SST-2 on a 20,000-sentence subset, 1 epoch,
