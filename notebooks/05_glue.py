@@ -54,7 +54,7 @@
 #     2 cores (12 runs for levels 0 and 2: 7 hours), so SST-2 is fine-tuned on a seeded 20,000-sentence
 #     subset (a different draw per seed) for 1 epoch, as the GPU reference protocol does for SST-2;
 #     levels 0 and 2, $r_f$ versus random, magnitude and activation variance; level 3 without
-#     magnitude and level 1 with $r_f$ and variance only (the rest not run yet). Its records form a protocol of their own.
+#     magnitude and level 1 without magnitude (not run yet). Its records form a protocol of their own.
 #   - *short* (`params/glue_cpu.yaml`, records in `results/glue_short/`): train subsets of 2,000 examples,
 #     2 epochs, max_length 64; CoLA, MRPC, STS-B and RTE, levels 0 and 2. This was the first CPU
 #     protocol, the train-subset fallback planned for machines without a GPU. It proved too short:
@@ -453,9 +453,9 @@ display(pooled_table(full, a="activation_variance", tasks=learn))
 # like $r_f$, beats magnitude and ties random: the same order as on the other tasks. At level 3 SST-2
 # still keeps most of its accuracy: $r_f$ 83.9, variance 84.7, random 82.5. $r_f$ is ahead of random on
 # every seed (+1.4, p = 0.24, a tie) and behind variance (-0.8, p = 0.35, a tie), while variance beats
-# random (+2.2, every seed, p = 0.042), as on the full-train tasks at level 3. At level 1 (only $r_f$
-# and variance run) both stay within a point of the unpruned model: $r_f$ 86.5, variance 86.4 (a tie,
-# p = 0.78).
+# random (+2.2, every seed, p = 0.042), as on the full-train tasks at level 3. At level 1 (magnitude not
+# run) every score stays within 1.3 points of the unpruned model: $r_f$ 86.5, variance 86.4, random
+# neurons 85.8, all ties (p = 0.27-0.78).
 #
 # **The point cloud.** The representation ablation shows that the token vectors matter: a point per
 # sentence made of the mean over its tokens, or of the [CLS] output alone, loses to them and does no
@@ -482,7 +482,7 @@ display(pooled_table(full, a="activation_variance", tasks=learn))
 #
 # **Limits.** CPU runs, one model, three seeds; SST-2 on a 20,000-sentence subset for 1 epoch;
 # levels 1 and 3 on the five full-train tasks with six scores, SST-2 at level 3 with $r_f$, variance
-# and random only and at level 1 with $r_f$ and variance only; total
+# and random only and at level 1 without magnitude; total
 # persistence on the five tasks at every level; activation variance at level 2 on all six tasks;
 # Taylor importance only where the fine-tuned model is scored (STS-B and RTE); max_length 64 instead
 # of 128. The full GPU protocol
