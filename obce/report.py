@@ -204,6 +204,14 @@ def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _main_metric_by_run(records: list[dict[str, Any]]) -> dict[tuple[str, str, int, int], float]:
+    """Each run's main metric, keyed by :func:`run_key`; the records must share one fine-tuning
+    protocol and be one run each (else ``ObceInputError``)."""
+    _one_protocol(records)
+    _one_run_each(records)
+    return {run_key(r): r["metrics"][get_task(r["task"]).main_metric] for r in records}
+
+
 def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: float = 0.05,
                       baselines: dict[str, float] | None = None, margin: float = 0.01) -> list[dict[str, Any]]:
     """Per (task, level): mean difference a - b of the main metric over seeds both ran, the paired
@@ -213,9 +221,7 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: floa
     of it, so neither model learned the task."""
     from scipy.stats import ttest_rel
 
-    _one_protocol(records)
-    _one_run_each(records)
-    index = {run_key(r): r["metrics"][get_task(r["task"]).main_metric] for r in records}
+    index = _main_metric_by_run(records)
     out = []
     for task, level in sorted({(k[0], k[2]) for k in index if k[1] == a}):
         seeds = sorted(k[3] for k in index if k[:3] == (task, a, level) and (task, b, level, k[3]) in index)
@@ -251,9 +257,7 @@ def pooled_comparison(records: list[dict[str, Any]], a: str, b: str, tasks: tupl
     """
     from scipy.stats import binomtest
 
-    _one_protocol(records)
-    _one_run_each(records)
-    index = {run_key(r): r["metrics"][get_task(r["task"]).main_metric] for r in records}
+    index = _main_metric_by_run(records)
     keep = [k for k in index if k[1] == a and (tasks is None or k[0] in tasks) and (levels is None or k[2] in levels)
             and (k[0], b, k[2], k[3]) in index]
     diffs = {k: index[k] - index[k[0], b, k[2], k[3]] for k in keep}
