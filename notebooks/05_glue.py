@@ -85,8 +85,8 @@ from IPython.display import display
 
 from obce import get_task, plots
 from obce.report import (REPORTED, ablation_table, average_table, levels_table, load_ablations, load_records,
-                         majority_baseline, paired_table, pooled_table, protocol, random_draw, run_key,
-                         score_table, summarize_records)
+                         learned_tasks, majority_baseline, paired_table, pooled_table, protocol, random_draw,
+                         run_key, score_table, summarize_records)
 
 plots.set_style()
 if run_experiments:
@@ -167,9 +167,8 @@ display(levels_table(full))
 # run on every one of those tasks:
 
 # %%
-unpruned_means = {r["task"]: r["mean"] for r in summarize_records(full) if r["importance"] == "none"}
-learn = tuple(t for t, m in sorted(unpruned_means.items()) if m > floors[t] + 0.01)
-print("every task:", ", ".join(sorted(unpruned_means)))
+learn = learned_tasks(full, floors)
+print("every task:", ", ".join(sorted({r["task"] for r in full})))
 display(average_table(full))
 print("tasks that learn:", ", ".join(learn))
 display(average_table(full, tasks=learn))

@@ -14,6 +14,8 @@ from .results import CHECKPOINT_RECORD, read_json
 
 METRIC_RANGES = {"accuracy": (0.0, 1.0), "f1": (0.0, 1.0), "matthews_correlation": (-1.0, 1.0),
                  "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0)}
+#: how far above the majority-class baseline (main metric) a model must score to count as having learned a task
+LEARNING_MARGIN = 0.01
 REQUIRED_PROVENANCE = ("params", "seed", "device", "versions", "git_commit", "wall_time_s", "model",
                        "data", "train_size", "eval_size")
 
@@ -204,6 +206,14 @@ def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def learned_tasks(records: list[dict[str, Any]], baselines: dict[str, float],
+                  margin: float = LEARNING_MARGIN) -> tuple[str, ...]:
+    """The tasks, sorted, whose unpruned model's mean main metric is more than ``margin`` above its
+    majority-class baseline (``baselines``: task -> main metric): the tasks a comparison can speak to."""
+    return tuple(r["task"] for r in summarize_records(records)
+                 if r["importance"] == "none" and r["mean"] > baselines[r["task"]] + margin)
+
+
 def _main_metric_by_run(records: list[dict[str, Any]]) -> dict[tuple[str, str, int, int], float]:
     """Each run's main metric, keyed by :func:`run_key`; the records must share one fine-tuning
     protocol and be one run each (else ``ObceInputError``)."""
@@ -213,7 +223,8 @@ def _main_metric_by_run(records: list[dict[str, Any]]) -> dict[tuple[str, str, i
 
 
 def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: float = 0.05,
-                      baselines: dict[str, float] | None = None, margin: float = 0.01) -> list[dict[str, Any]]:
+                      baselines: dict[str, float] | None = None,
+                      margin: float = LEARNING_MARGIN) -> list[dict[str, Any]]:
     """Per (task, level): mean difference a - b of the main metric over seeds both ran, the paired
     t-test p-value (None with fewer than 2 pairs), and a verdict: ``win``/``loss`` when p < alpha,
     else ``tie`` (the difference is within seed noise); ``no learning`` when ``baselines`` (main

@@ -177,6 +177,16 @@ def test_average_table_averages_the_tasks_per_level_and_score():
     assert average_table(recs[:4]).empty  # unpruned models alone
 
 
+def test_learned_tasks_are_those_whose_unpruned_model_clears_the_baseline():
+    from obce.report import learned_tasks
+
+    recs = [_record(importance="none", level=0, seed=s, value=0.60) for s in range(2)]
+    recs += [_record("stsb", importance="none", level=0, seed=s, value=0.105) for s in range(2)]
+    recs += [_record("stsb", level=2, seed=s, value=0.9) for s in range(2)]  # a pruned model does not count
+    assert learned_tasks(recs, {"rte": 0.5, "stsb": 0.1}) == ("rte",)  # stsb 0.105: within the 0.01 margin
+    assert learned_tasks(recs, {"rte": 0.5, "stsb": 0.1}, margin=0.001) == ("rte", "stsb")
+
+
 def test_pooled_comparison_counts_pairs_and_cells_and_sign_tests_them():
     from obce.report import pooled_comparison, pooled_table
 
