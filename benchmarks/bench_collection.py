@@ -20,10 +20,11 @@ from obce.models import intermediate_modules
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default="minilm", help="name or checkpoint directory (e.g. the carried .carry/minilm-fp16)")
     ap.add_argument("--texts", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=7, help="alternating plain/hooked/stopped-early runs")
     args = ap.parse_args()
-    model, tok = load_model("minilm", device=args.device)
+    model, tok = load_model(args.model, device=args.device)
     words = "the quick brown fox jumps over the lazy dog while a gentle rain falls on the quiet town".split()
     texts = [" ".join(words[: 5 + (i * 7) % (len(words) - 5)] * 4) for i in range(args.texts)]
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None

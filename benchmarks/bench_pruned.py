@@ -20,10 +20,11 @@ def encoder_flops(config, seq: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", default="minilm", help="name or checkpoint directory (e.g. the carried .carry/minilm-fp16)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
     args = ap.parse_args()
-    model, _ = load_model("minilm", device=args.device)
+    model, _ = load_model(args.model, device=args.device)
     scores = np.random.default_rng(0).random((6, 1536))
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 30000, (args.batch, args.seq), generator=g).to(args.device)
