@@ -114,8 +114,9 @@ def test_bad_pipeline_configs(config, tmp_path, capsys):
 def test_all_committed_configs_are_valid():
     from tests.conftest import REPO
 
-    paths = sorted((REPO / "params").rglob("glue_*.yaml")) + sorted((REPO / "params" / "ablations").glob("*.yaml"))
-    assert len(paths) >= 7
+    paths = (sorted((REPO / "params").rglob("glue_*.yaml")) + sorted((REPO / "params" / "ablations").glob("*.yaml"))
+             + sorted((REPO / "benchmarks" / "gpu").glob("*.yaml")))
+    assert len(paths) >= 9
     for path in paths:
         cfg = PipelineConfig.from_yaml(path)
         assert planned_runs(cfg), path

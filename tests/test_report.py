@@ -10,7 +10,8 @@ from tests.conftest import REPO
 
 #: every committed results tree of GLUE records (one per protocol)
 RESULT_TREES = [REPO / "results" / "glue_short" / "glue", REPO / "results" / "glue_fulltrain" / "glue",
-                REPO / "results" / "glue_sst2_subset" / "glue",
+                REPO / "results" / "glue_sst2_subset" / "glue", REPO / "results" / "glue_gpu" / "glue",
+                REPO / "results" / "glue_gpu_sst2" / "glue",
                 *sorted((REPO / "results" / "ablations_cpu").glob("*/glue"))]
 
 
@@ -34,7 +35,7 @@ def test_committed_records_are_valid():
                                       "mean_abs_activation", "activation_variance", "mean_death", "taylor")
         assert (prov["level"] == 0) == (prov["importance"] == "none")
         assert prov["parameters"] <= prov["parameters_full"]
-        if prov["model"] == "minilm":  # the encoder's count: 6 layers x (2 x 384 + 1) per FFN neuron removed
+        if prov["model"] in ("minilm", ".carry/minilm-fp16"):  # the encoder's count: 6 layers x (2 x 384 + 1) per FFN neuron removed
             assert prov["parameters_full"] - prov["parameters"] == 6 * 769 * (1536 - prov["intermediate_size"]), rec["path"]
         expected = rec["path"].split("/")[-1]
         assert expected == f"{prov['importance']}-L{prov['level']}-s{prov['seed']}.json"
