@@ -298,7 +298,9 @@ def test_the_same_run_twice_is_refused():
 README_TABLES = ["results/glue_fulltrain/glue --by-level", "results/glue_fulltrain/glue --averages",
                  "results/glue_fulltrain/glue --averages --tasks cola mrpc rte stsb",
                  "results/glue_fulltrain/glue --pooled --tasks cola mrpc rte stsb",
-                 "results/glue_fulltrain/glue --pooled --score activation_variance --tasks cola mrpc rte stsb"]
+                 "results/glue_fulltrain/glue --pooled --score activation_variance --tasks cola mrpc rte stsb",
+                 "results/glue_gpu/glue --by-level", "results/glue_gpu/glue --averages --tasks cola mrpc rte stsb",
+                 "results/glue_gpu/glue --pooled --tasks cola mrpc rte stsb"]
 
 
 @pytest.mark.parametrize("command", README_TABLES)
