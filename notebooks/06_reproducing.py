@@ -45,13 +45,15 @@
 #                                                          #   activation statistics, total persistence at level 2 (_scores),
 #                                                          #   activation variance on the other tasks (_variance)
 # obce pipeline --config params/glue_cpu_sst2_subset.yaml  # CPU, SST-2 on a 20,000-sentence subset, 1 epoch,
-#                                                          #   levels 0-3 (partly run: --dry-run lists the rest)
+#                                                          #   levels 0-3 (committed records)
 # obce pipeline --config params/ablations_cpu/*.yaml       # CPU ablations, same protocol (committed records)
 # obce pipeline --config params/glue_cpu.yaml              # CPU, train subsets (committed records)
-# obce pipeline --config params/glue_gpu.yaml              # the full protocol (GPU; all levels, 6 scores, 3 seeds)
+# obce pipeline --config params/glue_gpu.yaml              # the GPU protocol (whole training sets, max_length 128,
+#                                                          #   levels 0-3, 6 scores, 3 seeds; SST-2 in
+# obce pipeline --config params/glue_gpu_sst2.yaml         #   its own config, 1 epoch; records in part)
 # ```
 # Records go to `<out>/glue/<task>/<importance>-L<level>-s<seed>.json` (`out` is set in the config:
-# `results/glue_fulltrain`, `results/glue_sst2_subset`, `results`), scores to `<out>/scores/`; a
+# `results/glue_fulltrain`, `results/glue_sst2_subset`, `results/glue_gpu`, ...), scores to `<out>/scores/`; a
 # rerun skips finished records made with the same inputs, so a killed run resumes and a changed
 # config reruns what it changes.
 # Several configs run one after the other; all are checked before the first run starts.
@@ -76,8 +78,9 @@
 # ## On a lent GPU
 # `benchmarks/README.md` describes the device runbook: `benchmarks/gpu/prepare_carry.sh` packs the
 # wheels the GPU image lacks, a float16 copy of MiniLM (upcast to float32 on load, recorded in each
-# record's provenance) and the GLUE files; `benchmarks/gpu/run_on_gpu.sh` runs the GPU benchmarks and
-# a pipeline config there and returns one tarball.
+# record's provenance) and the GLUE files; `benchmarks/gpu/run_on_gpu.sh` runs the GPU protocol there
+# (`benchmarks/gpu/glue_gpu*_carried.yaml`, the same configs on the carried model) as parallel per-task
+# queues until a deadline, then the GPU benchmarks, and returns one tarball; the next call resumes.
 
 # %% tags=["parameters"]
 model_name = "bert-base-uncased"
