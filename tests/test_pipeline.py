@@ -7,7 +7,7 @@ import yaml
 import obce.glue
 from obce.cli import main
 from obce.errors import ObceInputError
-from obce.pipeline import PipelineConfig, planned_runs, run_pipeline
+from obce.pipeline import PipelineConfig, planned_runs, restrict, run_pipeline
 
 
 @pytest.fixture()
@@ -170,3 +170,39 @@ def test_random_baseline_draws_other_neurons_for_every_seed(config, tmp_path):
         p.write_text(json.dumps(rec))
     assert record_done(record_path(cfg.out, "rte", "random", 2, 0), cfg)
     assert not record_done(record_path(cfg.out, "rte", "random", 2, 1), cfg)
+
+
+def _glue_queue():
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("glue_queue", REPO / "benchmarks" / "gpu" / "glue_queue.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_queue_default_phases_plan_every_run_once():
+    """The GPU runbook's per-task queue runs exactly the config's runs for its task, unpruned first."""
+    from tests.conftest import REPO
+
+    q = _glue_queue()
+    cfg = PipelineConfig.from_yaml(REPO / "benchmarks" / "gpu" / "glue_gpu_carried.yaml")
+    for task in cfg.tasks:
+        queued = [run for phase in q.default_phases(cfg)
+                  for run in planned_runs(restrict(cfg, tasks=[task], **q.parse_phase(phase, cfg)))]
+        assert sorted(queued) == sorted(planned_runs(restrict(cfg, tasks=[task])))
+        assert len(set(queued)) == len(queued)
+        assert {lv for _, _, lv, _ in queued[:len(cfg.seeds)]} == {0}
+
+
+def test_gpu_queue_phase_parsing():
+    q = _glue_queue()
+    cfg = PipelineConfig.from_dict({"model": "minilm", "tasks": ["rte"], "levels": [0, 1, 2, 3], "seeds": [0],
+                                    "importances": ["merge_radius", "random"], "out": "x"})
+    assert q.parse_phase("2,3:merge_radius,magnitude", cfg) == {"levels": [2, 3], "importances": ["merge_radius"]}
+    assert q.parse_phase("0:", cfg) == {"levels": [0]}
+    assert q.default_phases(cfg) == ["0:", "2:merge_radius,random,activation_variance",
+                                     "3:merge_radius,random,activation_variance",
+                                     "1:merge_radius,random,activation_variance"]
