@@ -16,6 +16,8 @@ METRIC_RANGES = {"accuracy": (0.0, 1.0), "f1": (0.0, 1.0), "matthews_correlation
                  "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0)}
 #: how far above the majority-class baseline (main metric) a model must score to count as having learned a task
 LEARNING_MARGIN = 0.01
+#: what every table prints in a cell whose runs do not exist
+NOT_RUN = "–"
 REQUIRED_PROVENANCE = ("params", "seed", "device", "versions", "git_commit", "wall_time_s", "model",
                        "data", "train_size", "eval_size")
 
@@ -311,7 +313,7 @@ def pooled_table(records: list[dict[str, Any]], a: str = "merge_radius", control
 
 def score_table(records: list[dict[str, Any]]):
     """The summary as a table: one row per (level, importance), one column per task with the main
-    metric x 100 as "mean ± std (n=seeds)" ("-" where not run), the parameters kept, and (with
+    metric x 100 as "mean ± std (n=seeds)" (``NOT_RUN`` where not run), the parameters kept, and (with
     several tasks) their GLUE-style average: the mean over the table's tasks of the main metric's
     mean, given only for rows that ran every one of those tasks.
 
@@ -327,14 +329,14 @@ def score_table(records: list[dict[str, Any]]):
     table = pd.DataFrame(rows)
     table["score"] = [f"{100 * m:.1f} ± {100 * s:.1f} (n={n})" for m, s, n in zip(table["mean"], table["std"], table["n"])]
     wide = table.pivot_table(index=["level", "importance"], columns="task", values="score", aggfunc="first")
-    wide = wide.fillna("-")  # a score not run on that task
+    wide = wide.fillna(NOT_RUN)  # a score not run on that task
     params = table.groupby(["level", "importance"])["parameters"].first()
-    wide.insert(0, "parameters", params.map(lambda v: "-" if pd.isna(v) else f"{int(v):,}"))
+    wide.insert(0, "parameters", params.map(lambda v: NOT_RUN if pd.isna(v) else f"{int(v):,}"))
     tasks = sorted(table["task"].unique())
     if len(tasks) > 1:
         means = table.pivot_table(index=["level", "importance"], columns="task", values="mean", aggfunc="first")
         complete = means[tasks].notna().all(axis=1)
-        wide["average"] = [f"{100 * v:.1f}" if ok else "-" for v, ok in zip(means[tasks].mean(axis=1), complete)]
+        wide["average"] = [f"{100 * v:.1f}" if ok else NOT_RUN for v, ok in zip(means[tasks].mean(axis=1), complete)]
     wide.columns.name = None
     return wide
 
@@ -373,8 +375,8 @@ def levels_table(records: list[dict[str, Any]], importances: tuple[str, ...] | N
              for r in pruned}
     unpruned = {r["task"]: f"{100 * r['mean']:.1f}" for r in rows if r["importance"] == "none"}
     keys = sorted({(r["task"], r["level"]) for r in pruned})
-    table = pd.DataFrame([{"unpruned": unpruned.get(task, "–"),
-                           **{imp: cells.get((task, level, imp), "–") for imp in importances}}
+    table = pd.DataFrame([{"unpruned": unpruned.get(task, NOT_RUN),
+                           **{imp: cells.get((task, level, imp), NOT_RUN) for imp in importances}}
                           for task, level in keys],
                          index=pd.MultiIndex.from_tuples(keys, names=["task", "level"]))
     return table
@@ -415,11 +417,11 @@ def average_table(records: list[dict[str, Any]], tasks: tuple[str, ...] | None =
 
     def cell(level: int, imp: str) -> str:
         vals = [means.get((t, level, imp)) for t in tasks]
-        return "–" if None in vals else f"{100 * float(np.mean(vals)):.1f}"
+        return NOT_RUN if None in vals else f"{100 * float(np.mean(vals)):.1f}"
 
     levels = sorted({r["level"] for r in pruned})
     unpruned = {r["level"] for r in rows if r["importance"] == "none"}
-    base = cell(min(unpruned), "none") if unpruned else "–"
+    base = cell(min(unpruned), "none") if unpruned else NOT_RUN
     table = pd.DataFrame([{"unpruned": base, **{imp: cell(level, imp) for imp in importances}} for level in levels],
                          index=pd.Index(levels, name="level"))
     return table

@@ -124,7 +124,7 @@ def test_score_and_paired_tables():
 def test_tables_with_several_tasks_and_controls():
     """The average is over every task of the table, and only for rows that ran all of them; the
     paired table compares r_f with every other importance present by default."""
-    from obce.report import controls_of, paired_table, score_table
+    from obce.report import NOT_RUN, controls_of, paired_table, score_table
 
     recs = [_record(seed=s, value=0.60 + s / 100) for s in range(3)]
     recs += [_record("stsb", seed=s, value=0.80) for s in range(3)]
@@ -132,7 +132,7 @@ def test_tables_with_several_tasks_and_controls():
              for imp in ("mean_abs_activation", "random") for s in range(3)]
     wide = score_table(recs)
     assert wide.loc[(2, "merge_radius"), "average"] == "70.5"  # (61.0 + 80.0) / 2
-    assert wide.loc[(2, "random"), "average"] == wide.loc[(2, "random"), "rte"] == "-"  # no RTE run
+    assert wide.loc[(2, "random"), "average"] == wide.loc[(2, "random"), "rte"] == NOT_RUN  # no RTE run
     assert controls_of(recs) == ("random", "mean_abs_activation")
     pairs = paired_table(recs)
     assert list(zip(pairs["task"], pairs["b"])) == [("stsb", "random"), ("stsb", "mean_abs_activation")]
