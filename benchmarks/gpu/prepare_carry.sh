@@ -5,7 +5,6 @@
 # records that), and the GLUE TSVs of the tasks with training files (55 MB; the repository adds ~11 MB,
 # so gudhi's wheel, 4.5 MB, and QNLI's dev file stay behind: the GPU benchmark checks the CUDA scorer
 # against the CPU fast path, `bench_scoring.py --reference cpu`).
-# Scores can be computed here first (the GPU then reads them from the cache, see results/glue_gpu/README.md).
 # Usage (repo root, venv active): bash benchmarks/gpu/prepare_carry.sh [GLUE_DIR]
 set -euo pipefail
 glue=${1:-${OBCE_GLUE_DIR:-../shared/glue}}
@@ -22,3 +21,5 @@ PY
 mkdir -p .carry/glue
 for t in CoLA SST-2 MRPC STS-B RTE WNLI; do cp -r "$glue/$t" .carry/glue/; done
 du -sh .carry
+# the scores, on this CPU (a few minutes; cached under the configs' out, which travels with the tree)
+python benchmarks/gpu/precompute_scores.py
