@@ -44,8 +44,9 @@
 #                                                          #   all tasks at levels 1/3, six scores (_levels),
 #                                                          #   activation statistics, total persistence at level 2 (_scores),
 #                                                          #   activation variance on the other tasks (_variance)
-# obce pipeline --config params/glue_cpu_sst2_subset.yaml  # CPU, SST-2 on a 20,000-sentence subset, 1 epoch,
-#                                                          #   levels 0-3 (committed records)
+# obce pipeline --config params/glue_cpu_sst2_subset*.yaml # CPU, SST-2 on a 20,000-sentence subset, 1 epoch,
+#                                                          #   levels 0-3 (committed records); _scores: mean
+#                                                          #   |activation|, total persistence at levels 2-3
 # obce pipeline --config params/ablations_cpu/*.yaml       # CPU ablations, same protocol (committed records)
 # obce pipeline --config params/glue_cpu.yaml              # CPU, train subsets (committed records)
 # obce pipeline --config params/glue_gpu.yaml              # the GPU protocol (whole training sets, max_length 128,
