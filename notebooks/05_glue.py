@@ -33,7 +33,7 @@
 #   except `random`.
 # - The protocol actually run is recorded in every record (`provenance.params`,
 #   `provenance.config_note`); records of different fine-tuning protocols are never averaged or
-#   paired together. One GPU (an NVIDIA H200) was lent for 14 minutes to one session; the GPU
+#   paired together. One GPU (an NVIDIA H200) was lent for 13 minutes to one session; the GPU
 #   protocol ran in part there:
 #   - *GPU* (`params/glue_gpu.yaml`, records in `results/glue_gpu/`): CoLA, MRPC, STS-B, RTE and WNLI,
 #     whole training sets, 3 epochs, max_length 128, bf16 mixed precision, levels 0-3, six scores;
