@@ -97,7 +97,7 @@ from IPython.display import display
 from obce import get_task, plots
 from obce.report import (REPORTED, ablation_table, average_table, levels_table, load_ablations, load_records,
                          learned_tasks, majority_baseline, paired_table, pooled_table, protocol, random_draw,
-                         run_key, score_table, summarize_records)
+                         run_key, score_table, summarize_records, verdict_grid)
 
 plots.set_style()
 if run_experiments:
@@ -161,10 +161,7 @@ if gpu:
     learn_gpu = learned_tasks(gpu, floors)
     print("tasks that learn:", ", ".join(learn_gpu))
     display(average_table(gpu, tasks=learn_gpu))
-    pairs_gpu = paired_table(gpu, baselines=floors)  # one row per task, level and control; as a grid:
-    display(pairs_gpu.assign(cell=[f"{v} ({d:+.1f}, n={n})" for v, d, n in
-                                   zip(pairs_gpu.verdict, pairs_gpu.mean_diff, pairs_gpu.n)])
-            .pivot_table(index=["task", "level"], columns="b", values="cell", aggfunc="first").fillna("-"))
+    display(verdict_grid(paired_table(gpu, baselines=floors), show_n=True))
     display(pooled_table(gpu, tasks=learn_gpu))
     display(pooled_table(gpu, a="activation_variance", tasks=learn_gpu))
 
@@ -393,9 +390,7 @@ pd.DataFrame(REPORTED).set_index("model")
 # verdict and the mean difference x 100, positive when $r_f$ is ahead):
 
 # %%
-if len(pairs_full):
-    glance = pairs_full.assign(cell=[f"{v} ({d:+.1f})" for v, d in zip(pairs_full.verdict, pairs_full.mean_diff)])
-    display(glance.pivot_table(index=["task", "level"], columns="b", values="cell", aggfunc="first").fillna("-"))
+verdict_grid(pairs_full)
 
 # %% [markdown]
 # ## Pooled over tasks and levels

@@ -455,6 +455,27 @@ def paired_table(records: list[dict[str, Any]], a: str = "merge_radius", control
     return table
 
 
+def verdict_grid(pairs, show_n: bool = False):
+    """A :func:`paired_table` as a grid: one row per (task, level), one column per control, each cell
+    the verdict and the mean difference x 100 ("tie (+1.2)"; with ``show_n`` also the number of
+    paired seeds), ``NOT_RUN`` where the control has no pair.
+
+    Returns
+    -------
+    pandas.DataFrame indexed by (task, level); empty for an empty ``pairs``
+    """
+    import pandas as pd
+
+    if not len(pairs):
+        return pd.DataFrame()
+    cells = [f"{v} ({d:+.1f}, n={n})" if show_n else f"{v} ({d:+.1f})"
+             for v, d, n in zip(pairs["verdict"], pairs["mean_diff"], pairs["n"])]
+    grid = pairs.assign(cell=cells).pivot_table(index=["task", "level"], columns="b", values="cell",
+                                                 aggfunc="first")
+    grid.columns.name = None
+    return grid.fillna(NOT_RUN)
+
+
 def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] | None = None) -> str:
     """:func:`score_table` and :func:`paired_table` (r_f against each control, default every other
     importance in ``records``) as markdown tables."""

@@ -139,6 +139,22 @@ def test_tables_with_several_tasks_and_controls():
     assert list(pairs["mean_diff"]) == [8.0, 8.0] and list(pairs["wins"]) == [3, 3]
 
 
+def test_verdict_grid_has_a_cell_per_task_level_and_control():
+    from obce.report import NOT_RUN, paired_table, verdict_grid
+
+    recs = [_record(seed=s, value=0.60 + s / 100) for s in range(3)]
+    recs += [_record(importance="random", seed=s, value=0.50) for s in range(3)]
+    recs += [_record("stsb", seed=s, value=0.80) for s in range(2)]
+    recs += [_record("stsb", importance="magnitude", seed=s, value=0.70 + s / 50) for s in range(2)]
+    pairs = paired_table(recs)
+    grid = verdict_grid(pairs)
+    assert list(grid.columns) == ["magnitude", "random"] and list(grid.index) == [("rte", 2), ("stsb", 2)]
+    assert grid.loc[("rte", 2), "random"] == "win (+11.0)"
+    assert grid.loc[("rte", 2), "magnitude"] == NOT_RUN  # no magnitude run on RTE
+    assert verdict_grid(pairs, show_n=True).loc[("stsb", 2), "magnitude"].endswith(", n=2)")
+    assert verdict_grid(pairs.iloc[:0]).empty
+
+
 def test_levels_table_has_a_row_per_task_and_level_and_a_column_per_score():
     from obce.report import levels_table
 
