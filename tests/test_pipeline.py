@@ -195,6 +195,9 @@ def test_gpu_queue_default_phases_plan_every_run_once():
         assert sorted(queued) == sorted(planned_runs(restrict(cfg, tasks=[task])))
         assert len(set(queued)) == len(queued)
         assert {lv for _, _, lv, _ in queued[:len(cfg.seeds)]} == {0}
+        halves = [[run for phase in q.half_phases(cfg, h)
+                   for run in planned_runs(restrict(cfg, tasks=[task], **q.parse_phase(phase, cfg)))] for h in (1, 2)]
+        assert sorted(halves[0] + halves[1]) == sorted(queued) and not set(halves[0]) & set(halves[1])
 
 
 def test_gpu_queue_phase_parsing():

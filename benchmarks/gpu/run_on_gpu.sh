@@ -27,16 +27,14 @@ snapper=$!
 if [ "$glue_s" -gt 0 ]; then
   main=benchmarks/gpu/glue_gpu_carried.yaml
   sst2=benchmarks/gpu/glue_gpu_sst2_carried.yaml
-  core=merge_radius,random,activation_variance
-  rest=mean_abs_activation,magnitude,total_persistence
   pids=()
   q() { local name=$1; shift; timeout "$glue_s" python3 benchmarks/gpu/glue_queue.py "$@" > "logs/$name.log" 2>&1 &
         pids+=($!); }
   # the two longest tasks get two queues each, over disjoint runs
-  q sst2-a "$sst2" sst2 0: 2:$core 1:$core
-  q sst2-b "$sst2" sst2 3:$core 2,3,1:$rest
-  q cola-a "$main" cola 0: 2:$core 1:$core
-  q cola-b "$main" cola 3:$core 2,3,1:$rest
+  q sst2-a "$sst2" sst2 --half 1
+  q sst2-b "$sst2" sst2 --half 2
+  q cola-a "$main" cola --half 1
+  q cola-b "$main" cola --half 2
   for t in stsb mrpc rte wnli; do q "$t" "$main" "$t"; done
   wait "${pids[@]}"
 fi
