@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from obce import load_model
-from obce.pipeline import PipelineConfig, task_scores
+from obce.pipeline import PipelineConfig, planned_runs, task_scores
 
 HERE = Path(__file__).resolve().parent
 DEFAULT = [HERE / "glue_gpu_carried.yaml", HERE / "glue_gpu_sst2_carried.yaml"]
@@ -26,15 +26,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for path in args.configs:
         cfg = PipelineConfig.from_yaml(path)
+        if cfg.corpus.get("score_model", "pretrained") != "pretrained":
+            ap.error(f"{path}: scores the fine-tuned model, which needs fine-tuning first: leave it to the pipeline")
         cfg = dataclasses.replace(cfg, scoring={**cfg.scoring, "device": "cpu"})
         model, tokenizer = load_model(cfg.model, device="cpu")
-        for task in cfg.tasks:
-            for importance in cfg.importances:
-                if importance == "taylor":  # needs the fine-tuned model: left to the pipeline
-                    continue
-                for seed in (cfg.seeds if importance == "random" else cfg.seeds[:1]):
-                    task_scores(cfg, model, tokenizer, task, importance, progress=False, seed=seed)
-            logging.info("%s: %s scored", path.name, task)
+        for task, importance, level, seed in planned_runs(cfg):  # the pipeline's own scoring calls;
+            if level:  # a seed-free score is computed once and then read from its cache
+                task_scores(cfg, model, tokenizer, task, importance, progress=False, seed=seed)
+        logging.info("%s: %s scored", path.name, ", ".join(cfg.tasks))
 
 
 if __name__ == "__main__":
