@@ -132,7 +132,8 @@ def test_report_command_summarizes_committed_records(capsys, tmp_path):
     assert out.count("\n## ") >= 2
     assert "max_train_samples=2000" in out and "max_train_samples=None" in out
     # an ablation shares the full-train protocol but is its own section, not more seeds of r_f
-    assert "ablations_cpu/representation_mean/glue: 3 records" in out
+    n_mean = len(list((REPO / "results" / "ablations_cpu" / "representation_mean" / "glue").rglob("*.json")))
+    assert n_mean >= 3 and f"ablations_cpu/representation_mean/glue: {n_mean} records" in out
     # by level: a row per (task, level) of a pruned model, a column per score, the unpruned mean beside
     assert main(["report", str(REPO / "results" / "glue_short" / "glue"), "--by-level"]) == 0
     out = capsys.readouterr().out

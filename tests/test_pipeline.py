@@ -115,8 +115,9 @@ def test_all_committed_configs_are_valid():
     from tests.conftest import REPO
 
     paths = (sorted((REPO / "params").rglob("glue_*.yaml")) + sorted((REPO / "params" / "ablations").glob("*.yaml"))
+             + sorted((REPO / "params" / "ablations_cpu").glob("*.yaml"))
              + sorted((REPO / "benchmarks" / "gpu").glob("*.yaml")))
-    assert len(paths) >= 9
+    assert len(paths) >= 20
     for path in paths:
         cfg = PipelineConfig.from_yaml(path)
         assert planned_runs(cfg), path
