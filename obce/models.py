@@ -266,5 +266,6 @@ def model_fingerprint(model: nn.Module) -> str:
 
 def stored_dtype(config) -> str | None:
     """The dtype a checkpoint's weights are stored in, as its config records it (None if unknown)."""
-    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    # transformers >= 4.56 names it ``dtype`` (``torch_dtype`` is a deprecated alias that warns)
+    value = config.dtype if hasattr(config, "dtype") else getattr(config, "torch_dtype", None)
     return None if value is None else str(value).replace("torch.", "")

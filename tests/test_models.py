@@ -80,3 +80,19 @@ def test_a_float16_copy_is_loaded_in_float32(minilm, tmp_path):
     assert next(loaded.parameters()).dtype == torch.float32
     diff = max((a - b).abs().max().item() for a, b in zip(loaded.parameters(), model.parameters()))
     assert 0 < diff < 1e-2  # the float16 rounding, nothing else
+
+
+def test_stored_dtype_reads_the_config_without_the_deprecated_alias(caplog):
+    from transformers import BertConfig
+    from transformers.utils import logging as hf_logging
+
+    from obce.models import stored_dtype
+
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            assert stored_dtype(BertConfig(dtype="float16")) == "float16"
+            assert stored_dtype(BertConfig()) is None
+    finally:
+        hf_logging.disable_propagation()
+    assert "deprecated" not in caplog.text
