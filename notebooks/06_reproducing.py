@@ -46,7 +46,7 @@
 #                                                          #   activation variance on the other tasks (_variance)
 # obce pipeline --config params/glue_cpu_sst2_subset*.yaml # CPU, SST-2 on a 20,000-sentence subset, 1 epoch,
 #                                                          #   levels 0-3 (committed records); _scores: mean
-#                                                          #   |activation|, total persistence at levels 2-3
+#                                                          #   |activation|, total persistence at levels 1-3
 # obce pipeline --config params/ablations_cpu/*.yaml       # CPU ablations, same protocol (committed records)
 # obce pipeline --config params/glue_cpu.yaml              # CPU, train subsets (committed records)
 # obce pipeline --config params/glue_gpu.yaml              # the GPU protocol (whole training sets, max_length 128,
@@ -70,11 +70,12 @@
 # `corpus_n2048.yaml`) and source (`corpus_other_task.yaml`), and scoring the fine-tuned instead of
 # the pretrained model (`score_finetuned.yaml`, which also runs the first-order Taylor baseline).
 # Each writes to its own `results/ablations/<name>/`. Their CPU counterparts under the full-train
-# protocol (STS-B, level 2, and RTE for `score_finetuned`; committed records in
+# protocol (STS-B at level 2, and RTE for `score_finetuned`; committed records in
 # `results/ablations_cpu/<name>/`) are in
 # `params/ablations_cpu/` (`representation_mean.yaml`, `representation_cls.yaml`, `corpus_n128.yaml`,
-# `corpus_n2048.yaml`, `corpus_sst2.yaml`, `score_finetuned.yaml`); chapter 5 reads every set found
-# there.
+# `corpus_n2048.yaml`, `corpus_sst2.yaml`, `score_finetuned.yaml`); each has a `<name>_cola.yaml` twin
+# that runs the same ablation on CoLA at level 3 (where $r_f$ does worst) into the same set. Chapter 5
+# reads every set found there.
 #
 # ## On a lent GPU
 # `benchmarks/README.md` describes the device runbook: `benchmarks/gpu/prepare_carry.sh` packs the
