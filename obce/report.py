@@ -162,17 +162,18 @@ def load_ablations(root: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def ablation_table(main: list[dict[str, Any]], ablation: list[dict[str, Any]], a: str = "merge_radius",
-                   baselines: dict[str, float] | None = None):
+                   baselines: dict[str, float] | None = None, also: tuple[str, ...] = ()):
     """Paired comparisons of ablation sets (from :func:`load_ablations`) on their tasks and levels:
     the main ``a`` against every ablation importance but the random controls, then each of those
     against its random control: the set's own ``random[<name>]`` where it has one (same training),
-    else the main ``random``; and within a set, its ``a`` against its other scores. Columns as
-    :func:`paired_table`."""
+    else the main ``random`` and the main scores named in ``also`` (e.g. ``("activation_variance",)``;
+    a set with its own random control was trained otherwise, so it is not paired with them); and
+    within a set, its ``a`` against its other scores. Columns as :func:`paired_table`."""
     import pandas as pd
 
     where = {(r["task"], r["provenance"]["level"]) for r in ablation}
     base = [r for r in main if (r["task"], r["provenance"]["level"]) in where
-            and r["provenance"]["importance"] in (a, "random")]
+            and r["provenance"]["importance"] in (a, "random", *also)]
     records = base + ablation
     labels = sorted({r["provenance"]["importance"] for r in ablation})
     variants = [v for v in labels if not v.startswith("random[")]
@@ -180,7 +181,7 @@ def ablation_table(main: list[dict[str, Any]], ablation: list[dict[str, Any]], a
     for v in variants:
         tag = v[v.find("["):] if "[" in v else ""  # "[<name>]", the set's label
         own = "random" + tag
-        tables.append(paired_table(records, a=v, controls=(own if own in labels else "random",),
+        tables.append(paired_table(records, a=v, controls=(own,) if own in labels else ("random", *also),
                                    baselines=baselines))
         if tag and v == a + tag:  # within a set: its a against its other scores (same training)
             others = tuple(w for w in variants if w != v and w.endswith(tag))

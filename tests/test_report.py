@@ -273,6 +273,12 @@ def test_ablation_sets_pair_with_the_main_records_and_their_own_random_control(t
         ("taylor[score_finetuned]", "random[score_finetuned]"): 2.0,
         ("merge_radius[score_finetuned]", "taylor[score_finetuned]"): -1.0}  # within the set
     assert load_ablations(tmp_path / "absent") == []
+    # main scores named in `also` pair with the sets trained as the main records, not with score_finetuned
+    main.extend(_record("stsb", "activation_variance", seed=s, value=0.75) for s in range(3))
+    table = ablation_table(main, found, also=("activation_variance",))
+    pairs_also = {(row["a"], row["b"]): round(row["mean_diff"], 6) for row in table.to_dict("records")}
+    assert set(pairs_also) - set(pairs) == {("merge_radius[corpus_n128]", "activation_variance")}
+    assert pairs_also["merge_radius[corpus_n128]", "activation_variance"] == -4.0
 
 
 def test_random_draw_of_old_and_new_records():
