@@ -316,12 +316,13 @@ display(paired_table(sst2, a="activation_variance", controls=data_free, baseline
 
 # %%
 ablation = load_ablations(ablations_dir)
+strongest = ("activation_variance",)  # the main control the ablations are also paired with
 if ablation:
     tasks, levels = {r["task"] for r in ablation}, {0, *(r["provenance"]["level"] for r in ablation)}
     base = [r for r in full if r["task"] in tasks and r["provenance"]["level"] in levels
-            and r["provenance"]["importance"] in ("none", "merge_radius", "random", "activation_variance")]
+            and r["provenance"]["importance"] in ("none", "merge_radius", "random", *strongest)]
     display(score_table(base + ablation))
-    pairs_ablation = ablation_table(full, ablation, baselines=floors, also=("activation_variance",))
+    pairs_ablation = ablation_table(full, ablation, baselines=floors, also=strongest)
     display(pairs_ablation)
 else:
     print(f"no ablation records under {ablations_dir}")
