@@ -79,7 +79,7 @@ def iter_ffn_activations(model: nn.Module, tokenizer, texts: Sequence[Text], *,
     one forward pass per group.
     """
     texts = validate_texts(texts)
-    check_collection_params(max_length, representation, batch_size)
+    check_collection_params(max_length, representation, batch_size, model, tokenizer, texts)
     chosen = _check_layers(model, layers)
     # Coordinates past the longest text are 0 for every point: dropping them changes no distance.
     depth = int(token_lengths(tokenizer, texts, max_length).max()) if representation == "tokens" else 1
@@ -178,14 +178,21 @@ def _collect_group(model, tokenizer, texts, layers, max_length, depth, represent
         yield l, clouds.pop(l)
 
 
-def check_collection_params(max_length: int, representation: str, batch_size: int = 1) -> None:
-    """Raise ``ObceInputError`` for a bad max_length, representation or batch size."""
+def check_collection_params(max_length: int, representation: str, batch_size: int = 1, model=None,
+                            tokenizer=None, texts: Sequence[Text] | None = None) -> None:
+    """Raise ``ObceInputError`` for a bad max_length, representation or batch size; given the model,
+    tokenizer and (validated) texts, also for a max_length above the model's positions or one that
+    leaves no content token."""
+    from .models import check_max_length
+
     if representation not in REPRESENTATIONS:
         raise ObceInputError(f"representation {representation!r}: expected one of {REPRESENTATIONS}")
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
         raise ObceInputError(f"max_length={max_length!r}: expected an integer >= 1")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ObceInputError(f"batch_size={batch_size!r}: expected an integer >= 1")
+    if model is not None and getattr(model, "config", None) is not None:
+        check_max_length(max_length, model.config, tokenizer, pair=bool(texts) and not isinstance(texts[0], str))
 
 
 def _check_layers(model: nn.Module, layers: Sequence[int] | None) -> list[int]:

@@ -17,6 +17,9 @@ logger = logging.getLogger("obce")
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``obce`` console script."""
+    from .paths import absolutize_env
+
+    absolutize_env()  # before anything changes directory (notebook kernels run in notebooks/)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -65,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-dir", default=None, help="per-layer cache (default: OUT/cache)")
     s.add_argument("--recompute", action="store_true", help="ignore cached layers")
     s.add_argument("--out", required=True, help="output directory (scores.npz, scores.json)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace scores in --out that were made with other inputs")
     s.set_defaults(func=cmd_score)
 
     r = sub.add_parser("prune", help="prune a model with saved scores")
@@ -74,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--level", type=int, help="0-3: keep neurons above the level-th quartile per layer")
     g.add_argument("--keep-fraction", type=float, help="fraction of neurons kept per layer, in (0, 1]")
     r.add_argument("--out", required=True, help="directory of the pruned checkpoint")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out directory that is not a pruned checkpoint")
     r.set_defaults(func=cmd_prune)
 
     f = sub.add_parser("glue", help="fine-tune and evaluate a model on a GLUE task")
@@ -89,12 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--max-eval-samples", type=int, default=None)
     f.add_argument("--device", default=None)
     f.add_argument("--out", required=True, help="JSON record to write")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing --out record of other inputs")
     f.set_defaults(func=cmd_glue)
 
     pl = sub.add_parser("pipeline", help="score -> prune -> glue for tasks x levels x seeds (resumable)")
     pl.add_argument("--config", required=True, nargs="+", metavar="CONFIG",
                     help="YAML file(s) with PipelineConfig keys; several run one after the other")
     pl.add_argument("--dry-run", action="store_true", help="list the planned runs and which are done")
+    pl.add_argument("--force", action="store_true",
+                    help="rerun and replace records that were made with other inputs (default: refuse)")
     only = pl.add_argument_group("restrict every config to some of its runs (same records, same provenance)")
     only.add_argument("--tasks", nargs="+", metavar="TASK")
     only.add_argument("--importances", nargs="+", metavar="IMPORTANCE")
@@ -141,12 +151,21 @@ def _glue_arg(p):
 
 
 def cmd_score(args) -> None:
-    from .data import load_corpus
-    from .models import load_model
+    from .data import check_corpus_size, get_task, load_corpus, resolve_glue_dir
+    from .models import check_device, load_model
     from .results import Timer, corpus_hash, provenance, write_json
     from .scoring import save_scores, score_neurons, summarize_scores
 
     out = Path(args.out)
+    # every input is checked before any compute, also those random/magnitude scores do not read
+    get_task(args.task)
+    check_corpus_size(args.samples)
+    resolve_glue_dir(args.glue_dir)
+    check_device(args.device)
+    if out.exists() and not out.is_dir():
+        raise ObceInputError(f"--out {args.out!r} is an existing file; expected a directory")
+    params = {k: v for k, v in vars(args).items() if k not in ("func", "verbose", "quiet", "command", "overwrite")}
+    _refuse_other_inputs(out / "scores.json", params, SCORE_RUN_KEYS, args.overwrite)
     model, tok = load_model(args.model)
     needs_corpus = args.importance not in ("random", "magnitude")
     texts = load_corpus(args.task, n=args.samples, split=args.split, glue_dir=args.glue_dir,
@@ -156,7 +175,6 @@ def cmd_score(args) -> None:
                                representation=args.representation, method=args.method,
                                batch_size=args.batch_size, device=args.device, seed=args.seed,
                                cache_dir=args.cache_dir or out / "cache", recompute=args.recompute)
-    params = {k: v for k, v in vars(args).items() if k not in ("func", "verbose", "command")}
     prov = provenance(params=params, seed=args.seed, device=args.device, wall_time_s=t.seconds,
                       model=args.model, importance=args.importance, corpus=corpus_hash(texts) if texts else None,
                       n_texts=len(texts) if texts else 0)
@@ -171,17 +189,47 @@ def cmd_score(args) -> None:
         print(f"{row['layer']:>5} " + " ".join(f"{row[k]:>10.4g}" for k in ("min", "q1", "median", "q3", "max")))
 
 
+#: The parameters that make two outputs "of the same inputs" (not the device, batch size or cache).
+SCORE_RUN_KEYS = ("model", "task", "split", "samples", "max_length", "units", "importance", "representation",
+                  "method", "seed", "glue_dir")
+GLUE_RUN_KEYS = ("task", "epochs", "lr", "batch_size", "max_length", "max_train_samples", "max_eval_samples")
+
+
+def _refuse_other_inputs(path: Path, params: dict, keys: tuple[str, ...], overwrite: bool) -> None:
+    """Raise unless ``path`` is absent, ``overwrite`` is set, or it was made with the same ``keys``
+    of ``params`` (its ``provenance.params``)."""
+    from .results import read_json
+
+    if overwrite or not path.exists():
+        return
+    try:
+        old = read_json(path).get("provenance", {})
+    except ObceInputError as exc:
+        raise ObceInputError(f"{exc}; pass --overwrite to replace it") from exc
+    old_params = {"model": old.get("model"), "seed": old.get("seed"), **old.get("params", {})}
+    diff = [f"{k}: {old_params.get(k)!r} there, {params.get(k)!r} now" for k in keys
+            if k in params and old_params.get(k) != params.get(k)]
+    if diff:
+        raise ObceInputError(f"{path} was made with other inputs ({'; '.join(diff)}); pass --overwrite to "
+                             "replace it, or name another --out")
+
+
 def cmd_prune(args) -> None:
-    from .models import load_model
+    from .models import load_model, resolve_model_source
+    from .paths import check_output_dir
     from .pruning import count_parameters, prune
     from .results import atomic_dir, provenance, write_json
     from .scoring import load_scores
 
+    source = resolve_model_source(args.model)
+    out = check_output_dir(args.out, "obce_prune.json", inputs=[args.scores, source], overwrite=args.overwrite)
     scores, meta = load_scores(args.scores)
     model, tok = load_model(args.model)
     small = prune(model, scores, level=args.level, keep_fraction=args.keep_fraction)
-    out = Path(args.out)
     before, after = count_parameters(model), count_parameters(small)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a second's "Writing model shards" bar
     with atomic_dir(out) as tmp:  # a killed run leaves the old checkpoint or none, never half of one
         small.save_pretrained(tmp)
         tok.save_pretrained(tmp)
@@ -195,31 +243,42 @@ def cmd_prune(args) -> None:
 
 
 def cmd_glue(args) -> None:
+    from .data import get_task, resolve_glue_dir
     from .glue import finetune_and_evaluate
+    from .models import check_device, load_config
+    from .paths import check_output_file
 
+    out = check_output_file(args.out)  # every check before the fine-tuning, which takes minutes
+    params = {**vars(args), "task": get_task(args.task).name}
+    _refuse_other_inputs(out, params, ("model", *GLUE_RUN_KEYS, "seed"), args.overwrite)
+    resolve_glue_dir(args.glue_dir)
+    check_device(args.device)
+    load_config(args.model)  # a BERT-family encoder, as score and prune require
     res = finetune_and_evaluate(args.model, args.task, glue_dir=args.glue_dir, epochs=args.epochs, lr=args.lr,
                                 batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
                                 max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-                                device=args.device)
-    res.save(args.out)
-    print(f"{res.task}: " + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items()) + f" -> {args.out}")
+                                device=args.device, work_parent=out.parent)
+    res.save(out)
+    print(f"{res.task}: " + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items()) + f" -> {out}")
 
 
 def cmd_pipeline(args) -> None:
-    from .pipeline import PipelineConfig, planned_runs, record_done, record_path, restrict, run_pipeline
+    from .pipeline import PipelineConfig, check_records, planned_runs, record_path, restrict, run_pipeline
 
     only = dict(tasks=args.tasks, importances=args.importances, levels=args.levels, seeds=args.seeds)
     configs = {path: restrict(PipelineConfig.from_yaml(path), **only)  # all checked before any run
                for path in args.config}
+    states = {path: check_records(cfg, force=args.force or args.dry_run) for path, cfg in configs.items()}
     for path, cfg in configs.items():
         runs = planned_runs(cfg)
-        done = [r for r in runs if record_done(record_path(cfg.out, *r), cfg)]
+        state = states[path]
+        done = [r for r in runs if state[r] == "done"]
         print(f"{path}: {len(runs)} planned runs, {len(done)} already done")
         if args.dry_run:
             for r in runs:
-                print(("done " if r in done else "todo ") + str(record_path(cfg.out, *r)))
+                print(f"{state[r]:<5} " + str(record_path(cfg.out, *r)))
             continue
-        paths = run_pipeline(cfg)
+        paths = run_pipeline(cfg, force=args.force)
         print(f"{path}: {len(paths)} records under {Path(cfg.out) / 'glue'}")
 
 

@@ -10,6 +10,7 @@ without either, data come from the hub dataset ``nyu-mll/glue``. Both routes ret
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from dataclasses import dataclass, field
@@ -173,8 +174,8 @@ def read_glue_tsv(path: str | os.PathLike, task: str | GlueTask) -> dict[str, li
     """
     info = task if isinstance(task, GlueTask) else get_task(task)
     path = Path(path)
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    text = read_text_utf8(path)
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
     if info.header:
         if not rows:
             raise ObceInputError(f"{path}: empty file; expected a header row")
@@ -212,8 +213,7 @@ def load_corpus(task: str, n: int | None = 256, split: str = "train",
     collector encodes as the model sees them in fine-tuning. ``n=None`` takes the whole split.
     With ``return_labels``, also the texts' labels (for gradient-based importance).
     """
-    if n is not None and (not isinstance(n, (int, np.integer)) or n < 2):
-        raise ObceInputError(f"corpus size n={n!r}: expected an integer >= 2 (or None for all)")
+    check_corpus_size(n)
     info = get_task(task)
     ds = load_glue(task, split=split, glue_dir=glue_dir)
     order = np.arange(len(ds))
@@ -232,6 +232,24 @@ def load_corpus(task: str, n: int | None = 256, split: str = "train",
         labels = ds["label"]
         return texts, [labels[i] for i in order]
     return texts
+
+
+def read_text_utf8(path: str | os.PathLike) -> str:
+    """A text file's content as UTF-8 (a BOM is dropped). Another encoding (UTF-16, latin-1)
+    raises ``ObceInputError`` naming the file and the line of the first undecodable byte."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ObceInputError(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); "
+                             "save the file as UTF-8") from exc
+
+
+def check_corpus_size(n) -> None:
+    """Raise ``ObceInputError`` unless ``n`` is an integer >= 2 or None (the whole split)."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2):
+        raise ObceInputError(f"corpus size n={n!r}: expected an integer >= 2 (or None for all)")
 
 
 def validate_texts(texts: Sequence[Text]) -> list[Text]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,9 @@ from torch import nn
 
 from .data import get_task, load_glue
 from .errors import ObceInputError
-from .models import resolve_model_source, stored_dtype
+from .models import (check_device, check_max_length, check_weights, ffn_layers, load_config,
+                     resolve_model_source, stored_dtype)
+from .paths import work_dir
 from .results import Timer, provenance, read_json, write_json
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
                           weight_decay: float = 0.01, warmup_ratio: float = 0.1,
                           device: str | None = None, bf16: bool | None = None,
                           output_dir: str | os.PathLike | None = None, progress: bool = True,
-                          extra_provenance: dict[str, Any] | None = None, keep_model: bool = False) -> GlueResult:
+                          extra_provenance: dict[str, Any] | None = None, keep_model: bool = False,
+                          work_parent: str | os.PathLike | None = None) -> GlueResult:
     """Fine-tune a BERT-family encoder on a GLUE task and evaluate it on the dev set.
 
     Parameters
@@ -111,6 +113,9 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         Mixed precision; default: on for a GPU that supports bf16, off on CPU.
     keep_model : bool
         Return the fine-tuned model (with its head, in eval mode) as ``result.model``.
+    work_parent : path, optional
+        Where the temporary model copy goes (default: the system's temporary directory); a copy
+        left by a killed run is removed by the next run there.
 
     Returns
     -------
@@ -123,11 +128,16 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
 
     info = get_task(task)
     _check_hyper(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length)
+    check_device(device)
+    config = model.config if isinstance(model, nn.Module) else load_config(model)  # BERT-family only
+    if isinstance(model, nn.Module):
+        ffn_layers(model)
+    check_max_length(max_length, config)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if bf16 is None:
         bf16 = device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     timer = Timer().__enter__()
-    with tempfile.TemporaryDirectory(prefix="obce-glue-") as tmp:
+    with work_dir(work_parent) as tmp:
         source, model_name = _model_source(model, tokenizer, tmp)
         tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(source)
         train = _subset(load_glue(task, "train", glue_dir), max_train_samples, seed)
@@ -188,7 +198,9 @@ def _model_source(model, tokenizer, tmp: str) -> tuple[str, str]:
         tokenizer.save_pretrained(path)
         name = getattr(model.config, "_name_or_path", "") or "in-memory model"
         return str(path), f"{name} (in memory, intermediate_size={model.config.intermediate_size})"
-    return resolve_model_source(model), str(model)
+    source = resolve_model_source(model)
+    check_weights(source)
+    return source, str(model)
 
 
 def _pruning_provenance(model) -> dict[str, Any]:

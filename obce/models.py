@@ -117,20 +117,87 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
     """
     from transformers import AutoModel, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
+    check_device(device)
     source = resolve_model_source(name_or_path)
     hub_kwargs = _offline_kwargs(source)  # one reachability probe per load
     config = _load_config(source, str(name_or_path), hub_kwargs)
+    check_weights(source)
+    hf_logging.disable_progress_bar()  # a second's "Loading weights" bar is chatter, not progress
     try:
         # float32 whatever the stored dtype (a float16 copy of a checkpoint is upcast)
         model = AutoModel.from_pretrained(source, config=config, dtype=torch.float32, **hub_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
     except (OSError, ValueError) as exc:
+        if Path(source).is_dir():
+            raise unreadable_checkpoint_error(source, exc) from exc
         raise _missing_model_error(str(name_or_path), exc, hub_kwargs) from exc
+    except Exception as exc:  # safetensors' SafetensorError, torch's unpickling errors: a damaged file
+        if Path(source).is_dir():
+            raise unreadable_checkpoint_error(source, exc) from exc
+        raise
+    finally:
+        hf_logging.enable_progress_bar()
     model.eval()
     if device is not None:
         model.to(device)
     ffn_layers(model)  # validates the structure
     return model, tokenizer
+
+
+def check_device(device: str | torch.device | None, available: bool = True) -> None:
+    """Raise ``ObceInputError`` for a device torch does not know or (with ``available``) this
+    machine does not have (``None`` is the default device)."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ObceInputError(f"device {device!r}: not a torch device (expected cpu, cuda or cuda:N)") from exc
+    if dev.type == "cuda" and available:
+        if not torch.cuda.is_available():
+            raise ObceInputError(f"device {device!r}: CUDA is not available on this machine (use cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ObceInputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ObceInputError(f"device {device!r}: expected cpu or cuda")
+
+
+def check_max_length(max_length: int, config, tokenizer=None, pair: bool = False) -> None:
+    """Raise ``ObceInputError`` for a ``max_length`` above the model's positions, or (given the
+    tokenizer) one that leaves no content token beside the special tokens of a sentence (pair)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") and limit:
+        limit -= 2  # positions start after the padding index
+    if limit and max_length > limit:
+        raise ObceInputError(f"max_length={max_length}: the model has {limit} positions; use at most {limit}")
+    if tokenizer is not None:
+        specials = tokenizer.num_special_tokens_to_add(pair=pair)
+        if max_length <= specials:
+            raise ObceInputError(
+                f"max_length={max_length} leaves no content token beside the {specials} special tokens of a "
+                f"{'sentence pair' if pair else 'sentence'}; the minimum is {specials + 1}")
+
+
+#: Weight files of a ``save_pretrained`` checkpoint directory (one suffices).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
+def check_weights(source: str) -> None:
+    """Raise ``ObceInputError`` for a local checkpoint directory without weights (a hub id passes)."""
+    path = Path(source)
+    if path.is_dir() and not any((path / f).is_file() for f in WEIGHT_FILES):
+        raise ObceInputError(f"model directory {source!r} has a config.json but no weights (expected one of "
+                             f"{', '.join(WEIGHT_FILES)}): an incomplete copy or download")
+
+
+def unreadable_checkpoint_error(source: str, exc: Exception) -> ObceInputError:
+    """The error for a local checkpoint whose files cannot be read (truncated, garbage)."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return ObceInputError(f"model directory {source!r}: its weights or tokenizer files cannot be read "
+                          f"({type(exc).__name__}: {first}); the copy is damaged, save or copy it again")
 
 
 def architecture_config(name_or_path: str | os.PathLike):

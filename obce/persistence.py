@@ -138,6 +138,9 @@ def _as_clouds(clouds) -> torch.Tensor:
         raise ObceInputError(f"clouds of shape {tuple(x.shape)}: expected (n_neurons, n_points, dim)")
     if x.shape[1] < 2:
         raise ObceInputError(f"clouds have {x.shape[1]} point(s) each; H0 persistence needs at least 2")
+    if x.shape[0] == 0 or x.shape[2] == 0:
+        raise ObceInputError(f"clouds of shape {tuple(x.shape)}: expected at least one neuron and points of "
+                             "dimension >= 1")
     if not torch.is_floating_point(x):
         x = x.double()
     if not bool(torch.isfinite(x).all()):

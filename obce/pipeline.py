@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 
-from .data import get_task, load_corpus
+from .data import check_corpus_size, get_task, load_corpus
 from .errors import ObceInputError
-from .models import load_config, load_model, stored_dtype
+from .models import check_device, check_max_length, ffn_layers, load_config, load_model, stored_dtype
 from .pruning import LEVELS, count_parameters, prune
 from .results import CHECKPOINT_RECORD, Timer, cache_key, corpus_hash, provenance, read_json, to_jsonable
 from .scoring import IMPORTANCES, load_scores, save_scores, score_neurons
@@ -79,6 +79,55 @@ class PipelineConfig:
         return to_jsonable(asdict(self))
 
     def validate(self) -> None:
+        """Check every key, types included, so that a bad config fails before any compute."""
+        from .activations import REPRESENTATIONS
+        from .data import resolve_glue_dir
+        from .persistence import METHODS
+
+        _expect(self.model, str, "model")
+        _expect(self.out, str, "out")
+        if self.glue_dir is not None:
+            _expect(self.glue_dir, str, "glue_dir")
+            resolve_glue_dir(self.glue_dir)
+        for key, kind in (("tasks", str), ("levels", int), ("seeds", int), ("importances", str)):
+            values = getattr(self, key)
+            if not isinstance(values, list) or not values:
+                raise ObceInputError(f"pipeline config {key}: {values!r}: expected a non-empty list "
+                                     f"(e.g. {key}: [{'2' if kind is int else 'rte'}])")
+            for v in values:
+                _expect(v, kind, f"{key} item")
+        for key in ("corpus", "scoring", "finetune"):
+            if not isinstance(getattr(self, key), dict):
+                raise ObceInputError(f"pipeline config {key}: expected a mapping of keys")
+        for key, allowed in (("corpus", PipelineConfig().corpus), ("scoring", PipelineConfig().scoring),
+                             ("finetune", {**PipelineConfig().finetune, "weight_decay": 0, "warmup_ratio": 0,
+                                           "bf16": None})):
+            unknown = set(getattr(self, key)) - set(allowed)
+            if unknown:
+                raise ObceInputError(f"pipeline config {key}: unknown key(s) {sorted(unknown)}; "
+                                     f"expected {sorted(allowed)}")
+        c, sc, ft = self.corpus, self.scoring, self.finetune
+        check_corpus_size(c.get("samples"))
+        _expect(c.get("max_length"), int, "corpus.max_length", minimum=1)
+        _expect(c.get("seed", 0), int, "corpus.seed")
+        if c.get("split", "train") not in ("train", "validation"):
+            raise ObceInputError(f"corpus.split {c.get('split')!r}: expected train or validation")
+        if c.get("source_task") is not None:
+            get_task(c["source_task"])
+        if sc.get("representation", "tokens") not in REPRESENTATIONS:
+            raise ObceInputError(f"scoring.representation {sc.get('representation')!r}: expected one of "
+                                 f"{REPRESENTATIONS}")
+        if sc.get("method", "fast") not in METHODS:
+            raise ObceInputError(f"scoring.method {sc.get('method')!r}: expected one of {METHODS}")
+        _expect(sc.get("batch_size", 32), int, "scoring.batch_size", minimum=1)
+        check_device(sc.get("device"), available=False)  # a GPU config is valid on a CPU machine
+        for key in ("epochs", "lr"):
+            _expect(ft.get(key), (int, float), f"finetune.{key}", minimum=0, strict=True)
+        for key in ("batch_size", "max_length"):
+            _expect(ft.get(key), int, f"finetune.{key}", minimum=1)
+        for key in ("max_train_samples", "max_eval_samples"):
+            if ft.get(key) is not None:
+                _expect(ft[key], int, f"finetune.{key}", minimum=1)
         for t in self.tasks:
             get_task(t)
         for imp in self.importances:
@@ -92,6 +141,17 @@ class PipelineConfig:
             raise ObceInputError(f"corpus.score_model {mode!r}: expected one of {SCORE_MODELS}")
         if "taylor" in self.importances and mode != "finetuned":
             raise ObceInputError("importance 'taylor' needs a task loss: set corpus.score_model: finetuned")
+
+
+def _expect(value, kind, name: str, minimum: float | None = None, strict: bool = False) -> None:
+    """Raise ``ObceInputError`` unless ``value`` is of ``kind`` (never a bool) and at least ``minimum``
+    (above it, with ``strict``)."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        raise ObceInputError(f"pipeline config {name}: {value!r} is not {' or '.join(k.__name__ for k in kinds)}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ObceInputError(f"pipeline config {name}: {value!r}: expected a value "
+                             f"{'above' if strict else 'of at least'} {minimum}")
 
 
 def record_path(out: str | os.PathLike, task: str, importance: str, level: int, seed: int) -> Path:
@@ -133,13 +193,27 @@ def planned_runs(cfg: PipelineConfig) -> list[tuple[str, str, int, int]]:
     return runs
 
 
-def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
-    """Run (or resume) every planned run; return the record paths."""
+def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False) -> list[Path]:
+    """Run (or resume) every planned run; return the record paths.
+
+    A record made with this config's inputs is kept and skipped; one made with other inputs stops
+    the run before any compute unless ``force`` (then it is replaced); an unreadable one is set aside
+    (renamed ``*.bad``) and rerun. Temporaries live under ``<out>/.tmp`` and those of a killed run are
+    removed by the next one.
+    """
     from .glue import finetune_and_evaluate
 
     cfg.validate()
+    check_device(cfg.scoring.get("device"))
+    states = check_records(cfg, force=force)
     out = Path(cfg.out)
+    work = out / ".tmp"
     model, tokenizer = load_model(cfg.model, device=cfg.scoring.get("device"))
+    for task in cfg.tasks:  # lengths the model cannot take fail here, before the first fine-tune
+        source = get_task(cfg.corpus.get("source_task") or task)
+        check_max_length(cfg.corpus["max_length"], model.config, tokenizer, pair=len(source.text_fields) == 2)
+        check_max_length(cfg.finetune["max_length"], model.config, tokenizer,
+                         pair=len(get_task(task).text_fields) == 2)
     n_full = count_parameters(model.base_model)
     stored = stored_dtype(load_config(cfg.model))
     weights = f"stored as {stored}, upcast to float32" if stored and stored != "float32" else "float32"
@@ -147,9 +221,14 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
     for task, imp, level, seed in planned_runs(cfg):
         path = record_path(out, task, imp, level, seed)
         paths.append(path)
-        if record_done(path, cfg):
+        state = states[task, imp, level, seed]
+        if state == "done":
             logger.info("skip %s (done)", path)
             continue
+        if state == "bad":
+            set_aside(path, record_state(path, cfg)[1])
+        elif state == "other":
+            logger.warning("%s was made with other inputs: replacing it (--force)", path)
         base = model
         if level and cfg.corpus.get("score_model", "pretrained") == "finetuned":
             base = finetuned_model(cfg, model, tokenizer, task, progress)
@@ -161,7 +240,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True) -> list[Path]:
                      model_weights=weights)
         ft = {k: v for k, v in cfg.finetune.items()}
         result = finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=cfg.glue_dir, seed=seed,
-                                       progress=progress, extra_provenance=extra, **ft)
+                                       progress=progress, extra_provenance=extra, work_parent=work, **ft)
         result.provenance["model"] = cfg.model
         result.save(path)
         logger.info("wrote %s: %s", path, result.metrics)
@@ -193,7 +272,11 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
     path = Path(cfg.out) / "scores" / f"{source}-{importance}{suffix}-n{c['samples']}-L{c['max_length']}-{key[:8]}.npz"
     if path.exists():
         try:
-            return load_scores(path)[0]
+            cached = load_scores(path)[0]
+            expected = (len(ffn_layers(model)), ffn_layers(model)[0][0].out_features)
+            if cached.shape != expected:
+                raise ObceInputError(f"{path}: cached scores of shape {cached.shape}, expected {expected}")
+            return cached
         except ObceInputError as exc:
             logger.warning("%s; recomputing", exc)
     texts, labels = load_corpus(source, n=c["samples"], split=c.get("split", "train"), glue_dir=cfg.glue_dir,
@@ -233,40 +316,104 @@ def finetuned_model(cfg: PipelineConfig, model, tokenizer, task: str, progress: 
         logger.info("reusing fine-tuned %s", path)
         return AutoModelForSequenceClassification.from_pretrained(path).eval()
     result = finetune_and_evaluate(model, task, tokenizer=tokenizer, glue_dir=cfg.glue_dir, seed=seed,
-                                   progress=progress, keep_model=True, **cfg.finetune)
+                                   progress=progress, keep_model=True, work_parent=Path(cfg.out) / ".tmp",
+                                   **cfg.finetune)
     with atomic_dir(path) as tmp:
         result.model.save_pretrained(tmp)
         result.save(tmp / CHECKPOINT_RECORD)
     return result.model.cpu()
 
 
-def record_done(path: Path, cfg: PipelineConfig) -> bool:
-    """Whether a record exists, is valid, and was made with this config's model, scoring and
-    fine-tuning parameters (a record of other inputs is reported and rerun)."""
-    from .report import random_draw, validate_record
+#: States of a planned run's record: absent, made with this config's inputs, with other inputs, unreadable.
+RECORD_STATES = ("todo", "done", "other", "bad")
+
+
+def record_state(path: Path, cfg: PipelineConfig) -> tuple[str, str]:
+    """The state of one planned run's record (one of :data:`RECORD_STATES`) and why."""
+    from .report import validate_record
 
     if not path.exists():
-        return False
+        return "todo", ""
     try:
         rec = read_json(path)
         validate_record(rec, str(path))
     except ObceInputError as exc:
-        logger.warning("%s: rerunning", exc)
-        return False
+        return "bad", str(exc)
+    diff = record_differences(rec, cfg)
+    return ("other", "; ".join(diff)) if diff else ("done", "")
+
+
+def record_done(path: Path, cfg: PipelineConfig) -> bool:
+    """Whether a record exists, is valid, and was made with this config's model, scoring and
+    fine-tuning parameters."""
+    return record_state(path, cfg)[0] == "done"
+
+
+def record_differences(rec: dict, cfg: PipelineConfig) -> list[str]:
+    """How a valid record's inputs differ from ``cfg``'s (empty: the same run)."""
+    from .report import random_draw
+
     prov = rec["provenance"]
+    diff = []
+    if prov.get("model") != cfg.model:
+        diff.append(f"model: {prov.get('model')!r} in the record, {cfg.model!r} in the config")
     ft = {k: v for k, v in prov.get("params", {}).items() if k in cfg.finetune}
-    expected_ft = {k: cfg.finetune[k] for k in ft}
-    scoring = prov.get("scoring")
-    if isinstance(scoring, dict):  # records made before score_model existed all scored the pretrained model
-        scoring = {"score_model": "pretrained", **scoring}
-        if prov.get("importance") == "random" and "random_seed" not in scoring:
-            scoring["random_seed"] = random_draw(rec)  # made before draws followed the run's seed
-    same = (prov.get("model") == cfg.model and ft == to_jsonable(expected_ft) and set(ft) == set(cfg.finetune)
-            and (prov.get("level") == 0
-                 or scoring == expected_scoring(cfg, prov.get("importance"), prov.get("seed"))))
-    if not same:
-        logger.warning("%s was made with other inputs than %s: rerunning", path, cfg.out)
-    return same
+    expected_ft = to_jsonable(cfg.finetune)
+    for key in sorted(set(ft) | set(expected_ft)):
+        if ft.get(key, "(absent)") != expected_ft.get(key, "(absent)"):
+            diff.append(f"finetune.{key}: {ft.get(key, '(absent)')!r} in the record, "
+                        f"{expected_ft.get(key, '(absent)')!r} in the config")
+    if prov.get("level") != 0:
+        scoring = prov.get("scoring")
+        if isinstance(scoring, dict):  # records made before score_model existed all scored the pretrained model
+            scoring = {"score_model": "pretrained", **scoring}
+            if prov.get("importance") == "random" and "random_seed" not in scoring:
+                scoring["random_seed"] = random_draw(rec)  # made before draws followed the run's seed
+        expected = expected_scoring(cfg, prov.get("importance"), prov.get("seed"))
+        if not isinstance(scoring, dict):
+            diff.append("scoring: absent in the record")
+        else:
+            for key in sorted(set(scoring) | set(expected)):
+                if scoring.get(key, "(absent)") != expected.get(key, "(absent)"):
+                    diff.append(f"scoring.{key}: {scoring.get(key, '(absent)')!r} in the record, "
+                                f"{expected.get(key, '(absent)')!r} in the config")
+    return diff
+
+
+def check_records(cfg: PipelineConfig, force: bool = False) -> dict[tuple[str, str, int, int], str]:
+    """The state of every planned run's record, checked before any compute.
+
+    Raises
+    ------
+    ObceInputError
+        Some records were made with other inputs and ``force`` is not set: they are never replaced
+        silently (the message names them and the differences).
+    """
+    states, other = {}, []
+    for run in planned_runs(cfg):
+        path = record_path(cfg.out, *run)
+        state, why = record_state(path, cfg)
+        states[run] = state
+        if state == "other":
+            other.append(f"{path} ({why})")
+    if other and not force:
+        shown = "\n  ".join(other[:5]) + (f"\n  ... and {len(other) - 5} more" if len(other) > 5 else "")
+        raise ObceInputError(f"{len(other)} record(s) under {cfg.out} were made with other inputs than this "
+                             f"config; they are kept. Write to another `out:`, or pass --force to replace them:"
+                             f"\n  {shown}")
+    return states
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Rename an unreadable record to ``<name>.bad[-N]`` beside it (kept for inspection), with a warning."""
+    target = path.with_name(path.name + ".bad")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.bad-{n}")
+        n += 1
+    os.replace(path, target)
+    logger.warning("%s; set aside as %s, rerunning", why, target.name)
+    return target
 
 
 def _scoring_inputs(cfg: PipelineConfig) -> dict[str, Any]:

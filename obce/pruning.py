@@ -63,7 +63,7 @@ def select_neurons(scores, level: int | None = None, keep_fraction: float | None
     ndarray of shape (n_layers, k), int64
         Kept neuron indices per layer, ascending; the k highest scores, ties to the lower index.
     """
-    s = np.asarray(scores, dtype=np.float64)
+    s = as_scores(scores)
     if s.ndim != 2:
         raise ObceInputError(f"scores of shape {s.shape}: expected (n_layers, n_neurons)")
     if np.isnan(s).any():
@@ -71,6 +71,18 @@ def select_neurons(scores, level: int | None = None, keep_fraction: float | None
     k = keep_count(s.shape[1], level, keep_fraction)
     order = np.lexsort((np.broadcast_to(np.arange(s.shape[1]), s.shape), -s), axis=-1)
     return np.sort(order[:, :k], axis=1)
+
+
+def as_scores(scores) -> np.ndarray:
+    """Scores as a float64 array; anything but numbers (strings, objects) raises ``ObceInputError``."""
+    try:
+        raw = np.asarray(scores)
+    except ValueError as exc:  # ragged nested lists
+        raise ObceInputError(f"scores: not a rectangular array of numbers ({exc})") from exc
+    if raw.dtype.kind not in "biuf":
+        raise ObceInputError(f"scores of dtype {raw.dtype}: expected numbers (an array of shape "
+                             "(n_layers, n_neurons))")
+    return raw.astype(np.float64)
 
 
 def prune(model: nn.Module, scores, level: int | None = None, keep_fraction: float | None = None,
@@ -94,7 +106,7 @@ def prune(model: nn.Module, scores, level: int | None = None, keep_fraction: flo
     The pruned model, with ``config.intermediate_size`` updated.
     """
     expected = (len(ffn_layers(model)), ffn_layers(model)[0][0].out_features)
-    s = np.asarray(scores, dtype=np.float64)
+    s = as_scores(scores)
     if s.shape != expected:
         raise ObceInputError(f"scores of shape {s.shape} do not match the model's FFN "
                              f"(n_layers, intermediate_size) = {expected}")

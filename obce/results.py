@@ -167,7 +167,9 @@ def write_json(path: str | os.PathLike, record: dict[str, Any]) -> Path:
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
     """Read a JSON record; a corrupt file raises ``ObceInputError`` naming it."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ObceInputError(f"{path}: not UTF-8 text (byte offset {exc.start}): not a record obce wrote") from exc
     except json.JSONDecodeError as exc:
         raise ObceInputError(f"{path}: not valid JSON ({exc})") from exc
 

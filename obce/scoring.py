@@ -76,7 +76,7 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
     if texts is None:
         raise ObceInputError(f"importance {importance!r} needs a corpus (texts)")
     texts = validate_texts(texts)
-    check_collection_params(max_length, representation, batch_size)
+    check_collection_params(max_length, representation, batch_size, model, tokenizer, texts)
     layers = ffn_layers(model)
     scores = np.full((len(layers), layers[0][0].out_features), np.nan)
     persistence = importance in PERSISTENCE_SCORES
@@ -85,9 +85,11 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
         corpus=corpus_hash(texts), max_length=max_length, representation=representation,
         method=method if persistence else None, dtype=str(dtype) if persistence else None,
         version=__version__)) if cache_dir is not None else None
+    # what a layer's cached values must look like: all H0 deaths, or one value per neuron
+    expected = (layers[0][0].out_features, len(texts) - 1) if persistence else (layers[0][0].out_features,)
     todo = []
     for layer in range(len(layers)):
-        values = None if cache is None or recompute else cache.load(layer)
+        values = None if cache is None or recompute else cache.load(layer, expected)
         if values is None:
             todo.append(layer)
         else:
@@ -111,6 +113,9 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
             scores[layer] = values
         if cache is not None:
             cache.save(layer, values)
+        if not np.any(scores[layer]):
+            logger.warning("layer %d: every %s score is 0: the corpus gives every neuron identical points "
+                           "(e.g. texts that all tokenize to [UNK]); check the corpus", layer, importance)
         logger.info("layer %d scored (%s): median %.4g", layer, importance, np.median(scores[layer]))
         del clouds
     return scores
@@ -126,7 +131,9 @@ class _LayerCache:
     def path(self, layer: int) -> Path:
         return self.root / f"{self.meta['stage']}-{self.key}-layer{layer:02d}.npz"
 
-    def load(self, layer: int) -> np.ndarray | None:
+    def load(self, layer: int, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The cached values of a layer, or None when absent or not what the stage would produce
+        (another key, another ``shape``, a non-finite value): then the layer is recomputed."""
         path = self.path(layer)
         if not path.exists():
             return None
@@ -134,10 +141,14 @@ class _LayerCache:
             meta, arrays = load_arrays(path)
             if meta.get("key") != self.key or "values" not in arrays:
                 raise ObceInputError(f"{path}: cache file does not match its key")
+            values = arrays["values"]
+            if values.shape != shape or values.dtype.kind != "f" or not np.isfinite(values).all():
+                raise ObceInputError(f"{path}: cached values of shape {values.shape} ({values.dtype}), expected "
+                                     f"finite floats of shape {shape}")
         except ObceInputError as exc:
             logger.warning("corrupt cache file %s (%s): recomputing layer %d", path, exc, layer)
             return None
-        return arrays["values"]
+        return values
 
     def save(self, layer: int, values: np.ndarray) -> None:
         save_arrays(self.path(layer), {**self.meta, "key": self.key, "layer": layer}, values=values)
@@ -158,7 +169,10 @@ def load_scores(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     meta, arrays = load_arrays(path)
     if "scores" not in arrays or arrays["scores"].ndim != 2:
         raise ObceInputError(f"{path}: no scores array of shape (n_layers, n_neurons)")
-    return arrays["scores"], meta
+    scores = arrays["scores"]
+    if scores.dtype.kind not in "fiu" or not np.isfinite(scores).all():
+        raise ObceInputError(f"{path}: scores must be finite numbers (found {scores.dtype}, or NaN/inf)")
+    return scores, meta
 
 
 def summarize_scores(scores: np.ndarray) -> list[dict]:

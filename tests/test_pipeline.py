@@ -49,13 +49,19 @@ def test_pipeline_runs_and_resumes_after_a_kill(config, tmp_path, monkeypatch):
     calls.clear()
     run_pipeline(cfg, progress=False)
     assert calls == []
-    # a changed fine-tuning parameter or scoring choice reruns what it changes, nothing else
+    # a changed fine-tuning parameter never replaces records silently: refused before any compute,
+    # naming the difference, the records left as they were
     changed = PipelineConfig.from_dict({**config, "finetune": {**config["finetune"], "lr": 1e-4}})
-    run_pipeline(changed, progress=False)
+    before = {p: p.read_bytes() for p in paths}
+    with pytest.raises(ObceInputError, match=r"3 record\(s\).*finetune.lr: 5e-05 in the record, 0.0001"):
+        run_pipeline(changed, progress=False)
+    assert calls == [] and {p: p.read_bytes() for p in paths} == before
+    # with force, it reruns what it changes, nothing else
+    run_pipeline(changed, progress=False, force=True)
     assert len(calls) == 3
     calls.clear()
     changed.scoring = {**changed.scoring, "representation": "mean"}
-    run_pipeline(changed, progress=False)
+    run_pipeline(changed, progress=False, force=True)
     assert len(calls) == 2  # the two pruned runs; the unpruned model does not depend on scoring
 
 
