@@ -53,7 +53,7 @@ def test_pipeline_runs_and_resumes_after_a_kill(config, tmp_path, monkeypatch):
     # naming the difference, the records left as they were
     changed = PipelineConfig.from_dict({**config, "finetune": {**config["finetune"], "lr": 1e-4}})
     before = {p: p.read_bytes() for p in paths}
-    with pytest.raises(ObceInputError, match=r"3 record\(s\).*finetune.lr: 5e-05 in the record, 0.0001"):
+    with pytest.raises(ObceInputError, match=r"(?s)3 record\(s\).*finetune.lr: 5e-05 in the record, 0.0001"):
         run_pipeline(changed, progress=False)
     assert calls == [] and {p: p.read_bytes() for p in paths} == before
     # with force, it reruns what it changes, nothing else
