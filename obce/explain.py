@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .activations import collect_ffn_activations, tokenize
+from .activations import collect_ffn_activations, token_lengths, tokenize
 from .data import Text
 from .errors import ObceInputError
 from .persistence import _as_clouds
@@ -32,8 +32,12 @@ def top_activating_tokens(model: nn.Module, tokenizer, texts: Sequence[Text], la
     if clouds is None:
         clouds = collect_ffn_activations(model, tokenizer, texts, layers=[layer], max_length=max_length,
                                          progress=False)[layer]
-    acts = clouds[neuron]  # (n_texts, D); padding is 0
-    flat = torch.topk(acts.flatten(), k=min(k, acts.numel()))
+    acts = clouds[neuron].clone()  # (n_texts, D); padding is 0
+    # padding is never a candidate: for a neuron that is never positive its zeros would win
+    lengths = token_lengths(tokenizer, texts, max_length)
+    real = torch.arange(acts.shape[1])[None, :] < lengths[:, None]
+    acts[~real] = -torch.inf
+    flat = torch.topk(acts.flatten(), k=min(k, int(real.sum())))
     rows = []
     for value, idx in zip(flat.values.tolist(), flat.indices.tolist()):
         i, pos = divmod(idx, acts.shape[1])

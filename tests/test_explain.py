@@ -20,6 +20,19 @@ def test_top_activating_tokens_are_the_largest_outputs(tiny_bert, sentences):
     assert f"[{best['token']}]" in best["context"]
 
 
+def test_top_activating_tokens_never_pick_padding_for_a_never_positive_neuron(tiny_bert, sentences):
+    model, tok = tiny_bert
+    texts = [sentences[0], "bad ."]  # the second text is padded in the clouds
+    clouds = obce.collect_ffn_activations(model, tok, texts, layers=[0], max_length=16, progress=False)[0]
+    clouds = -clouds.abs() - 1.0  # a neuron that is never positive: padding (0) would be the top output
+    lengths = [len(tok(t)["input_ids"]) for t in texts]
+    clouds[3, 1, lengths[1]:] = 0.0
+    rows = top_activating_tokens(model, tok, texts, layer=0, neuron=3, max_length=16, k=sum(lengths) + 5,
+                                 clouds=clouds)
+    assert len(rows) == sum(lengths) and all(r["activation"] < 0 for r in rows)
+    assert all(r["position"] < lengths[r["text"]] for r in rows)
+
+
 def test_rank_agreement():
     a = np.random.default_rng(0).random((2, 50))
     np.testing.assert_allclose(rank_agreement(a, a), [1.0, 1.0])
