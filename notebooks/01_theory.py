@@ -35,8 +35,9 @@ from scipy.spatial.distance import pdist, squareform
 
 import obce
 from obce import plots
+from obce.book import setup_notebook
 
-plots.set_style()
+setup_notebook()
 
 # %% [markdown]
 # ## A point cloud and its filtration
@@ -120,3 +121,11 @@ assert obce.merge_radii(np.ones((1, 10, 3)))[0] == 0.0  # a constant neuron
 # - H0 of a Vietoris-Rips filtration tracks how the points merge into one component.
 # - Its $N-1$ finite deaths are the MST edge lengths (checked against gudhi and scipy).
 # - The merge radius $r_f$ is the largest of them: OBCE's score of a neuron.
+#
+# ## Exercises
+# 1. Rerun with `-p n_per_cluster 20`. How many finite deaths are there now, and how many of them
+#    are large? Expect $N-1$ deaths of which two are large: one per merge of two clusters.
+# 2. Move one point far from all clusters (edit the cloud in a new cell). Which death changes, and
+#    by how much? Expect $r_f$ to become that point's distance to its nearest neighbour.
+# 3. Scale the cloud by 10. What happens to every death? Expect all of them to scale by 10: $r_f$
+#    depends on the units of the activations.

@@ -40,8 +40,9 @@ import torch
 import obce
 from obce import plots
 from obce.activations import activation_bytes, token_lengths
+from obce.book import setup_notebook
 
-plots.set_style()
+setup_notebook()
 
 # %% [markdown]
 # ## The model and the corpus
@@ -71,9 +72,16 @@ print("cloud array of layer", layer, tuple(cl.shape), "(neurons, sentences, posi
 assert all(torch.all(cl[:, i, n:] == 0) for i, n in enumerate(lengths.tolist()))
 print("padding positions are 0 for every sentence; lengths:", lengths.tolist()[:10], "...")
 
-# %% mystnb={"figure": {"caption": "The point cloud of one neuron: each row is a sentence (a point), each column a token position; padding is 0 (white).", "name": "fig-cloud"}}
-neuron = int(cl.abs().mean((1, 2)).argmax())
-fig = plots.plot_cloud(cl[neuron].numpy(), title=f"layer {layer}, neuron {neuron}")
+# %% [markdown]
+# A representative neuron: the one whose output spread over real tokens is the layer's median
+# (a neuron chosen for its largest output would show one bright token and little else).
+
+# %% mystnb={"figure": {"caption": "The point cloud of one neuron: each row is a sentence (a point), each column a token position. Padding positions (grey) are stored as 0.", "name": "fig-cloud"}}
+real = torch.arange(cl.shape[2])[None, :] < lengths[:, None]  # (sentences, positions)
+spread = torch.stack([cl[j][real].std() for j in range(cl.shape[0])])
+neuron = int(spread.argsort()[len(spread) // 2])
+fig = plots.plot_cloud(cl[neuron].numpy(), lengths=lengths.tolist(),
+                       title=f"layer {layer}, neuron {neuron} (median spread over real tokens)")
 
 # %% [markdown]
 # ## Memory bound
@@ -97,4 +105,13 @@ pd.DataFrame(rows)
 #   sentence, coordinates = token positions, padding = 0 (tested in `tests/test_activations.py`
 #   against a manual recomputation from the layer's input).
 # - Alternatives: `representation="mean"` (mean over real tokens) and `"cls"` (position 0).
-# - Memory is bounded per group of layers; BERT-Large at 512 sentences x 128 tokens needs 1 GiB per layer.
+# - Memory is bounded per group of layers (the table above gives BERT-Large's per layer).
+#
+# ## Exercises
+# 1. Rerun with `-p representation` set in a new cell to `"mean"` by calling
+#    `obce.collect_ffn_activations(..., representation="mean")`: what is the cloud's shape now, and
+#    what does a sentence's point lose? Expect `(neurons, sentences, 1)`: word order is gone.
+# 2. Rerun with `-p task mrpc`: pair tasks encode both sentences as one input. How do the lengths
+#    and the memory per layer change? Expect longer texts, so a wider cloud.
+# 3. Pick the neuron with the largest spread instead of the median one. Is its cloud dominated by
+#    one position? Expect the [CLS] or [SEP] column to stand out.

@@ -43,10 +43,11 @@ import pandas as pd
 
 import obce
 from obce import plots
+from obce.book import setup_notebook
 from obce.explain import kept_only, longest_edge_split, rank_agreement, top_activating_tokens, top_edge_ratio
 from obce.scoring import summarize_scores
 
-plots.set_style()
+setup_notebook()
 
 # %% [markdown]
 # ## Scores of every neuron
@@ -76,13 +77,17 @@ print(f"{check_neurons} neurons x {fast.shape[1]} deaths: max relative differenc
 # %% [markdown]
 # ## A high-$r_f$ and a low-$r_f$ neuron
 
-# %% mystnb={"figure": {"caption": "H0 diagrams and barcodes of the highest- and lowest-r_f neurons of one layer.", "name": "fig-neurons"}}
+# %% [markdown]
+# The layer is the parameter `layer` (its value is in the figure's title).
+
+# %% mystnb={"figure": {"caption": "H0 diagrams and barcodes of the highest- and lowest-r_f neurons of the layer named in the title.", "name": "fig-neurons"}}
 hi, lo = int(scores[layer].argmax()), int(scores[layer].argmin())
-fig, axes = plt.subplots(2, 2, figsize=(9, 6))
+fig, axes = plt.subplots(2, 2, figsize=(8, 6))
 for row, (name, j) in enumerate([("highest", hi), ("lowest", lo)]):
     dgm = obce.gudhi_diagram(clouds[j].double().numpy())
     plots.plot_diagram(dgm, ax=axes[row, 0], title=f"{name} r_f: neuron {j}")
     plots.plot_barcode(dgm, ax=axes[row, 1], title=f"r_f = {scores[layer, j]:.3f}")
+fig.suptitle(f"Layer {layer} of {model_name}, {len(texts)} {task} sentences")
 fig.tight_layout()
 
 # %% [markdown]
@@ -157,3 +162,12 @@ pd.DataFrame([dict(group=name, neurons=idx.size, median_longest_over_second=np.m
 # - The agreement table shows how far $r_f$ is from magnitude and activation-based scores.
 # - $r_f$ is set by the single most isolated sentence; the neurons it keeps against activation
 #   variance are those where that one sentence stands out.
+#
+# ## Exercises
+# 1. Rerun with `-p layer 0` and `-p layer 5`. Does the highest-$r_f$ neuron's diagram look alike
+#    at both depths? Expect larger merge radii deeper in the network (the violins above).
+# 2. Rerun with `-p representation mean`: every sentence becomes one number per neuron. How do the
+#    rank agreements with activation variance change? Expect them to rise: a 1-D cloud's longest
+#    edge is a gap between sorted values.
+# 3. Rerun with `-p task mrpc` and compare the layer-5 distribution of $r_f$ with SST-2's. Expect the
+#    same shape, shifted: the clouds of sentence pairs are wider.

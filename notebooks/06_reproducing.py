@@ -31,11 +31,35 @@
 # needs its weights: on a machine with network they are fetched from the hub; offline, download them
 # elsewhere (`huggingface-cli download bert-base-uncased --local-dir DIR`) and pass `DIR`.
 #
+# Paths in the parameters (`results_dir`, `config`, `out_dir`) are relative to the repository
+# root, so the command works from the root and from `notebooks/` alike; `OBCE_GLUE_DIR` and the
+# CLI's paths are relative to the directory the command is typed in.
+#
 # ## Rebuild the whole book
 # ```bash
 # obce book --profile quick     # CPU, minutes: params/quick.yaml
 # obce book --profile full      # GPU runs: params/full.yaml
 # ```
+# The build log prints each chapter's execution time (`[book] executed 03_scoring in ... s`) and
+# `_build/timings.json` keeps them; the test suite fails when a chapter of the quick profile takes
+# more than three minutes.
+#
+# ## Guarantees
+# What `obce` promises, each case tested (`tests/test_guarantees.py`):
+# - **Atomic writes.** Records, scores, caches and pruned checkpoints are written to a temporary
+#   name beside the target and renamed into place: a killed run leaves the old file or none, never
+#   half of one. A run's temporary model copy lives in a directory named by its process id (under
+#   `<out>/.tmp` for the pipeline) and is removed by the next run if the process was killed.
+# - **Resume.** `obce score` and `obce pipeline` reuse every finished layer and record; after a
+#   SIGKILL the rerun writes the same records an uninterrupted run writes.
+# - **Nothing overwritten without a flag.** An output made with other inputs is kept: `obce score`
+#   and `obce glue` refuse it unless `--overwrite`, the pipeline refuses before any compute and names
+#   the difference unless `--force`. `obce prune --out` replaces only an earlier pruned checkpoint
+#   (else `--overwrite`), never the working directory or a directory holding its own input. An
+#   unreadable record is renamed `*.bad` and rerun; a cache file whose contents do not match its
+#   stage is recomputed.
+# - **Exit codes.** 0 success; 2 bad input, with a message that names it (a file, a line, a
+#   parameter and its allowed values); 1 any other failure. Every input is validated before compute.
 #
 # ## The GLUE comparison
 # ```bash
@@ -86,13 +110,17 @@
 
 # %% tags=["parameters"]
 model_name = "bert-base-uncased"
-config = "../params/glue_gpu.yaml"
+config = "params/glue_gpu.yaml"  # relative to the repository root
 
 # %% tags=["hide-input"]
 import pandas as pd
 
 import obce
+from obce.book import setup_notebook
+from obce.paths import in_project
 from obce.pipeline import PipelineConfig, planned_runs
+
+setup_notebook()
 
 # %% [markdown]
 # ## What a run would do
@@ -105,7 +133,7 @@ pd.DataFrame(obce.parameter_table([model_name]))[["model", "level", "intermediat
 # The runs the full GLUE protocol plans (tasks x levels x scores x seeds):
 
 # %%
-cfg = PipelineConfig.from_yaml(config)
+cfg = PipelineConfig.from_yaml(in_project(config))
 runs = planned_runs(cfg)
 print(f"{len(runs)} runs over {len(cfg.tasks)} tasks; first ones:")
 pd.DataFrame(runs[:8], columns=["task", "importance", "level", "seed"])
@@ -114,3 +142,10 @@ pd.DataFrame(runs[:8], columns=["task", "importance", "level", "seed"])
 # ## Summary
 # - Notebooks: change parameters with `papermill -p`; the book: `obce book --profile quick|full`.
 # - Library and CLI: see the README; every result file carries provenance.
+#
+# ## Exercises
+# 1. Run `obce pipeline --config params/glue_cpu_fulltrain.yaml --dry-run`: how many runs are done?
+#    Then change `lr` in a copy of the config and dry-run it again. Expect every record to be
+#    listed as `other`: a real run would refuse to replace them.
+# 2. Rerun this chapter with `-p model_name bert-large-uncased`. How many parameters does level 3
+#    remove? Expect the table above to change, with no download.

@@ -12,7 +12,11 @@ homology of their activations (Balderas, Lastra, Benitez, 2023)::
 """
 from __future__ import annotations
 
-from .activations import collect_ffn_activations, iter_ffn_activations
+from .paths import absolutize_env
+
+absolutize_env()  # OBCE_GLUE_DIR=../shared/glue means the caller's ../shared/glue, wherever obce runs later
+
+from .activations import collect_ffn_activations, iter_ffn_activations  # noqa: E402
 from .data import GLUE_TASKS, get_task, load_corpus, load_glue
 from .errors import MissingResourceError, ObceInputError
 from .models import build_architecture, embedded_model_path, ffn_layers, load_model

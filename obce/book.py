@@ -15,10 +15,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from .errors import ObceInputError
+from .results import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list
     import jupytext
     import papermill as pm
 
+    from .paths import absolutize_env
+
+    absolutize_env()  # the kernels run in notebooks/ and inherit the environment
     root = Path(root).resolve()
     # the kernels inherit this environment: no download progress bars or info logs in the book
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -66,6 +71,7 @@ def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list
         if not stage.is_dir():
             raise ObceInputError(f"{stage} does not exist: execute the notebooks first")
         return _render(root, stage) if render else stage
+    executed = {p.name: p.read_bytes() for p in (stage / "notebooks").glob("*.ipynb")} if only else {}
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
@@ -73,11 +79,15 @@ def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list
         src = root / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, stage / name)
     (stage / "notebooks").mkdir()
+    for name, content in executed.items():  # with --only, the other chapters keep their last execution
+        (stage / "notebooks" / name).write_bytes(content)
     sources = sorted((root / "notebooks").glob("*.py"))
+    timings: dict[str, float] = {}
     for src in sources:
-        nb = jupytext.read(src)
         target = stage / "notebooks" / f"{src.stem}.ipynb"
-        jupytext.write(nb, target)
+        if only and src.stem not in only and target.exists():
+            continue
+        jupytext.write(jupytext.read(src), target)
         if only and src.stem not in only:
             continue
         declared = {p for p in pm.inspect_notebook(str(target))}
@@ -85,10 +95,16 @@ def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list
         chosen = {k: v for k, v in given.items() if k in declared}
         logger.info("executing %s with %s", src.name, chosen)
         print(f"[book] executing {src.stem} ({profile}) ...", flush=True)
+        start = time.perf_counter()
         pm.execute_notebook(str(target), str(target), parameters=chosen, cwd=str(root / "notebooks"),
                             kernel_name="python3", progress_bar=False, execution_timeout=timeout,
                             report_mode=False)
+        timings[src.stem] = round(time.perf_counter() - start, 1)
+        print(f"[book] executed {src.stem} in {timings[src.stem]:.0f} s", flush=True)
         check_no_errors(target)
+        show_parameters_that_ran(target)
+    if timings:
+        write_json(root / "_build" / "timings.json", {"profile": profile, "seconds": timings})
     return _render(root, stage) if render else stage
 
 
@@ -126,3 +142,75 @@ def check_no_errors(notebook: str | os.PathLike) -> None:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 raise RuntimeError(f"{notebook}: cell {i} raised {out.get('ename')}: {out.get('evalue')}")
+
+
+def show_parameters_that_ran(notebook: str | os.PathLike) -> None:
+    """Show the reader one set of parameters: the values that ran.
+
+    Papermill keeps the notebook's ``parameters`` cell (its defaults) and adds an
+    ``injected-parameters`` cell after it. This writes the injected values into the defaults cell,
+    line by line (``name = value  # comment`` keeps its comment), and removes the injected cell.
+    """
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    injected = next((i for i, t in enumerate(tags) if "injected-parameters" in t), None)
+    defaults = next((i for i, t in enumerate(tags) if "parameters" in t), None)
+    if injected is None or defaults is None:
+        return
+    values = {}
+    for node in ast.parse(nb.cells[injected].source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.get_source_segment(nb.cells[injected].source, node.value)
+    lines = []
+    for line in nb.cells[defaults].source.splitlines():
+        name, eq, rest = line.partition("=")
+        if eq and name.strip() in values and name.strip().isidentifier():
+            comment = _comment(line)
+            line = f"{name.strip()} = {values[name.strip()]}" + (f"  {comment}" if comment else "")
+        lines.append(line)
+    nb.cells[defaults].source = "\n".join(lines)
+    del nb.cells[injected]
+    nbformat.write(nb, notebook)
+
+
+def _comment(line: str) -> str:
+    """The ``# comment`` of one line of Python, or ''."""
+    import io
+    import tokenize
+
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(line).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return ""
+    return next((t.string for t in tokens if t.type == tokenize.COMMENT), "")
+
+
+def setup_notebook() -> None:
+    """What every chapter runs first: the book's figure style, tables shown whole (never cut to
+    ten rows), and no library chatter in the pages (widget warnings, weight-loading bars); the
+    progress bars of long work stay."""
+    import warnings
+
+    import pandas as pd
+
+    from . import plots
+
+    plots.set_style()
+    pd.set_option("display.max_rows", None)
+    pd.set_option("display.max_columns", None)
+    pd.set_option("display.width", 0)
+    pd.set_option("display.max_colwidth", None)
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass

@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--pooled", action="store_true",
                       help="r_f (or --score) against each other score, pooled over tasks, levels and seeds: "
                            "paired runs and (task, level) cells won, sign tests")
+    view.add_argument("--findings", action="store_true",
+                      help="the README's two sentences of findings, computed from the records (needs the GLUE "
+                           "data for the majority-class baselines)")
+    rp.add_argument("--figure", metavar="PNG", help="also write the levels figure (dev score per level, one panel "
+                    "per task) of a directory holding one protocol's records")
+    rp.add_argument("--overwrite", action="store_true", help="replace an existing --figure file")
+    rp.add_argument("--glue-dir", default=None, help="local GLUE directory for --findings and --figure "
+                    "(default $OBCE_GLUE_DIR, else the hub)")
     rp.add_argument("--score", default="merge_radius", help="the score --pooled compares with the others")
     rp.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (and, with --averages, "
                     "the average over exactly these)")
@@ -297,6 +305,12 @@ def cmd_report(args) -> None:
 
     if not Path(args.results).is_dir():
         raise ObceInputError(f"results directory {args.results!r} does not exist")
+    if args.figure:
+        from .paths import check_output_file
+
+        check_output_file(args.figure, "--figure")
+        if Path(args.figure).exists() and not args.overwrite:
+            raise ObceInputError(f"--figure {args.figure!r} exists; pass --overwrite to replace it")
     records = load_records(args.results)
     if args.tasks:
         for task in args.tasks:
@@ -308,6 +322,9 @@ def cmd_report(args) -> None:
     sections: dict[tuple[str, str], list] = {}  # one per results directory and fine-tuning protocol
     for rec in records:
         sections.setdefault((record_dir(rec), protocol(rec)), []).append(rec)
+    if args.findings or args.figure:
+        _report_one_protocol(args, records, sections)
+        return
     print(f"{len(records)} records under {args.results}, {len({p for _, p in sections})} fine-tuning "
           f"protocol(s), {len(sections)} section(s)")
     for (where, proto), recs in sorted(sections.items()):
@@ -331,6 +348,30 @@ def cmd_report(args) -> None:
             print(markdown_table(by_level.reset_index()) if len(by_level) else "no pruned models")
         else:
             print(markdown_summary(recs))
+
+
+def _report_one_protocol(args, records: list, sections: dict) -> None:
+    """``obce report --findings`` / ``--figure``: of a directory that holds one protocol's records."""
+    from .data import get_task
+    from .report import majority_baseline, summarize_records
+
+    if len(sections) != 1:
+        raise ObceInputError(f"{args.results!r} holds {len(sections)} protocols or record sets; --findings and "
+                             "--figure need one (e.g. results/glue_fulltrain/glue)")
+    floors = {t: majority_baseline(t, args.glue_dir)[get_task(t).main_metric] for t in {r["task"] for r in records}}
+    if args.findings:
+        from .findings import findings_text
+
+        print("> " + findings_text(records, floors))
+    if args.figure:
+        from . import plots
+        from .results import atomic_path
+
+        plots.set_style()
+        fig = plots.plot_glue(summarize_records(records), baselines=floors)
+        with atomic_path(args.figure) as tmp:
+            fig.savefig(tmp, format="png", dpi=96)
+        print(f"figure -> {args.figure}")
 
 
 def cmd_params(args) -> None:

@@ -93,16 +93,19 @@ def plot_scores_by_layer(scores: np.ndarray, label: str = "merge radius $r_f$"):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     layers = np.repeat(np.arange(scores.shape[0]), scores.shape[1])
     sns.violinplot(x=layers, y=scores.ravel(), ax=ax, color="lightsteelblue", inner=None, cut=0, density_norm="width")
-    for q, style, name in [(0.25, ":", "Q1 (level 1)"), (0.5, "--", "Q2 (level 2)"), (0.75, "-", "Q3 (level 3)")]:
+    styles = [(0.25, ":", "tab:green", "Q1: level 1 keeps above"), (0.5, "--", "tab:orange", "Q2: level 2 keeps above"),
+              (0.75, "-", "tab:red", "Q3: level 3 keeps above")]
+    for q, style, color, name in styles:
         qs = np.quantile(scores, q, axis=1)
-        ax.scatter(np.arange(len(qs)), qs, marker="_", s=700, color="k", linestyle=style, label=name,
-                   linewidths=1.0 + 2 * q)
+        ax.hlines(qs, np.arange(len(qs)) - 0.38, np.arange(len(qs)) + 0.38, colors=color, linestyles=style,
+                  linewidth=2.2, label=name)
     ax.set_xlabel("layer"), ax.set_ylabel(label)
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title("Neuron importance per layer; each level keeps the neurons above its quartile")
+    ax.legend(loc="upper left", fontsize=9, frameon=True)
+    ax.set_title("Importance per layer and the quartile thresholds of levels 1-3")
+    fig.tight_layout()
     return fig
 
 
@@ -139,57 +142,106 @@ def plot_drift(rows: list[dict]):
     return fig
 
 
-def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None, dodge: float = 0.08):
-    """Main dev metric versus parameters kept, one panel per task, one line per importance (same
-    colour in every panel, one legend for the figure).
+#: How the book names each GLUE main metric on an axis (values are shown x 100, as in every table).
+METRIC_LABELS = {"matthews_correlation": "MCC", "f1": "F1", "pearson": "Pearson r", "accuracy": "accuracy",
+                 "spearman": "Spearman rho"}
+
+
+def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None, x: str = "level",
+              ncols: int = 3, dodge: float = 0.06):
+    """Main dev metric (x 100, the tables' scale) per level, one panel per task in a grid of at most
+    ``ncols`` columns, one line per importance score (same colour in every panel), one legend below.
 
     Parameters
     ----------
     summary : rows of :func:`obce.report.summarize_records`
     baselines : dict of task to float, optional
-        Majority-class score per task, drawn as a dashed line.
+        Majority-class score per task (0-1 scale), drawn as a dashed line.
+    x : {"level", "parameters"}
+        The horizontal axis: the pruning level (0 = unpruned) or the parameters kept (millions).
+    ncols : int
+        Panel columns (2-3 keep the panels legible at the book's ~700 px width).
     dodge : float
-        Horizontal offset between methods, in millions of parameters, so that error bars at the
-        same level stay apart (0 to draw them at the exact count).
+        Horizontal offset between scores, as a fraction of a level, so that error bars stay apart.
     """
     import matplotlib.pyplot as plt
 
     tasks = list(dict.fromkeys(r["task"] for r in summary))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks) + 2.2, 3.4), squeeze=False)
+    ncols = max(1, min(ncols, len(tasks)))
+    nrows = -(-len(tasks) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols + 0.6, 2.5 * nrows + 0.9), squeeze=False)
     methods = sorted({r["importance"] for r in summary if r["importance"] != "none"})
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     handles = {}
-    for ax, task in zip(axes[0], tasks):
+
+    def where(r: dict, shift: float) -> float:
+        if x == "parameters":
+            return r["parameters"] / 1e6 + shift * 0.4
+        return r["level"] + shift
+
+    for ax, task in zip(axes.flat, tasks):
         base = [r for r in summary if r["task"] == task and r["importance"] == "none"]
         for i, m in enumerate(methods):
             own = [r for r in summary if r["task"] == task and r["importance"] == m]
             if not own:
                 continue
-            sub = sorted(base + own, key=lambda r: -r["parameters"])
+            sub = sorted(base + own, key=lambda r: r["level"])
             shift = dodge * (i - (len(methods) - 1) / 2)
-            handles[m] = ax.errorbar([r["parameters"] / 1e6 + (shift if r["importance"] == m else 0) for r in sub],
-                                     [r["mean"] for r in sub], yerr=[r["std"] for r in sub], marker="o",
-                                     capsize=3, color=colors[m], label=m)
+            handles[m] = ax.errorbar([where(r, shift if r["importance"] == m else 0.0) for r in sub],
+                                     [100 * r["mean"] for r in sub], yerr=[100 * r["std"] for r in sub],
+                                     marker="o", ms=3.5, lw=1.2, capsize=2, color=colors[m], label=m)
         if baselines and task in baselines:
-            handles["majority class"] = ax.axhline(baselines[task], ls="--", color="gray", lw=1,
+            handles["majority class"] = ax.axhline(100 * baselines[task], ls="--", color="gray", lw=1,
                                                    label="majority class")
-        ax.set_title(task)
-        ax.set_xlabel("parameters (M)")
-        ax.set_ylabel(base[0]["metric"] if base else "")
-        ax.invert_xaxis()
-    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1 - 2.2 / fig.get_figwidth(), 1))
+        metric = (base or [r for r in summary if r["task"] == task])[0]["metric"]
+        ax.set_title(_task_title(task), fontsize=10)
+        ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} x 100", fontsize=9)
+        ax.tick_params(labelsize=8)
+        if x == "parameters":
+            ax.set_xlabel("parameters (M)", fontsize=9)
+            ax.invert_xaxis()
+        else:
+            ax.set_xlabel("level (0 = unpruned)", fontsize=9)
+            ax.set_xticks(sorted({r["level"] for r in summary}))
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)),
+               fontsize=8, frameon=False)
+    legend_rows = -(-len(handles) // 4)
+    fig.tight_layout(rect=(0, (0.12 + 0.2 * legend_rows) / fig.get_figheight(), 1, 1))
     return fig
 
 
-def plot_cloud(cloud: np.ndarray, title: str = ""):
-    """One neuron's cloud as an image: sentences (rows) x token positions (columns)."""
+def _task_title(task: str) -> str:
+    """A GLUE task's usual name (``STS-B``), or the name as given."""
+    from .data import GLUE_TASKS
+
+    return GLUE_TASKS[task].dir_name if task in GLUE_TASKS else task
+
+
+def plot_cloud(cloud: np.ndarray, lengths: Sequence[int] | None = None, title: str = ""):
+    """One neuron's cloud as an image: sentences (rows) x token positions (columns).
+
+    Parameters
+    ----------
+    cloud : ndarray of shape (n_sentences, n_positions)
+    lengths : sequence of int, optional
+        Real tokens per sentence: positions past them are padding (0 in the cloud), drawn in grey
+        so that they cannot be mistaken for real outputs near 0.
+    """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    lim = np.abs(cloud).max() or 1.0
-    im = ax.imshow(cloud, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-    fig.colorbar(im, ax=ax, label="activation")
-    ax.set_xlabel("token position"), ax.set_ylabel("sentence (point)")
+    cloud = np.asarray(cloud, dtype=float)
+    shown = np.ma.masked_array(cloud, mask=np.zeros_like(cloud, dtype=bool))
+    if lengths is not None:
+        shown.mask = np.arange(cloud.shape[1])[None, :] >= np.asarray(lengths)[:, None]
+    real = cloud[~shown.mask] if shown.mask.any() else cloud.ravel()
+    lim = float(np.quantile(np.abs(real), 0.99)) or 1.0  # one extreme output must not wash out the rest
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("0.75")
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    im = ax.imshow(shown, aspect="auto", cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="activation (clipped at the 99th percentile)", extend="both")
+    ax.set_xlabel("token position (grey: padding, stored as 0)"), ax.set_ylabel("sentence (point)")
     ax.set_title(title)
     return fig

@@ -451,12 +451,24 @@ def paired_table(records: list[dict[str, Any]], a: str = "merge_radius", control
     rows = [row for c in controls for row in paired_comparison(records, a, c, baselines=baselines)]
     table = pd.DataFrame(rows)
     if len(table):
-        table["mean_diff"] = (100 * table["mean_diff"]).round(2)
-        table["p_value"] = table["p_value"].astype(float).round(4)
+        table["mean_diff"] = (100 * table["mean_diff"]).round(1)  # x 100, one decimal, as every table
+        table["p_value"] = [None if pd.isna(p) else float(f"{p:.2g}") for p in table["p_value"]]  # 2 significant
     return table
 
 
-def verdict_grid(pairs, show_n: bool = False):
+#: Short column names for tables that must fit the book's width.
+SHORT_NAMES = {"merge_radius": "r_f", "activation_variance": "variance", "mean_abs_activation": "mean |a|",
+               "total_persistence": "total pers.", "magnitude": "magnitude", "random": "random"}
+#: Short verdicts for the same tables ("n.l.": neither model learned the task).
+SHORT_VERDICTS = {"no learning": "n.l."}
+
+
+def short_columns(table):
+    """``table`` with its score columns renamed by :data:`SHORT_NAMES` (others unchanged)."""
+    return table.rename(columns=lambda c: SHORT_NAMES.get(c, c))
+
+
+def verdict_grid(pairs, show_n: bool = False, short: bool = False):
     """A :func:`paired_table` as a grid: one row per (task, level), one column per control, each cell
     the verdict and the mean difference x 100 ("tie (+1.2)"; with ``show_n`` also the number of
     paired seeds), ``NOT_RUN`` where the control has no pair.
@@ -469,12 +481,14 @@ def verdict_grid(pairs, show_n: bool = False):
 
     if not len(pairs):
         return pd.DataFrame()
-    cells = [f"{v} ({d:+.1f}, n={n})" if show_n else f"{v} ({d:+.1f})"
-             for v, d, n in zip(pairs["verdict"], pairs["mean_diff"], pairs["n"])]
+    verdicts = [SHORT_VERDICTS.get(v, v) if short else v for v in pairs["verdict"]]
+    cells = [f"{v} ({d:+.1f}, n={n})" if show_n else f"{v} {d:+.1f}" if short else f"{v} ({d:+.1f})"
+             for v, d, n in zip(verdicts, pairs["mean_diff"], pairs["n"])]
     grid = pairs.assign(cell=cells).pivot_table(index=["task", "level"], columns="b", values="cell",
                                                  aggfunc="first")
     grid.columns.name = None
-    return grid.fillna(NOT_RUN)
+    grid = grid.fillna(NOT_RUN)
+    return short_columns(grid) if short else grid
 
 
 def markdown_summary(records: list[dict[str, Any]], controls: tuple[str, ...] | None = None) -> str:

@@ -12,6 +12,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+
+from obce.paths import absolutize_env  # noqa: E402
+
+absolutize_env()  # the README's OBCE_GLUE_DIR=../shared/glue means the caller's, whatever a test chdirs to
 SENTENCES = [
     "the movie was a charming and often affecting journey .",
     "unflinchingly bleak and desperate",

@@ -1,5 +1,6 @@
-"""The README's tables pasted from `obce report`: each follows a marker comment that names its command,
-``<!-- obce report ARGS -->``. ``python tests/readme_tables.py`` reprints every one of them from the
+"""The README's tables and findings pasted from `obce report`: each follows a marker comment that names
+its command, ``<!-- obce report ARGS -->``; its lines are those starting with "|" (a table) or ">"
+(the findings, a quotation). ``python tests/readme_tables.py`` reprints every one of them from the
 committed records (run from anywhere); ``tests/test_report.py`` fails while one is stale."""
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def commands(text: str) -> list[str]:
 def pasted_table(text: str, command: str) -> list[str]:
     """The table lines that follow the marker of ``command`` in ``text``."""
     after = text.split(f"<!-- obce report {command} -->\n", 1)[1]
-    return list(itertools.takewhile(lambda line: line.startswith("|"), after.splitlines()))
+    return list(itertools.takewhile(lambda line: line.startswith(("|", ">")), after.splitlines()))
 
 
 def printed_table(command: str) -> list[str]:
@@ -39,7 +40,7 @@ def printed_table(command: str) -> list[str]:
         os.chdir(here)
     if code != 0:
         raise RuntimeError(f"`obce report {command}` exited with {code}")
-    return [line for line in out.getvalue().splitlines() if line.startswith("|")]
+    return [line for line in out.getvalue().splitlines() if line.startswith(("|", ">"))]
 
 
 def refresh(text: str) -> str:

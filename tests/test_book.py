@@ -19,7 +19,7 @@ def test_every_toc_notebook_has_a_source():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     files = [c["file"] for c in toc["chapters"]]
     notebooks = [f for f in files if f.startswith("notebooks/")]
-    assert notebooks == [f"notebooks/{p.stem}" for p in SOURCES] and len(notebooks) == 6
+    assert notebooks == [f"notebooks/{p.stem}" for p in SOURCES] and len(notebooks) == 7
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
@@ -70,8 +70,8 @@ def built_book():
 @pytest.mark.slow
 def test_built_book_has_every_chapter_its_figures_and_no_errors(built_book):
     html_dir = Path(built_book)
-    expected_figures = {"01_theory": 2, "02_activations": 1, "03_scoring": 2, "04_pruning": 2, "05_glue": 0,
-                        "06_reproducing": 0}
+    expected_figures = {"01_theory": 2, "02_activations": 1, "03_scoring": 2, "04_pruning": 2, "05_glue": 1,
+                        "06_reproducing": 0, "07_measurements": 2}
     for src in SOURCES:
         page = html_dir / "notebooks" / f"{src.stem}.html"
         assert page.exists(), f"chapter {src.stem} not rendered"
@@ -93,3 +93,121 @@ def test_book_command_rejects_unknown_profile(tmp_path):
 
     with pytest.raises(ObceInputError, match="profile 'nope'"):
         load_profile(REPO, "nope")
+
+
+def _markdown_cells(src: Path) -> list[str]:
+    return [c.source for c in jupytext.read(src).cells if c.cell_type == "markdown"]
+
+
+#: a measured number written into prose: a decimal, a percentage, or a "±"
+LITERAL_METRIC = re.compile(r"(?<![\w.])[-+]?\d+\.\d+%?|(?<![\w.])\d+(\.\d+)?%|±")
+
+
+def literal_metrics(markdown: str) -> list[str]:
+    """Measured numbers typed into ``markdown``, outside glue roles, code and maths."""
+    text = re.sub(r"\{glue(:\w+)?\}`[^`]*`", "", markdown)  # computed values
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"`[^`]*`", "", text)
+    text = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "", text, flags=re.S)
+    return [m.group(0) for m in LITERAL_METRIC.finditer(text)]
+
+
+def test_literal_metric_detector_catches_typed_numbers():
+    assert literal_metrics("r_f keeps 59.2 against 61.3, p = 0.03, 45% kept, 83.6 ± 1.4") == \
+        ["59.2", "61.3", "0.03", "45%", "83.6", "±", "1.4"]
+    assert literal_metrics("r_f keeps {glue:text}`avg:.1f` at level 2 (`lr 5e-5`, $0.5$)") == []
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_prose_numbers_are_glued_not_typed(src):
+    """A number measured by a chapter is inserted at build time, so a rerun with other parameters
+    leaves no stale number in its text."""
+    typed = {i: found for i, md in enumerate(_markdown_cells(src)) if (found := literal_metrics(md))}
+    assert typed == {}, f"{src.name}: typed numbers in markdown cells {typed}; glue them (myst_nb.glue)"
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_chapter_prose_is_at_most_about_1500_words(src):
+    words = sum(len(re.sub(r"\{glue(:\w+)?\}`[^`]*`", "N", md).split()) for md in _markdown_cells(src))
+    assert words <= 1600, f"{src.name}: {words} words of prose"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_chapter_runs_with_papermill_from_the_repository_root(src, tmp_path, glue_dir, monkeypatch):
+    """As chapter 6 shows it: papermill from the root (the book build runs them from notebooks/), with a
+    relative OBCE_GLUE_DIR; paths in parameters resolve from the repository, not the working directory."""
+    import os
+
+    import papermill as pm
+
+    from obce.book import load_profile
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("OBCE_GLUE_DIR", os.path.relpath(glue_dir, REPO))
+    nb = tmp_path / f"{src.stem}.ipynb"
+    jupytext.write(jupytext.read(src), nb)
+    profile = load_profile(REPO, "quick")
+    declared = set(pm.inspect_notebook(str(nb)))
+    params = {k: v for k, v in {**profile.get("all", {}), **profile.get(src.stem, {})}.items() if k in declared}
+    pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
+                        progress_bar=False)
+    assert not (REPO.parent / "results").exists() and not (REPO.parent / "_build").exists()
+
+
+@pytest.mark.slow
+def test_glue_chapter_fails_loudly_without_records(tmp_path, glue_dir):
+    import papermill as pm
+
+    nb = tmp_path / "05.ipynb"
+    jupytext.write(jupytext.read(REPO / "notebooks" / "05_glue.py"), nb)
+    with pytest.raises(pm.PapermillExecutionError, match="no GLUE records under"):
+        pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters={"results_dir": str(tmp_path)},
+                            kernel_name="python3", progress_bar=False, cwd=str(REPO))
+
+
+@pytest.mark.slow
+def test_every_quick_chapter_runs_in_at_most_three_minutes(built_book):
+    import json
+
+    seconds = json.loads((REPO / "_build" / "timings.json").read_text())["seconds"]
+    assert set(seconds) == {p.stem for p in SOURCES}
+    slow = {k: v for k, v in seconds.items() if v > 180}
+    assert slow == {}, f"chapters over 3 minutes on this machine: {slow}"
+
+
+@pytest.mark.slow
+def test_readers_see_the_parameters_that_ran(built_book):
+    """One parameters cell, with the values Papermill injected (not the defaults beside them)."""
+    nb = nbformat.read(REPO / "_build" / "src" / "notebooks" / "03_scoring.ipynb", as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert not any("injected-parameters" in t for t in tags)
+    params = nb.cells[next(i for i, t in enumerate(tags) if "parameters" in t)].source
+    assert "n_texts = 128" in params and "max_length = 48" in params  # the quick profile's values
+
+
+def test_parameters_cell_takes_the_injected_values(tmp_path):
+    from obce.book import show_parameters_that_ran
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('n = 1  # corpus size\nname = "a # b"\nkeep = 3', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell('# Parameters\nn = 5\nname = "c"\n', metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("print(n)")]
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, path)
+    show_parameters_that_ran(path)
+    cells = nbformat.read(path, as_version=4).cells
+    assert [c.source for c in cells] == ['n = 5  # corpus size\nname = "c"\nkeep = 3', "print(n)"]
+
+
+@pytest.mark.slow
+def test_book_in_a_real_browser(built_book):
+    """Every page in headless Chromium: images loaded and not shrunk below half their width, the maths
+    rendered (offline), no console errors. Skips only where no Chromium is installed (.ci/run installs
+    Debian's)."""
+    from tests.browser_check import check_book, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    problems = check_book(Path(built_book))
+    assert problems == [], "\n".join(problems)

@@ -1,3 +1,4 @@
+import re
 import copy
 import json
 
@@ -115,9 +116,9 @@ def test_score_and_paired_tables():
     assert wide.loc[(2, "merge_radius"), "rte"] == "62.0 ± 2.0 (n=3)"
     assert wide.loc[(2, "random"), "parameters"] == "100"
     pairs = paired_table(recs, controls=("random",))
-    assert list(pairs["mean_diff"]) == [4.33] and list(pairs["wins"]) == [3]
+    assert list(pairs["mean_diff"]) == [4.3] and list(pairs["wins"]) == [3]  # x 100, one decimal
     md = markdown_summary(recs)
-    assert "| 2 | merge_radius | 100 | 62.0 ± 2.0 (n=3) |" in md and "| rte | 2 | random | 3 | 4.33 |" in md
+    assert "| 2 | merge_radius | 100 | 62.0 ± 2.0 (n=3) |" in md and "| rte | 2 | random | 3 | 4.3 |" in md
     assert "average" not in wide.columns  # one task: nothing to average
 
 
@@ -316,31 +317,40 @@ def test_the_same_run_twice_is_refused():
         paired_comparison(main + ablation, "merge_radius", "random")
 
 
-#: the README's tables pasted from `obce report ...` (the marker comment above each names the command)
-README_TABLES = ["results/glue_fulltrain/glue --by-level", "results/glue_fulltrain/glue --averages",
-                 "results/glue_fulltrain/glue --averages --tasks cola mrpc rte stsb",
-                 "results/glue_fulltrain/glue --pooled --tasks cola mrpc rte stsb",
-                 "results/glue_fulltrain/glue --pooled --score activation_variance --tasks cola mrpc rte stsb",
-                 "results/glue_gpu/glue --by-level", "results/glue_gpu/glue --averages --tasks cola mrpc rte stsb",
-                 "results/glue_gpu/glue --pooled --tasks cola mrpc rte stsb"]
+#: the README's findings pasted from `obce report ...` (the marker comment above names the command)
+README_TABLES = ["results/glue_fulltrain/glue --findings"]
 
 
 @pytest.mark.parametrize("command", README_TABLES)
-def test_readme_tables_are_the_ones_the_records_give(command):
-    """Each README table pasted from `obce report` must be what that command prints from the committed
-    records now (a new or changed record without a new table fails here)."""
+def test_readme_findings_are_the_ones_the_records_give(command, glue_dir):
+    """The README's sentences pasted from `obce report` must be what that command prints from the
+    committed records now: no number in them is typed."""
     from tests.readme_tables import pasted_table, printed_table
 
     text = (REPO / "README.md").read_text()
-    assert f"<!-- obce report {command} -->" in text, f"README lost the table of `obce report {command}`"
+    assert f"<!-- obce report {command} -->" in text, f"README lost the output of `obce report {command}`"
     assert pasted_table(text, command) == printed_table(command), \
-        f"README's table of `obce report {command}` is stale: `python tests/readme_tables.py` reprints it"
+        f"README's output of `obce report {command}` is stale: `python tests/readme_tables.py` reprints it"
 
 
-def test_every_generated_readme_table_is_checked_and_refreshable():
+def test_every_generated_readme_block_is_checked_and_refreshable(glue_dir):
     from tests.readme_tables import commands, refresh
 
     text = (REPO / "README.md").read_text()
     assert sorted(commands(text)) == sorted(README_TABLES)
-    stale = text.replace("| level | unpruned |", "| level | old |", 1)
-    assert stale != text and refresh(stale) == refresh(text)  # a changed table is reprinted, the rest kept
+    stale = text.replace("tasks that learn", "tasks that learned", 1)
+    assert stale != text and refresh(stale) == refresh(text)  # a changed block is reprinted, the rest kept
+
+
+def test_report_writes_the_readme_figure_and_never_overwrites_it(glue_dir, tmp_path, capsys):
+    from obce.cli import main
+
+    fig = tmp_path / "levels.png"
+    assert main(["report", str(REPO / "results" / "glue_fulltrain" / "glue"), "--figure", str(fig)]) == 0
+    assert fig.read_bytes().startswith(b"\x89PNG")
+    assert main(["report", str(REPO / "results" / "glue_fulltrain" / "glue"), "--figure", str(fig)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["report", str(REPO / "results"), "--findings"]) == 2  # several protocols: no one answer
+    readme = (REPO / "README.md").read_text()
+    for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
+        assert (REPO / image).is_file(), f"README shows {image}, which does not exist"

@@ -1,0 +1,163 @@
+"""The numbers a chapter or the README states in its sentences, computed from the GLUE records.
+
+Prose never types a measured number: the GLUE chapter glues the values of :func:`glue_facts` into its
+text (myst-nb ``glue``), and the README's findings are the output of :func:`findings_text`
+(``obce report DIR --findings``), pasted and checked by the tests. A rerun with other records or
+parameters therefore leaves no stale number.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .data import get_task
+from .report import (LEARNING_MARGIN, controls_of, learned_tasks, paired_comparison, pooled_comparison,
+                     summarize_records)
+
+#: Names of the scores in prose.
+SCORE_NAMES = {"merge_radius": "r_f", "random": "random neurons", "magnitude": "weight magnitude",
+               "activation_variance": "activation variance", "mean_abs_activation": "mean |activation|",
+               "total_persistence": "total persistence", "taylor": "Taylor importance", "none": "unpruned"}
+#: The strongest control of the records' protocols (the score that beats r_f most often).
+STRONGEST = "activation_variance"
+
+
+def level_averages(records: list[dict[str, Any]], tasks: tuple[str, ...]) -> dict[tuple[str, int], float]:
+    """Mean over ``tasks`` of each (importance, level)'s main-metric mean (0-1 scale), for the
+    (importance, level) pairs run on every one of those tasks; the unpruned model at level 0."""
+    rows = [r for r in summarize_records(records) if r["task"] in tasks]
+    means: dict[tuple[str, int], dict[str, float]] = {}
+    for r in rows:
+        means.setdefault((r["importance"], r["level"]), {})[r["task"]] = r["mean"]
+    return {key: float(np.mean(list(v.values()))) for key, v in means.items() if set(v) == set(tasks)}
+
+
+def protocol_table(records: list[dict[str, Any]]):
+    """The fine-tuning and scoring protocol of one protocol's records, as a two-column table.
+
+    Returns
+    -------
+    pandas.DataFrame with columns ``item`` and ``value``
+    """
+    import pandas as pd
+
+    prov = [r["provenance"] for r in records]
+    ft = prov[0]["params"]
+    scoring = next((p["scoring"] for p in prov if isinstance(p.get("scoring"), dict)), {})
+    sizes = sorted({(p.get("level"), p.get("intermediate_size")) for p in prov})
+    full = next((n for lv, n in sizes if lv == 0), None)
+    train = "whole training sets" if ft.get("max_train_samples") is None else \
+        f"{ft['max_train_samples']:,} training examples"
+    items = [
+        ("model", prov[0].get("model", "?")),
+        ("tasks", ", ".join(sorted({r["task"] for r in records}))),
+        ("importance scores", ", ".join(controls_of(records, "none"))),
+        ("levels (FFN neurons kept per layer)", "; ".join(f"{lv}: {n}" + (f" of {full}" if full and lv else "")
+                                                          for lv, n in sizes)),
+        ("scoring corpus", f"{scoring.get('samples', '?')} training sentences of the task, max_length "
+                           f"{scoring.get('max_length', '?')}, {scoring.get('representation', 'tokens')} "
+                           f"representation; scored on the {scoring.get('score_model', 'pretrained')} model"),
+        ("fine-tuning", f"{train}, {ft.get('epochs')} epochs, lr {ft.get('lr')}, batch {ft.get('batch_size')}, "
+                        f"max_length {ft.get('max_length')}, AdamW with linear warm-up and decay (HF Trainer)"),
+        ("seeds", ", ".join(map(str, sorted({p["seed"] for p in prov})))
+         + " (the head, data order and dropout; random neurons draw another set per seed)"),
+        ("metric", "the task's main GLUE metric on the dev set, x 100"),
+        ("verdict", "paired t-test over seeds: win or loss at p < 0.05, else tie; no learning when both "
+                    "means are within one point of the majority class"),
+        ("device", sorted({p.get("device", "?").split(" (")[0] for p in prov})[0]),
+    ]
+    return pd.DataFrame(items, columns=["item", "value"])
+
+
+def glue_facts(records: list[dict[str, Any]], baselines: dict[str, float], a: str = "merge_radius",
+               strongest: str = STRONGEST) -> dict[str, Any]:
+    """Every number the GLUE chapter's discussion states, by name (metric values x 100).
+
+    Parameters
+    ----------
+    records : GLUE records of one fine-tuning protocol
+    baselines : dict of task to the majority-class main metric (0-1 scale)
+    a : the score the chapter is about (OBCE's r_f)
+    strongest : the control it is measured against hardest
+
+    Returns
+    -------
+    dict of str to float, int or str
+        ``tasks_learn`` (names), ``n_learn``; ``avg_<score>_L<level>`` and ``avg_unpruned``; for each
+        control ``c``: ``cells_<c>``, ``ahead_<c>``, ``behind_<c>``, ``p_cells_<c>``, ``wins_<c>``,
+        ``losses_<c>``, ``p_sign_<c>`` (``a`` against ``c`` pooled over the tasks that learn and every
+        level); ``best_*`` the cell where ``a`` leads random neurons most, ``worst_*`` the cell where
+        it trails ``strongest`` most, each with task, level, a's and the control's mean, difference,
+        p-value and verdict; ``kept_L<level>`` and ``full_neurons``.
+    """
+    learn = learned_tasks(records, baselines)
+    facts: dict[str, Any] = {"tasks_learn": ", ".join(get_task(t).dir_name for t in learn), "n_learn": len(learn)}
+    averages = level_averages(records, learn)
+    levels = sorted({lv for _, lv in averages if lv})
+    facts["avg_unpruned"] = 100 * averages.get(("none", 0), np.nan)
+    for (imp, lv), value in averages.items():
+        if lv:
+            facts[f"avg_{imp}_L{lv}"] = 100 * value
+    for p in (r["provenance"] for r in records):
+        facts[f"kept_L{p['level']}"] = p["intermediate_size"]
+    facts["full_neurons"] = facts.get("kept_L0")
+    facts["levels"] = f"{levels[0]}-{levels[-1]}" if levels else ""
+    for c in controls_of(records, a):
+        pooled = pooled_comparison(records, a, c, tasks=learn)
+        for key in ("cells", "wins", "losses", "p_sign", "p_cells"):
+            facts[f"{key}_{c}"] = pooled[key]
+        facts[f"ahead_{c}"], facts[f"behind_{c}"] = pooled["cells_ahead"], pooled["cells_behind"]
+        facts[f"decided_{c}"] = pooled["wins"] + pooled["losses"]
+    means = {(r["task"], r["importance"], r["level"]): 100 * r["mean"] for r in summarize_records(records)}
+    for name, control, pick in (("best", "random", max), ("worst", strongest, min)):
+        pairs = [p for p in paired_comparison(records, a, control, baselines=baselines) if p["task"] in learn]
+        if not pairs:
+            continue
+        cell = pick(pairs, key=lambda p: p["mean_diff"])
+        facts.update({f"{name}_task": get_task(cell["task"]).dir_name, f"{name}_level": cell["level"],
+                      f"{name}_a": means[cell["task"], a, cell["level"]],
+                      f"{name}_b": means[cell["task"], control, cell["level"]],
+                      f"{name}_diff": 100 * cell["mean_diff"], f"{name}_wins": cell["wins"], f"{name}_n": cell["n"],
+                      f"{name}_p": cell["p_value"] if cell["p_value"] is not None else np.nan,
+                      f"{name}_verdict": cell["verdict"]})
+    return facts
+
+
+def ablation_facts(main: list[dict[str, Any]], ablation: list[dict[str, Any]], baselines: dict[str, float],
+                   a: str = "merge_radius", strongest: str = STRONGEST) -> dict[str, Any]:
+    """How the ablated readings of ``a`` (``a[<set>]``) fare against ``strongest``: ``abl_pairs``
+    (variant, cell) pairings, ``abl_behind`` of them with ``a[<set>]`` behind on the mean,
+    ``abl_losses`` of them significant losses, ``abl_sets`` the number of ablation sets."""
+    from .report import ablation_table
+
+    if not ablation:
+        return {"abl_pairs": 0, "abl_behind": 0, "abl_losses": 0, "abl_sets": 0}
+    table = ablation_table(main, ablation, baselines=baselines, also=(strongest,))
+    rows = table[table["a"].str.startswith(a + "[") & (table["b"] == strongest)]
+    return {"abl_pairs": int(len(rows)), "abl_behind": int((rows["mean_diff"] < 0).sum()),
+            "abl_losses": int((rows["verdict"] == "loss").sum()),
+            "abl_sets": len({r["provenance"].get("importance", "").split("[")[-1] for r in ablation})}
+
+
+def findings_text(records: list[dict[str, Any]], baselines: dict[str, float], level: int = 2) -> str:
+    """The README's two sentences of findings, computed from one protocol's records."""
+    f = glue_facts(records, baselines)
+    kept, full = f.get(f"kept_L{level}"), f.get("full_neurons")
+
+    def avg(score: str) -> str:
+        return f"{f[f'avg_{score}_L{level}']:.1f}" if f"avg_{score}_L{level}" in f else "not run"
+
+    first = (f"Over the {f['n_learn']} tasks that learn ({f['tasks_learn']}), keeping {kept} of {full} FFN neurons "
+             f"per layer (level {level}) by r_f gives a mean dev score of {avg('merge_radius')} (unpruned "
+             f"{f['avg_unpruned']:.1f}), ahead of random neurons ({avg('random')}) and weight magnitude "
+             f"({avg('magnitude')}) but behind plain activation variance ({avg(STRONGEST)}).")
+    second = (f"Pooled over levels {f['levels']}, r_f is ahead of random neurons in {f['ahead_random']} of "
+              f"{f['cells_random']} (task, level) cells, and activation variance is ahead of r_f in "
+              f"{f[f'behind_{STRONGEST}']} of {f[f'cells_{STRONGEST}']} (sign test over cells, "
+              f"p = {f[f'p_cells_{STRONGEST}']:.2g}).")
+    return first + " " + second
+
+
+__all__ = ["LEARNING_MARGIN", "SCORE_NAMES", "STRONGEST", "ablation_facts", "findings_text", "glue_facts", "level_averages",
+           "protocol_table"]
