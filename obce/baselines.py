@@ -60,7 +60,8 @@ def activation_scores(clouds: torch.Tensor, statistic: str = "mean_abs",
 def taylor_scores(model: nn.Module, tokenizer, texts, labels, *, max_length: int = 128, batch_size: int = 32,
                   device: str | torch.device | None = None) -> np.ndarray:
     """First-order Taylor importance: sum over real tokens and texts of |activation x d loss / d activation|
-    (Molchanov et al.; Michel et al. 2019 for heads; TextPruner's FFN importance).
+    (Molchanov et al.; Michel et al. 2019 for heads; TextPruner's FFN importance), with the batch's mean
+    loss.
 
     Parameters
     ----------
@@ -72,6 +73,63 @@ def taylor_scores(model: nn.Module, tokenizer, texts, labels, *, max_length: int
     -------
     ndarray of shape (n_layers, n_neurons)
     """
+    totals = None
+    for mask, acts, grads in _activation_gradients(model, tokenizer, texts, labels, max_length, batch_size, device,
+                                                   summed_loss=False):
+        terms = [((a.double() * g.double()).abs() * mask[..., None]).sum((0, 1)) for a, g in zip(acts, grads)]
+        totals = terms if totals is None else [t + u for t, u in zip(totals, terms)]
+    return torch.stack(totals).cpu().numpy()
+
+
+def fisher_scores(model: nn.Module, tokenizer, texts, labels, *, max_length: int = 128, batch_size: int = 32,
+                  device: str | torch.device | None = None) -> np.ndarray:
+    """Fisher importance of a per-neuron mask (Kwon et al. 2022): with a mask ``m`` multiplying each
+    neuron's activation (``m = 1``), the sum over texts ``i`` of ``(d L_i / d m_j)^2``, where
+    ``d L_i / d m_j = sum_t a_{i,t,j} d L_i / d a_{i,t,j}`` over the real tokens of text ``i``.
+
+    The texts are independent in a forward pass, so one backward pass of the batch's summed loss gives
+    every text's own gradient.
+
+    Parameters
+    ----------
+    model : a ``...ForSequenceClassification`` model
+    texts : sequence of str or (str, str); labels : one per text
+
+    Returns
+    -------
+    ndarray of shape (n_layers, n_neurons)
+    """
+    totals = None
+    for mask, acts, grads in _activation_gradients(model, tokenizer, texts, labels, max_length, batch_size, device,
+                                                   summed_loss=True):
+        per_text = [((a.double() * g.double()) * mask[..., None]).sum(1) for a, g in zip(acts, grads)]  # (B, n)
+        terms = [(d * d).sum(0) for d in per_text]
+        totals = terms if totals is None else [t + u for t, u in zip(totals, terms)]
+    return torch.stack(totals).cpu().numpy()
+
+
+def wifv_scores(model: nn.Module, variance: np.ndarray) -> np.ndarray:
+    """FLAP's weighted input feature variance: each neuron's activation variance times the squared norm
+    of its output weights (its column of ``output.dense``).
+
+    Parameters
+    ----------
+    variance : ndarray of shape (n_layers, n_neurons)
+        Activation variance over the corpus (``score_neurons(..., importance="activation_variance")``).
+
+    Returns
+    -------
+    ndarray of shape (n_layers, n_neurons)
+    """
+    norms = np.stack([(out.weight.detach().double() ** 2).sum(0).cpu().numpy() for _, out in ffn_layers(model)])
+    return np.asarray(variance, dtype=np.float64) * norms
+
+
+def _activation_gradients(model: nn.Module, tokenizer, texts, labels, max_length: int, batch_size: int,
+                          device, summed_loss: bool):
+    """Per batch: the real-token mask (B, T) as float64, and per layer the FFN activations and the
+    gradients of the loss with respect to them, each (B, T, n_neurons). The loss is the batch's mean
+    (the model's own), or with ``summed_loss`` its sum over texts."""
     from .activations import tokenize
     from .data import validate_texts
     from .errors import ObceInputError
@@ -79,14 +137,13 @@ def taylor_scores(model: nn.Module, tokenizer, texts, labels, *, max_length: int
 
     texts = validate_texts(texts)
     if "ForSequenceClassification" not in type(model).__name__:
-        raise ObceInputError("taylor importance needs a model with a task head (e.g. a fine-tuned "
+        raise ObceInputError("gradient-based importance needs a model with a task head (e.g. a fine-tuned "
                              "BertForSequenceClassification) to define a loss")
     if len(labels) != len(texts):
         raise ObceInputError(f"{len(labels)} labels for {len(texts)} texts")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     modules = intermediate_modules(model)
-    totals = [torch.zeros(m.dense.out_features, dtype=torch.float64, device=device) for m in modules]
     outputs: dict[int, torch.Tensor] = {}
 
     def make_hook(i):
@@ -106,13 +163,12 @@ def taylor_scores(model: nn.Module, tokenizer, texts, labels, *, max_length: int
                              dtype=torch.float32 if regression else torch.long)
             model.zero_grad(set_to_none=True)
             loss = model(**batch, labels=y).loss
-            loss.backward()
-            mask = batch["attention_mask"][..., None].to(torch.float64)
-            for i, out in outputs.items():
-                totals[i] += ((out.detach().double() * out.grad.double()).abs() * mask).sum((0, 1))
+            (loss * len(y) if summed_loss else loss).backward()  # the model's loss is the batch mean
+            mask = batch["attention_mask"].to(torch.float64)
+            yield mask, [outputs[i].detach() for i in range(len(modules))], \
+                [outputs[i].grad for i in range(len(modules))]
     finally:
         for h in handles:
             h.remove()
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return torch.stack(totals).cpu().numpy()

@@ -124,6 +124,7 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
     hub_kwargs = _offline_kwargs(source)  # one reachability probe per load
     config = _load_config(source, str(name_or_path), hub_kwargs)
     check_weights(source)
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a second's "Loading weights" bar is chatter, not progress
     try:
         # float32 whatever the stored dtype (a float16 copy of a checkpoint is upcast)
@@ -138,7 +139,8 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
             raise unreadable_checkpoint_error(source, exc) from exc
         raise
     finally:
-        hf_logging.enable_progress_bar()
+        if bars:
+            hf_logging.enable_progress_bar()
     model.eval()
     if device is not None:
         model.to(device)

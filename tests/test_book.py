@@ -153,6 +153,9 @@ def test_chapter_runs_with_papermill_from_the_repository_root(src, tmp_path, glu
     pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
                         progress_bar=False)
     assert not (REPO.parent / "results").exists() and not (REPO.parent / "_build").exists()
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    noise = [o["text"][:200] for c in out.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert noise == [], f"{src.stem} writes library chatter to stderr: {noise}"
 
 
 @pytest.mark.slow

@@ -1,0 +1,150 @@
+"""After pruning without retraining: make the pruned FFN reproduce the unpruned one on a corpus.
+
+A block's FFN maps its input to ``y = W a + b`` with ``a`` the intermediate activations (after the
+activation function), ``W`` = ``output.dense.weight`` of shape (hidden, n_neurons) and ``b`` its bias.
+Pruning keeps the neurons ``K`` and drops ``R``, so ``y`` loses ``W[:, R] a_R``. Two repairs, both
+computed from activation statistics of the *unpruned* model over the corpus (the pruned model stays a
+plain checkpoint: only ``output.dense`` changes):
+
+* ``bias`` (as FLAP): add the mean output of the removed neurons, ``W[:, R] mean(a_R)``, to ``b``. The
+  layer's mean output over the corpus is then unchanged.
+* ``ls``: least-squares refit of the kept neurons' output weights and bias, so that
+  ``W' a_K + b'`` is the best affine reconstruction of ``W a + b`` over the corpus (a small ridge
+  term keeps it stable). When the removed neurons are linear combinations of kept ones it is exact.
+
+Later layers see the pruned model's own inputs; the statistics are those of the unpruned model on the
+same corpus (the usual approximation of retraining-free pruning).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .activations import tokenize
+from .data import Text, validate_texts
+from .errors import ObceInputError
+from .models import ffn_layers, intermediate_modules
+
+COMPENSATIONS = ("none", "bias", "ls")
+
+
+@dataclass
+class LayerStatistics:
+    """First and second moments of one layer's FFN activations over the real tokens of a corpus.
+
+    ``mean`` has shape (n_neurons,); ``second`` is E[a a^T], shape (n_neurons, n_neurons); ``count``
+    the number of tokens.
+    """
+
+    mean: np.ndarray
+    second: np.ndarray
+    count: int
+
+    @property
+    def covariance(self) -> np.ndarray:
+        return self.second - np.outer(self.mean, self.mean)
+
+
+def ffn_statistics(model: nn.Module, tokenizer, texts: Sequence[Text], max_length: int = 128,
+                   batch_size: int = 32, device: str | torch.device | None = None) -> list[LayerStatistics]:
+    """Activation moments of every FFN layer over the real (non-padding) tokens of ``texts``.
+
+    Returns
+    -------
+    list of :class:`LayerStatistics`, one per layer
+    """
+    texts = validate_texts(texts)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    modules = intermediate_modules(model)
+    n = modules[0].dense.out_features
+    sums = [torch.zeros(n, dtype=torch.float64, device=device) for _ in modules]
+    seconds = [torch.zeros(n, n, dtype=torch.float64, device=device) for _ in modules]
+    state: dict = {}
+
+    def make_hook(i: int):
+        def hook(_m, _inp, out):
+            a = out[state["mask"]].float()  # (tokens, n)
+            sums[i] += a.sum(0).double()
+            seconds[i] += (a.T @ a).double()
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(i)) for i, m in enumerate(modules)]
+    was_training, count = model.training, 0
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for i0 in range(0, len(texts), batch_size):
+                batch = tokenize(tokenizer, texts[i0:i0 + batch_size], max_length, device)
+                state["mask"] = batch["attention_mask"].bool()
+                count += int(state["mask"].sum())
+                model(**batch)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return [LayerStatistics(mean=(s / count).cpu().numpy(), second=(q / count).cpu().numpy(), count=count)
+            for s, q in zip(sums, seconds)]
+
+
+def compensate(pruned: nn.Module, original: nn.Module, keep: np.ndarray, stats: Sequence[LayerStatistics],
+               method: str = "bias", ridge: float = 1e-6) -> nn.Module:
+    """Repair the pruned model's ``output.dense`` of every layer in place; return it.
+
+    Parameters
+    ----------
+    pruned : the model after :func:`obce.prune_ffn_neurons` with ``keep``
+    original : the unpruned model (its ``output.dense`` weights)
+    keep : ndarray of shape (n_layers, k)
+        The kept neuron indices of every layer, ascending (as :func:`obce.select_neurons` gives).
+    stats : the unpruned model's :func:`ffn_statistics` over the corpus
+    method : {"none", "bias", "ls"}
+    ridge : float
+        For ``ls``: added to the kept covariance's diagonal, relative to its mean diagonal.
+    """
+    if method not in COMPENSATIONS:
+        raise ObceInputError(f"compensation {method!r}: expected one of {COMPENSATIONS}")
+    keep = np.asarray(keep)
+    if method == "none":
+        return pruned
+    for (_, out_new), (_, out_old), idx, st in zip(ffn_layers(pruned), ffn_layers(original), keep, stats):
+        w = out_old.weight.detach().double().cpu().numpy()  # (hidden, n)
+        b = out_old.bias.detach().double().cpu().numpy() if out_old.bias is not None else np.zeros(w.shape[0])
+        if method == "bias":
+            removed = np.setdiff1d(np.arange(w.shape[1]), idx)
+            new_w, new_b = w[:, idx], b + w[:, removed] @ st.mean[removed]
+        else:
+            new_w, new_b = least_squares_refit(w, b, idx, st.mean, st.covariance, ridge)
+        with torch.no_grad():
+            out_new.weight.copy_(torch.from_numpy(new_w).to(out_new.weight))
+            if out_new.bias is None:
+                raise ObceInputError("compensation needs output.dense to have a bias")
+            out_new.bias.copy_(torch.from_numpy(new_b).to(out_new.bias))
+    return pruned
+
+
+def least_squares_refit(weight: np.ndarray, bias: np.ndarray, keep: np.ndarray, mean: np.ndarray,
+                        covariance: np.ndarray, ridge: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """The affine map of the kept activations closest, in mean squared error over the corpus, to the
+    full layer's output.
+
+    Parameters
+    ----------
+    weight : ndarray of shape (hidden, n_neurons); bias : ndarray of shape (hidden,)
+    keep : int ndarray of shape (k,)
+    mean : ndarray of shape (n_neurons,); covariance : ndarray of shape (n_neurons, n_neurons)
+
+    Returns
+    -------
+    new_weight : ndarray of shape (hidden, k); new_bias : ndarray of shape (hidden,)
+        ``new_weight = W C[:, K] (C[K, K] + lambda I)^-1`` and ``new_bias = b + W mean - new_weight mean[K]``.
+    """
+    ckk = covariance[np.ix_(keep, keep)]
+    lam = ridge * float(np.mean(np.diag(ckk))) if ridge else 0.0
+    rhs = covariance[keep] @ weight.T  # (k, hidden) = C[K, :] W^T
+    new_weight = np.linalg.solve(ckk + lam * np.eye(len(keep)), rhs).T
+    new_bias = bias + weight @ mean - new_weight @ mean[keep]
+    return new_weight, new_bias
