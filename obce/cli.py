@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--seeds", nargs="+", type=int, metavar="SEED")
     pl.set_defaults(func=cmd_pipeline)
 
+    pt = sub.add_parser("posttrain", help="retraining-free pruning: prune a fine-tuned model, compensate, "
+                        "evaluate on dev; one JSONL table per protocol (resumable)")
+    pt.add_argument("--config", required=True, nargs="+", metavar="CONFIG", help="YAML file(s) with PostTrainConfig keys")
+    pt.add_argument("--dry-run", action="store_true", help="count the planned cells and those done")
+    pt.add_argument("--force", action="store_true", help="add rows to a table written with other inputs")
+    pt.add_argument("--tasks", nargs="+", metavar="TASK", help="only these of each config's tasks")
+    pt.set_defaults(func=cmd_posttrain)
+
     b = sub.add_parser("book", help="execute every notebook with a Papermill profile and build the book")
     b.add_argument("--profile", default="quick", help="params/<profile>.yaml (quick: CPU in minutes; full: GPU)")
     b.add_argument("--root", default=".", help="repository root")
@@ -288,6 +296,26 @@ def cmd_pipeline(args) -> None:
             continue
         paths = run_pipeline(cfg, force=args.force)
         print(f"{path}: {len(paths)} records under {Path(cfg.out) / 'glue'}")
+
+
+def cmd_posttrain(args) -> None:
+    from .posttrain import PostTrainConfig, cell_key, cells, check_table, run_posttrain
+
+    configs = {path: PostTrainConfig.from_yaml(path) for path in args.config}  # all checked before any run
+    for path, cfg in configs.items():
+        if args.tasks:
+            missing = [t for t in args.tasks if t not in cfg.tasks]
+            if missing:
+                raise ObceInputError(f"--tasks {missing}: not in {path}'s tasks {cfg.tasks}")
+            cfg.tasks = [t for t in cfg.tasks if t in args.tasks]
+    done = {path: check_table(cfg, force=args.force or args.dry_run) for path, cfg in configs.items()}
+    for path, cfg in configs.items():
+        planned = [cell_key(c) for c in cells(cfg)]
+        print(f"{path}: {len(planned)} planned cells, {sum(c in done[path] for c in planned)} already done "
+              f"-> {cfg.out}/posttrain.jsonl")
+        if not args.dry_run:
+            run_posttrain(cfg, force=args.force)
+            print(f"{path}: done")
 
 
 def cmd_book(args) -> None:

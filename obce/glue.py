@@ -189,6 +189,54 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
                       model=clf.eval() if keep_model else None)
 
 
+def encode_dev(task: str, tokenizer, max_length: int, glue_dir: str | os.PathLike | None = None) -> dict:
+    """Every dev split of a task (MNLI: matched, mismatched), tokenized: ``{split: (encodings, labels)}``
+    with ``encodings`` a list of dicts of token ids (no padding) and ``labels`` an ndarray."""
+    info = get_task(task)
+    out = {}
+    for split in info.dev_files:
+        ds = load_glue(task, split, glue_dir)
+        enc = tokenizer(*[list(ds[f]) for f in info.text_fields], truncation=True, max_length=max_length)
+        rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(ds))]
+        out[split] = (rows, np.asarray(ds["label"]))
+    return out
+
+
+def evaluate(model: nn.Module, tokenizer, task: str, dev: dict, batch_size: int = 64) -> dict[str, float]:
+    """Official GLUE metrics of a model with its task head on the dev split(s) ``dev`` (from
+    :func:`encode_dev`), without training: batches of similar lengths, padded per batch.
+
+    Returns
+    -------
+    dict of str to float (MNLI's mismatched metrics suffixed ``_mm``)
+    """
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    info = get_task(task)
+    collate = DataCollatorWithPadding(tokenizer)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    metrics: dict[str, float] = {}
+    try:
+        for i, (rows, labels) in enumerate(dev.values()):
+            order = np.argsort([len(r["input_ids"]) for r in rows], kind="stable")
+            preds = np.empty(len(rows), dtype=np.float64)
+            with torch.inference_mode():
+                for j in range(0, len(rows), batch_size):
+                    idx = order[j:j + batch_size]
+                    batch = {k: v.to(device) for k, v in collate([rows[t] for t in idx]).items()}
+                    logits = model(**batch).logits.float()
+                    preds[idx] = (logits.squeeze(-1) if info.is_regression else logits.argmax(-1)).cpu().numpy()
+            suffix = "" if i == 0 else "_mm"
+            p = preds if info.is_regression else preds.astype(int)
+            metrics.update({k + suffix: v for k, v in compute_metrics(task, p, labels).items()})
+    finally:
+        model.train(was_training)
+    return metrics
+
+
 def _model_source(model, tokenizer, tmp: str) -> tuple[str, str]:
     if isinstance(model, nn.Module):
         if tokenizer is None:

@@ -20,7 +20,7 @@ from .errors import ObceInputError
 from .models import check_device, check_max_length, ffn_layers, load_config, load_model, stored_dtype
 from .pruning import LEVELS, count_parameters, prune
 from .results import CHECKPOINT_RECORD, Timer, cache_key, corpus_hash, provenance, read_json, to_jsonable
-from .scoring import IMPORTANCES, load_scores, save_scores, score_neurons
+from .scoring import GRADIENT_SCORES, IMPORTANCES, gradient_scores, load_scores, save_scores, score_neurons
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class PipelineConfig:
         c, sc, ft = self.corpus, self.scoring, self.finetune
         check_corpus_size(c.get("samples"))
         _expect(c.get("max_length"), int, "corpus.max_length", minimum=1)
-        _expect(c.get("seed", 0), int, "corpus.seed")
+        if c.get("seed", 0) != "run":
+            _expect(c.get("seed", 0), int, "corpus.seed (an integer, or 'run': a draw per run seed)")
         if c.get("split", "train") not in ("train", "validation"):
             raise ObceInputError(f"corpus.split {c.get('split')!r}: expected train or validation")
         if c.get("source_task") is not None:
@@ -131,16 +132,17 @@ class PipelineConfig:
         for t in self.tasks:
             get_task(t)
         for imp in self.importances:
-            if imp not in (*IMPORTANCES, "taylor"):
-                raise ObceInputError(f"importance {imp!r}: expected one of {IMPORTANCES}")
+            if imp not in (*IMPORTANCES, *GRADIENT_SCORES):
+                raise ObceInputError(f"importance {imp!r}: expected one of {(*IMPORTANCES, *GRADIENT_SCORES)}")
         bad = [lv for lv in self.levels if lv not in LEVELS]
         if bad:
             raise ObceInputError(f"levels {bad}: expected values in {LEVELS}")
         mode = self.corpus.get("score_model", "pretrained")
         if mode not in SCORE_MODELS:
             raise ObceInputError(f"corpus.score_model {mode!r}: expected one of {SCORE_MODELS}")
-        if "taylor" in self.importances and mode != "finetuned":
-            raise ObceInputError("importance 'taylor' needs a task loss: set corpus.score_model: finetuned")
+        for imp in set(self.importances) & set(GRADIENT_SCORES):
+            if mode != "finetuned":
+                raise ObceInputError(f"importance {imp!r} needs a task loss: set corpus.score_model: finetuned")
 
 
 def _expect(value, kind, name: str, minimum: float | None = None, strict: bool = False) -> None:
@@ -231,7 +233,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
             logger.warning("%s was made with other inputs: replacing it (--force)", path)
         base = model
         if level and cfg.corpus.get("score_model", "pretrained") == "finetuned":
-            base = finetuned_model(cfg, model, tokenizer, task, progress)
+            base = finetuned_model(cfg, model, tokenizer, task, progress, seed=corpus_seed(cfg, seed))
         scores = None if level == 0 else task_scores(cfg, base, tokenizer, task, imp, progress, seed=seed)
         small = model if level == 0 else prune(base, scores, level=level)
         extra = dict(importance=imp, level=level, intermediate_size=small.config.intermediate_size,
@@ -248,14 +250,27 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
 
 
 def expected_scoring(cfg: PipelineConfig, importance: str, seed: int) -> dict[str, Any]:
-    """The scoring inputs a pruned run records: corpus and scoring parameters, and for ``random``
-    the seed of the draw (the run's seed, so that every seed prunes a different random set)."""
-    return to_jsonable({**cfg.corpus, **cfg.scoring, **_random_draw(importance, seed)})
+    """The scoring inputs a pruned run records: corpus and scoring parameters, and its draws: for
+    ``random`` the seed of the neurons drawn (the run's seed, so that every seed prunes a different
+    random set); with ``corpus.seed: run`` the seed of the corpus drawn (the run's seed too). A record
+    whose ``scoring.seed`` is an integer scored every seed on that one corpus draw."""
+    return to_jsonable({**cfg.corpus, **cfg.scoring, **_draws(cfg, importance, seed)})
 
 
-def _random_draw(importance: str, seed: int) -> dict[str, int]:
-    """The draw input of ``random`` scores (the run's seed); empty for every other importance."""
-    return {"random_seed": seed} if importance == "random" else {}
+def corpus_seed(cfg: PipelineConfig, seed: int) -> int:
+    """The seed of the scoring corpus of a run: ``corpus.seed``, or the run's seed when it is ``run``."""
+    value = cfg.corpus.get("seed", 0)
+    return seed if value == "run" else value
+
+
+def _draws(cfg: PipelineConfig, importance: str, seed: int) -> dict[str, int]:
+    """What a run's scores draw per seed: ``random_seed`` for random neurons, ``corpus_seed`` for a
+    score that reads a corpus drawn per run; empty when the scores do not depend on the run's seed."""
+    if importance == "random":
+        return {"random_seed": seed}
+    if cfg.corpus.get("seed", 0) == "run" and importance != "magnitude":
+        return {"corpus_seed": seed}
+    return {}
 
 
 def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: str, progress: bool = True,
@@ -264,8 +279,8 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
     draw of ``random`` (other scores do not depend on it)."""
     c = cfg.corpus
     source = c.get("source_task") or task
-    draw = _random_draw(importance, seed)
-    score_seed = seed if draw else c.get("seed", 0)
+    draw = _draws(cfg, importance, seed)
+    score_seed = seed if "random_seed" in draw else corpus_seed(cfg, seed)
     key = cache_key(model=cfg.model, source=source, importance=importance, corpus=c, scoring=_scoring_inputs(cfg),
                     finetune=cfg.finetune if c.get("score_model") == "finetuned" else None, **draw)
     suffix = f"-s{seed}" if draw else ""
@@ -280,14 +295,12 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
         except ObceInputError as exc:
             logger.warning("%s; recomputing", exc)
     texts, labels = load_corpus(source, n=c["samples"], split=c.get("split", "train"), glue_dir=cfg.glue_dir,
-                                seed=c.get("seed", 0), return_labels=True)
+                                seed=corpus_seed(cfg, seed), return_labels=True)
     s = cfg.scoring
     with Timer() as t:
-        if importance == "taylor":
-            from .baselines import taylor_scores
-
-            scores = taylor_scores(model, tokenizer, texts, labels, max_length=c["max_length"],
-                                   batch_size=s.get("batch_size", 32), device=s.get("device"))
+        if importance in GRADIENT_SCORES:
+            scores = gradient_scores(importance, model, tokenizer, texts, labels, max_length=c["max_length"],
+                                     batch_size=s.get("batch_size", 32), device=s.get("device"))
         else:
             scores = score_neurons(model, tokenizer, texts, importance=importance, max_length=c["max_length"],
                                    representation=s.get("representation", "tokens"),
@@ -301,23 +314,30 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
     return scores
 
 
-def finetuned_model(cfg: PipelineConfig, model, tokenizer, task: str, progress: bool = True):
-    """The pretrained model fine-tuned on the task (seed ``corpus.seed``), with its head; cached as a
-    checkpoint under ``<out>/finetuned/`` keyed by the fine-tuning inputs."""
+def finetuned_model(cfg: PipelineConfig, model, tokenizer, task: str, progress: bool = True, seed: int = 0):
+    """The pretrained model fine-tuned on the task (with ``seed``, the run's corpus seed), with its head;
+    cached as a checkpoint under ``<out>/finetuned/`` keyed by the fine-tuning inputs."""
+    return cached_finetune(cfg.model, model, tokenizer, task, cfg.finetune, seed, cfg.glue_dir, Path(cfg.out),
+                           progress)
+
+
+def cached_finetune(model_name: str, model, tokenizer, task: str, finetune: dict[str, Any], seed: int,
+                    glue_dir: str | None, out: Path, progress: bool = True):
+    """``model`` fine-tuned on ``task`` with ``finetune`` parameters and ``seed``, with its head, in
+    eval mode; cached as a checkpoint under ``<out>/finetuned/<task>-<key>`` (its record beside it) and
+    reused while the inputs are the same."""
     from transformers import AutoModelForSequenceClassification
 
     from .glue import finetune_and_evaluate
     from .results import atomic_dir
 
-    seed = cfg.corpus.get("seed", 0)
-    key = cache_key(model=cfg.model, task=task, finetune=cfg.finetune, seed=seed)
-    path = Path(cfg.out) / "finetuned" / f"{task}-{key[:8]}"
+    key = cache_key(model=model_name, task=task, finetune=finetune, seed=seed)
+    path = Path(out) / "finetuned" / f"{task}-{key[:8]}"
     if (path / "config.json").is_file():
         logger.info("reusing fine-tuned %s", path)
         return AutoModelForSequenceClassification.from_pretrained(path).eval()
-    result = finetune_and_evaluate(model, task, tokenizer=tokenizer, glue_dir=cfg.glue_dir, seed=seed,
-                                   progress=progress, keep_model=True, work_parent=Path(cfg.out) / ".tmp",
-                                   **cfg.finetune)
+    result = finetune_and_evaluate(model, task, tokenizer=tokenizer, glue_dir=glue_dir, seed=seed,
+                                   progress=progress, keep_model=True, work_parent=Path(out) / ".tmp", **finetune)
     with atomic_dir(path) as tmp:
         result.model.save_pretrained(tmp)
         result.save(tmp / CHECKPOINT_RECORD)

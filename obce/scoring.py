@@ -24,9 +24,13 @@ from .results import cache_key, corpus_hash, load_arrays, save_arrays
 logger = logging.getLogger(__name__)
 
 PERSISTENCE_SCORES = tuple(SUMMARIES)
-ACTIVATION_SCORES = {"mean_abs_activation": "mean_abs", "activation_variance": "variance"}
+#: scores of the activations over the corpus; ``wifv`` (FLAP) weighs the variance by the squared norm
+#: of the neuron's output weights
+ACTIVATION_SCORES = {"mean_abs_activation": "mean_abs", "activation_variance": "variance", "wifv": "variance"}
 WEIGHT_SCORES = ("random", "magnitude")
 IMPORTANCES = (*PERSISTENCE_SCORES, *ACTIVATION_SCORES, *WEIGHT_SCORES)
+#: scores that need a task loss (a model with its head, and labels): :func:`gradient_scores`
+GRADIENT_SCORES = ("taylor", "fisher")
 
 
 def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = None, *,
@@ -110,6 +114,8 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
         else:
             values = baselines.activation_scores(
                 clouds, ACTIVATION_SCORES[importance], lengths if representation == "tokens" else None)
+            if importance == "wifv":
+                values = values * (layers[layer][1].weight.detach().double() ** 2).sum(0).cpu().numpy()
             scores[layer] = values
         if cache is not None:
             cache.save(layer, values)
@@ -152,6 +158,22 @@ class _LayerCache:
 
     def save(self, layer: int, values: np.ndarray) -> None:
         save_arrays(self.path(layer), {**self.meta, "key": self.key, "layer": layer}, values=values)
+
+
+def gradient_scores(importance: str, model: nn.Module, tokenizer, texts: Sequence[Text], labels: Sequence,
+                    max_length: int = 128, batch_size: int = 32,
+                    device: str | torch.device | None = None) -> np.ndarray:
+    """A score that needs the task loss (:data:`GRADIENT_SCORES`): ``taylor`` (|activation x gradient|)
+    or ``fisher`` (Fisher information of a neuron mask), of a model with its task head.
+
+    Returns
+    -------
+    ndarray of shape (n_layers, n_neurons)
+    """
+    if importance not in GRADIENT_SCORES:
+        raise ObceInputError(f"gradient score {importance!r}: expected one of {GRADIENT_SCORES}")
+    fn = baselines.taylor_scores if importance == "taylor" else baselines.fisher_scores
+    return fn(model, tokenizer, texts, labels, max_length=max_length, batch_size=batch_size, device=device)
 
 
 def save_scores(path: str | os.PathLike, scores: np.ndarray, meta: dict) -> Path:

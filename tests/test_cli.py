@@ -105,7 +105,7 @@ def test_unwritable_cache_directory(tiny_dir, glue_dir, tmp_path, capsys):
 
 def test_parser_lists_all_commands():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "params", "book", "report"}
+    assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "posttrain", "params", "book", "report"}
 
 
 def test_glue_command_writes_a_valid_record(tiny_dir, glue_dir, tmp_path, capsys):

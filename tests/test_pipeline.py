@@ -216,3 +216,21 @@ def test_gpu_queue_phase_parsing():
     assert q.default_phases(cfg) == ["0:", "2:merge_radius,random,activation_variance",
                                      "3:merge_radius,random,activation_variance",
                                      "1:merge_radius,random,activation_variance"]
+
+
+def test_corpus_drawn_per_run_seed(config, tmp_path):
+    from obce.pipeline import expected_scoring
+    from obce.scoring import load_scores
+
+    cfg = PipelineConfig.from_dict({**config, "levels": [2], "seeds": [0, 1], "importances": ["merge_radius"],
+                                    "corpus": {**config["corpus"], "seed": "run"}})
+    paths = run_pipeline(cfg, progress=False)
+    recs = [json.loads(p.read_text()) for p in paths]
+    assert [r["provenance"]["scoring"]["corpus_seed"] for r in recs] == [0, 1]
+    files = sorted((tmp_path / "out" / "scores").glob("rte-merge_radius-s*.npz"))
+    corpora = {load_scores(f)[1]["corpus"] for f in files}
+    assert len(files) == 2 and len(corpora) == 2  # one corpus draw per seed
+    fixed = PipelineConfig.from_dict({**config, "levels": [2], "importances": ["merge_radius"]})
+    assert "corpus_seed" not in expected_scoring(fixed, "merge_radius", 1)  # one draw for every seed
+    with pytest.raises(ObceInputError, match="corpus.seed"):
+        PipelineConfig.from_dict({**config, "corpus": {**config["corpus"], "seed": "each"}})
