@@ -339,6 +339,9 @@ def cmd_report(args) -> None:
         check_output_file(args.figure, "--figure")
         if Path(args.figure).exists() and not args.overwrite:
             raise ObceInputError(f"--figure {args.figure!r} exists; pass --overwrite to replace it")
+    if args.findings and (Path(args.results) / "posttrain.jsonl").is_file():
+        _report_posttrain(args)
+        return
     records = load_records(args.results)
     if args.tasks:
         for task in args.tasks:
@@ -400,6 +403,18 @@ def _report_one_protocol(args, records: list, sections: dict) -> None:
         with atomic_path(args.figure) as tmp:
             fig.savefig(tmp, format="png", dpi=96)
         print(f"figure -> {args.figure}")
+
+
+def _report_posttrain(args) -> None:
+    """``obce report DIR --findings`` of a retraining-free table (``DIR/posttrain.jsonl``)."""
+    from .data import get_task
+    from .findings import posttrain_text
+    from .report import majority_baseline
+    from .report_posttrain import load_table
+
+    df = load_table(args.results)
+    floors = {t: majority_baseline(t, args.glue_dir)[get_task(t).main_metric] for t in set(df["task"])}
+    print("> " + posttrain_text(df, floors))
 
 
 def cmd_params(args) -> None:

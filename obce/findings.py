@@ -161,3 +161,74 @@ def findings_text(records: list[dict[str, Any]], baselines: dict[str, float], le
 
 __all__ = ["LEARNING_MARGIN", "SCORE_NAMES", "STRONGEST", "ablation_facts", "findings_text", "glue_facts", "level_averages",
            "protocol_table"]
+
+
+def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",
+                    strongest: str = STRONGEST) -> dict[str, Any]:
+    """Every number the retraining-free chapter states, by name (metric values x 100).
+
+    Parameters
+    ----------
+    df : the table(s) of :func:`obce.report_posttrain.load_table`
+    baselines : task -> majority-class main metric (0-1 scale)
+
+    Returns
+    -------
+    dict: ``pt_tasks``, ``pt_n_tasks``, ``pt_cells``, ``pt_draws``; per level ``k`` and compensation
+    ``c``: ``pt_best_L{k}_{c}`` (the score with the best mean over the tasks that learn) and its mean
+    ``pt_best_mean_L{k}_{c}``, ``pt_a_L{k}_{c}`` (r_f's mean), ``pt_var_L{k}_{c}``; ``pt_unpruned``;
+    ``pt_comp_gain_{c}`` the mean gain of compensation ``c`` over none (all scores, levels and tasks);
+    ``pt_same_best`` how many levels keep their best score under every compensation; r_f against
+    ``strongest`` across draws: ``pt_wins``, ``pt_losses``, ``pt_ties``, ``pt_cells_paired``; the median
+    standard deviation over draws ``pt_sd_draws``.
+    """
+    from .report_posttrain import draw_verdicts, learned, level_means, spread
+
+    learn = learned(df, baselines)
+    facts: dict[str, Any] = {"pt_tasks": ", ".join(get_task(t).dir_name for t in learn), "pt_n_tasks": len(learn),
+                             "pt_cells": int(len(df)), "pt_draws": int(df["draw"].max() + 1) if len(df) else 0}
+    means = level_means(df, learn)
+    facts["pt_unpruned"] = float(means["unpruned"].iloc[0]) if len(means) else float("nan")
+    levels = {0.75: 1, 0.5: 2, 0.25: 3}
+    bests = {}
+    for (comp, f), row in means.drop(columns="unpruned").iterrows():
+        if f not in levels:
+            continue
+        k = levels[f]
+        best = row.idxmax()
+        bests.setdefault(k, set()).add(best)
+        facts[f"pt_best_L{k}_{comp}"] = SCORE_NAMES.get(best, best)
+        facts[f"pt_best_mean_L{k}_{comp}"] = float(row.max())
+        facts[f"pt_a_L{k}_{comp}"] = float(row.get(a, float("nan")))
+        facts[f"pt_var_L{k}_{comp}"] = float(row.get(strongest, float("nan")))
+    facts["pt_same_best"] = sum(len(v) == 1 for v in bests.values())
+    facts["pt_levels"] = len(bests)
+    flat = means.drop(columns="unpruned").stack()
+    if "none" in flat.index.get_level_values(0):
+        for comp in sorted(set(flat.index.get_level_values(0)) - {"none"}):
+            gain = (flat.loc[comp] - flat.loc["none"]).mean()
+            facts[f"pt_comp_gain_{comp}"] = float(gain)
+    verdicts = draw_verdicts(df[df["task"].isin(learn) | (df["importance"] == "none")], a=a)
+    vs = verdicts[verdicts["b"] == strongest] if len(verdicts) else verdicts
+    facts["pt_cells_paired"] = int(len(vs))
+    for name, word in (("pt_wins", "win"), ("pt_losses", "loss"), ("pt_ties", "tie")):
+        facts[name] = int((vs["verdict"] == word).sum()) if len(vs) else 0
+    sd = spread(df)
+    facts["pt_sd_draws"] = float(sd["std_draws"].median()) if len(sd) else float("nan")
+    return facts
+
+
+def posttrain_text(df, baselines: dict[str, float]) -> str:
+    """The README's two sentences on pruning without retraining, computed from the table(s)."""
+    f = posttrain_facts(df, baselines)
+    levels = [k for k in (1, 2, 3) if f"pt_best_L{k}_none" in f]
+    best = "; ".join(f"level {k}: {f[f'pt_best_L{k}_none']} ({f[f'pt_best_mean_L{k}_none']:.1f}, r_f "
+                     f"{f[f'pt_a_L{k}_none']:.1f})" for k in levels)
+    gains = [(c[len("pt_comp_gain_"):], g) for c, g in f.items() if c.startswith("pt_comp_gain_")]
+    gain = ", ".join(f"{c} {g:+.1f}" for c, g in gains)
+    first = (f"Pruning the fine-tuned model without retraining, the score that keeps the most over the "
+             f"{f['pt_n_tasks']} tasks that learn ({f['pt_tasks']}; unpruned {f['pt_unpruned']:.1f}) is, per level, "
+             f"{best}.")
+    second = (f"Compensation changes the mean by {gain} points, and the best score stays the same under every "
+              f"compensation at {f['pt_same_best']} of {f['pt_levels']} levels.")
+    return first + " " + second

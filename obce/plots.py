@@ -212,6 +212,56 @@ def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None, x:
     return fig
 
 
+def plot_posttrain(curves, compensation: str = "none", baselines: dict[str, float] | None = None,
+                   importances: Sequence[str] | None = None, ncols: int = 3):
+    """Dev metric (x 100) against the fraction of FFN neurons kept, without retraining: one panel per
+    task (grid of at most ``ncols`` columns), one line per score (mean over corpus draws, band: one
+    standard deviation over draws), for one ``compensation``; one legend below.
+
+    Parameters
+    ----------
+    curves : DataFrame from :func:`obce.report_posttrain.curves` (the first fine-tuning seed is drawn)
+    baselines : dict of task to the majority-class main metric (0-1 scale), drawn dashed
+    importances : the scores drawn (default all), in this order
+    """
+    import matplotlib.pyplot as plt
+
+    from .data import get_task
+
+    c = curves[(curves["compensation"] == compensation) & (curves["seed"] == curves["seed"].min())]
+    tasks = list(dict.fromkeys(c["task"]))
+    names = list(importances or sorted(set(c["importance"])))
+    ncols = max(1, min(ncols, len(tasks)))
+    nrows = -(-len(tasks) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols + 0.6, 2.5 * nrows + 1.0), squeeze=False)
+    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(names)}
+    handles = {}
+    for ax, task in zip(axes.flat, tasks):
+        for m in names:
+            line = c[(c["task"] == task) & (c["importance"] == m)].sort_values("keep_fraction")
+            if not len(line):
+                continue
+            x, y, sd = line["keep_fraction"].to_numpy(), line["mean"].to_numpy(), line["std"].fillna(0).to_numpy()
+            handles[m], = ax.plot(x, y, marker="o", ms=3, lw=1.2, color=colors[m], label=m)
+            ax.fill_between(x, y - sd, y + sd, color=colors[m], alpha=0.15, lw=0)
+        if baselines and task in baselines:
+            handles["majority class"] = ax.axhline(100 * baselines[task], ls="--", color="gray", lw=1,
+                                                   label="majority class")
+        metric = get_task(task).main_metric
+        ax.set_title(_task_title(task), fontsize=10)
+        ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} x 100", fontsize=9)
+        ax.set_xlabel("fraction of FFN neurons kept", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.invert_xaxis()
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=8,
+               frameon=False)
+    legend_rows = -(-len(handles) // 4)
+    fig.tight_layout(rect=(0, (0.12 + 0.2 * legend_rows) / fig.get_figheight(), 1, 1))
+    return fig
+
+
 def _task_title(task: str) -> str:
     """A GLUE task's usual name (``STS-B``), or the name as given."""
     from .data import GLUE_TASKS

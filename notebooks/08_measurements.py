@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 7. Appendix: all measurements
+# # 8. Appendix: all measurements
 #
 # **Overview.** Every GLUE record under `results/`, as tables and small multiples generated from the
 # records: each fine-tuning protocol in turn, then the overlap of the neurons the scores keep, the
@@ -162,6 +162,22 @@ if ablation:
             and r["provenance"]["importance"] in ("none", "merge_radius", "random", "activation_variance")]
     display(score_table(base + ablation))
     display(ablation_table(full, ablation, baselines=floors, also=("activation_variance",)))
+
+# %% [markdown]
+# ## Pruning without retraining: every cell
+#
+# Chapter 6's tables in full: the spread of every cell over corpus draws (`std_draws`) and over
+# fine-tuning seeds (`std_seeds`, where more than one seed ran), and $r_f$ paired with every other
+# score over draws under each compensation.
+
+# %% tags=["hide-input"]
+import obce.report_posttrain as rp
+
+posttrain = [rp.load_table(in_project(d)) for d in ("results/posttrain", "results/posttrain_sst2")]
+posttrain = pd.concat([t for t in posttrain if len(t)], ignore_index=True) if any(len(t) for t in posttrain) else []
+if len(posttrain):
+    display(rp.spread(posttrain).round(2))
+    display(rp.draw_verdicts(posttrain, baselines=floors))
 
 # %% [markdown]
 # ## Diagnostics

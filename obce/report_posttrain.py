@@ -1,0 +1,193 @@
+"""Summaries of the retraining-free protocol's table (``obce posttrain``): curves over keep fractions,
+spread over corpus draws and over fine-tuning seeds, paired verdicts across draws, and the largest
+pruning that keeps 99% of the unpruned dev metric.
+
+Every function takes the table as a DataFrame from :func:`load_table` (one row per cell, ``main`` the
+task's main dev metric x 100).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .report import LEARNING_MARGIN
+
+#: Kwon et al. 2022 on BERT-base (heads and FFN neurons, mask search + rearrangement + tuning), as
+#: reported in their abstract, not measured here; and their criterion: keep 99% of the accuracy
+KWON_REPORTED = {"flops_reduction": 2.0, "accuracy_loss": 1, "keep_percent": 99}
+
+#: the columns that name a curve (one line of a figure)
+CURVE = ["task", "seed", "importance", "compensation"]
+
+
+def load_table(out: str | os.PathLike):
+    """The table of a retraining-free run as a DataFrame (``main`` x 100), empty when absent.
+
+    Returns
+    -------
+    pandas.DataFrame with columns task, seed, draw, importance, keep_fraction, level, compensation,
+    intermediate_size, parameters, main, score_s, eval_s (and the others of the rows)
+    """
+    import pandas as pd
+
+    from .posttrain import read_table
+
+    rows = read_table(out)
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["main"] = 100 * df["main"]
+    return df
+
+
+def protocol(configs: dict[str, dict]):
+    """The protocol of one or more tables, from their run records' configs (table directory -> config).
+
+    Returns
+    -------
+    pandas.DataFrame with columns item and value
+    """
+    import pandas as pd
+
+    first = next(iter(configs.values()))
+
+    def training(f: dict) -> str:
+        size = "whole training set" if f.get("max_train_samples") is None else f"{f['max_train_samples']:,} examples"
+        return f"{size}, {f['epochs']} epoch(s), lr {f['lr']}, max_length {f['max_length']}"
+
+    items = [
+        ("model", first["model"]),
+        ("tasks (table)", "; ".join(f"{', '.join(c['tasks'])} ({d})" for d, c in configs.items())),
+        ("fine-tuning, once per task and seed", "; ".join(training(c["finetune"]) for c in configs.values())),
+        ("seeds (fine-tuning)", ", ".join(map(str, first["seeds"]))),
+        ("corpus draws", f"{len(first['draws'])} draws of {first['corpus']['samples']} training sentences "
+                         f"(max_length {first['corpus']['max_length']}); random neurons: another set per draw"),
+        ("scores", ", ".join(first["importances"])),
+        ("keep fractions", ", ".join(map(str, first["keep_fractions"])) + " (levels 1-3: 0.75, 0.5, 0.25)"),
+        ("compensation", "none; bias: the removed neurons' mean output added to the bias; ls: least-squares "
+                         "refit of the kept neurons' output weights to the unpruned layer's output"),
+        ("evaluation", "the task's main dev metric x 100, no training after pruning"),
+    ]
+    return pd.DataFrame(items, columns=["item", "value"])
+
+
+def unpruned(df) -> dict[tuple[str, int], float]:
+    """The unpruned fine-tuned model's main metric (x 100) per (task, seed)."""
+    base = df[df["importance"] == "none"]
+    return {(t, s): float(m) for t, s, m in zip(base["task"], base["seed"], base["main"])}
+
+
+def learned(df, baselines: dict[str, float], margin: float = LEARNING_MARGIN) -> list[str]:
+    """Tasks whose unpruned models (mean over seeds) are more than ``margin`` above the majority class
+    (``baselines``: task -> main metric on the 0-1 scale)."""
+    base = df[df["importance"] == "none"].groupby("task")["main"].mean()
+    return sorted(t for t, m in base.items() if m > 100 * (baselines[t] + margin))
+
+
+def curves(df):
+    """Mean and standard deviation over corpus draws of every (task, seed, score, compensation, keep
+    fraction), the unpruned model at keep fraction 1 in every curve of its task and seed.
+
+    Returns
+    -------
+    pandas.DataFrame with columns task, seed, importance, compensation, keep_fraction, mean, std, draws
+    """
+    import pandas as pd
+
+    pruned = df[df["importance"] != "none"]
+    out = (pruned.groupby([*CURVE, "keep_fraction"])["main"].agg(["mean", "std", "count"])
+           .rename(columns={"count": "draws"}).reset_index())
+    base = unpruned(df)
+    ends = out[CURVE].drop_duplicates().assign(keep_fraction=1.0, std=0.0, draws=1)
+    ends["mean"] = [base.get((t, s), np.nan) for t, s in zip(ends["task"], ends["seed"])]
+    return pd.concat([out, ends], ignore_index=True).sort_values([*CURVE, "keep_fraction"], ignore_index=True)
+
+
+def spread(df):
+    """Where the noise is: per (task, score, compensation, level), the standard deviation over corpus
+    draws (mean over seeds) and over fine-tuning seeds (of the draw means; NaN with one seed).
+
+    Returns
+    -------
+    pandas.DataFrame with columns task, importance, compensation, keep_fraction, std_draws, std_seeds,
+    seeds, draws
+    """
+    pruned = df[df["importance"] != "none"]
+    keys = ["task", "importance", "compensation", "keep_fraction"]
+    per_seed = pruned.groupby([*keys, "seed"])["main"].agg(["mean", "std", "count"]).reset_index()
+    return (per_seed.groupby(keys).agg(std_draws=("std", "mean"), std_seeds=("mean", "std"),
+                                       seeds=("seed", "nunique"), draws=("count", "max"))
+            .reset_index())
+
+
+def draw_verdicts(df, a: str = "merge_radius", alpha: float = 0.05, baselines: dict[str, float] | None = None):
+    """``a`` against every other score on the same corpus draws: per (task, compensation, keep
+    fraction), the mean difference x 100, the draws ``a`` won, the paired t-test p-value, and the
+    verdict (win / loss at p < alpha, else tie; no learning when ``baselines`` puts the task's
+    unpruned model within a point of the majority class).
+
+    Returns
+    -------
+    pandas.DataFrame with columns task, compensation, keep_fraction, a, b, n, mean_diff, wins, p_value,
+    verdict
+    """
+    import pandas as pd
+    from scipy.stats import ttest_rel
+
+    pruned = df[df["importance"] != "none"]
+    index = pruned.set_index(["task", "seed", "draw", "compensation", "keep_fraction", "importance"])["main"]
+    learned_tasks = set(learned(df, baselines)) if baselines else None
+    rows = []
+    for (task, comp, f), cell in pruned.groupby(["task", "compensation", "keep_fraction"]):
+        mine = cell[cell["importance"] == a].set_index(["seed", "draw"])["main"]
+        for b in sorted(set(cell["importance"]) - {a}):
+            theirs = cell[cell["importance"] == b].set_index(["seed", "draw"])["main"]
+            both = mine.index.intersection(theirs.index)
+            if not len(both):
+                continue
+            x, y = mine.loc[both].to_numpy(), theirs.loc[both].to_numpy()
+            p = float(ttest_rel(x, y).pvalue) if len(both) > 1 and np.ptp(x - y) > 0 else None
+            diff = float((x - y).mean())
+            verdict = ("win" if diff > 0 else "loss") if p is not None and p < alpha else "tie"
+            if learned_tasks is not None and task not in learned_tasks:
+                verdict = "no learning"
+            rows.append(dict(task=task, compensation=comp, keep_fraction=f, a=a, b=b, n=len(both),
+                             mean_diff=round(diff, 1), wins=int((x > y).sum()),
+                             p_value=None if p is None else float(f"{p:.2g}"), verdict=verdict))
+    del index
+    return pd.DataFrame(rows)
+
+
+def level_means(df, tasks: list[str]):
+    """Per (compensation, keep fraction), every score's mean over ``tasks`` of its mean over draws and
+    seeds (x 100), and the unpruned models' mean: which score keeps the most without retraining.
+
+    Returns
+    -------
+    pandas.DataFrame indexed by (compensation, keep_fraction), one column per score, plus ``unpruned``
+    """
+    sub = df[df["task"].isin(tasks)]
+    pruned = sub[sub["importance"] != "none"]
+    per_task = pruned.groupby(["compensation", "keep_fraction", "importance", "task"])["main"].mean()
+    complete = per_task.groupby(level=[0, 1, 2]).filter(lambda s: len(s) == len(tasks))
+    table = complete.groupby(level=[0, 1, 2]).mean().unstack("importance").round(1)
+    table["unpruned"] = round(float(sub[sub["importance"] == "none"].groupby("task")["main"].mean().mean()), 1)
+    return table
+
+
+def kept_at_99(df, threshold: float = 0.99):
+    """For every task, score and compensation: the largest fraction of FFN neurons removed (among the
+    keep fractions run) at which the mean over draws keeps ``threshold`` of the unpruned dev metric
+    (Kwon et al. 2022's criterion); 0 when none does.
+
+    Returns
+    -------
+    pandas.DataFrame indexed by (importance, compensation), one column per task
+    """
+    c = curves(df)
+    c = c[c["keep_fraction"] < 1]
+    base = unpruned(df)
+    ok = c[[m >= threshold * base[(t, s)] for t, s, m in zip(c["task"], c["seed"], c["mean"])]]
+    removed = (1 - ok.groupby(["importance", "compensation", "task"])["keep_fraction"].min()).round(2)
+    table = removed.unstack("task")
+    return table.reindex(c.groupby(["importance", "compensation"]).size().index).fillna(0.0)
