@@ -83,3 +83,13 @@ def test_another_configs_inputs_are_refused(config, tmp_path, capsys):
 def test_config_is_validated_before_any_compute(config, change, needle):
     with pytest.raises(ObceInputError, match=needle.replace("[", r"\[").replace("]", r"\]")):
         PostTrainConfig.from_dict({**config, **change})
+
+
+def test_committed_posttrain_configs_are_valid():
+    from tests.conftest import REPO
+
+    paths = sorted((REPO / "params").glob("posttrain_*.yaml"))
+    assert len(paths) >= 2
+    for path in paths:
+        cfg = PostTrainConfig.from_yaml(path)
+        assert len(list(cells(cfg))) > len(cfg.tasks)
