@@ -29,8 +29,46 @@ logger = logging.getLogger(__name__)
 SCORE_MODELS = ("pretrained", "finetuned")
 
 
+class ConfigFile:
+    """Reading and writing of a dataclass config: ``from_dict`` (unknown keys refused, mappings merged
+    into their defaults, then ``validate``), ``from_yaml`` and ``to_dict``. ``KIND`` names it in errors."""
+
+    KIND = "config"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise ObceInputError(f"unknown {cls.KIND} key(s) {sorted(unknown)}; expected {sorted(known)}")
+        cfg = cls()
+        for key, value in values.items():
+            default = getattr(cfg, key)
+            setattr(cfg, key, {**default, **value} if isinstance(default, dict) and isinstance(value, dict) else value)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike):
+        import yaml
+
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ObceInputError(f"{cls.KIND} {str(path)!r}: {exc}") from exc
+        if not isinstance(values, dict):
+            raise ObceInputError(f"{cls.KIND} {str(path)!r}: expected a mapping of keys")
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(asdict(self))
+
+    def validate(self) -> None:  # pragma: no cover - every config defines its own
+        raise NotImplementedError
+
+
 @dataclass
-class PipelineConfig:
+class PipelineConfig(ConfigFile):
     """Parameters of a comparison run (``obce pipeline --config FILE.yaml`` reads these keys)."""
 
     model: str = "minilm"
@@ -50,33 +88,7 @@ class PipelineConfig:
                                                                   max_eval_samples=None))
     note: str | None = None
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "PipelineConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise ObceInputError(f"unknown pipeline config key(s) {sorted(unknown)}; expected {sorted(known)}")
-        cfg = cls()
-        for key, value in values.items():
-            default = getattr(cfg, key)
-            setattr(cfg, key, {**default, **value} if isinstance(default, dict) and value else value)
-        cfg.validate()
-        return cfg
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "PipelineConfig":
-        import yaml
-
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ObceInputError(f"pipeline config {str(path)!r}: {exc}") from exc
-        if not isinstance(values, dict):
-            raise ObceInputError(f"pipeline config {str(path)!r}: expected a mapping of keys")
-        return cls.from_dict(values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(asdict(self))
+    KIND = "pipeline config"
 
     def validate(self) -> None:
         """Check every key, types included, so that a bad config fails before any compute."""

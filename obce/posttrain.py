@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,7 +26,7 @@ from .compensation import COMPENSATIONS, compensate, ffn_statistics
 from .data import check_corpus_size, get_task, load_corpus
 from .errors import ObceInputError
 from .models import ffn_layers, load_model
-from .pipeline import _expect, cached_finetune
+from .pipeline import ConfigFile, _expect, cached_finetune
 from .pruning import count_parameters, keep_fraction_of, prune_ffn_neurons, select_neurons
 from .results import Timer, cache_key, corpus_hash, provenance, to_jsonable
 from .scoring import GRADIENT_SCORES, IMPORTANCES, gradient_scores, score_neurons
@@ -39,7 +39,7 @@ LEVEL_FRACTIONS = {keep_fraction_of(level): level for level in (1, 2, 3)}
 
 
 @dataclass
-class PostTrainConfig:
+class PostTrainConfig(ConfigFile):
     """Parameters of a retraining-free pruning run (``obce posttrain --config FILE.yaml`` reads these)."""
 
     model: str = "minilm"
@@ -57,34 +57,7 @@ class PostTrainConfig:
     eval: dict[str, Any] = field(default_factory=lambda: dict(batch_size=64))
     note: str | None = None
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "PostTrainConfig":
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ObceInputError(f"unknown posttrain config key(s) {sorted(unknown)}; "
-                                 f"expected {sorted(cls.__dataclass_fields__)}")
-        cfg = cls()
-        for key, value in values.items():
-            default = getattr(cfg, key)
-            setattr(cfg, key, {**default, **value} if isinstance(default, dict) and isinstance(value, dict)
-                    else value)
-        cfg.validate()
-        return cfg
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "PostTrainConfig":
-        import yaml
-
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ObceInputError(f"posttrain config {str(path)!r}: {exc}") from exc
-        if not isinstance(values, dict):
-            raise ObceInputError(f"posttrain config {str(path)!r}: expected a mapping of keys")
-        return cls.from_dict(values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(asdict(self))
+    KIND = "posttrain config"
 
     def validate(self) -> None:
         """Check every key, types included, before any compute."""
@@ -187,7 +160,7 @@ def check_table(cfg: PostTrainConfig, force: bool = False) -> set[str]:
 
 def run_posttrain(cfg: PostTrainConfig, progress: bool = True, force: bool = False) -> Path:
     """Run (or resume) every planned cell; return the table's path."""
-    from .glue import encode_dev, evaluate
+    from .glue import encode_dev
 
     cfg.validate()
     done = check_table(cfg, force)

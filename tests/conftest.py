@@ -66,3 +66,13 @@ def tiny_bert(minilm):
 @pytest.fixture()
 def sentences() -> list[str]:
     return list(SENTENCES)
+
+
+@pytest.fixture()
+def tiny_dir(tiny_bert, tmp_path):
+    """The tiny BERT saved as a checkpoint directory (with MiniLM's tokenizer)."""
+    model, tok = tiny_bert
+    path = tmp_path / "tiny"
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

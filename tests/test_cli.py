@@ -7,15 +7,6 @@ import pytest
 from obce.cli import build_parser, main
 
 
-@pytest.fixture()
-def tiny_dir(tiny_bert, tmp_path):
-    model, tok = tiny_bert
-    path = tmp_path / "tiny"
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 @pytest.mark.parametrize("cmd", [[], ["score"], ["prune"], ["glue"], ["pipeline"], ["params"], ["book"],
                                  ["report"]])
 def test_help_on_every_command(cmd, capsys):

@@ -24,15 +24,6 @@ from obce.errors import ObceInputError
 
 
 @pytest.fixture()
-def tiny_dir(tiny_bert, tmp_path):
-    model, tok = tiny_bert
-    path = tmp_path / "tiny"
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
-@pytest.fixture()
 def scores_dir(tiny_dir, tmp_path):
     out = tmp_path / "runs" / "sst2"
     assert main(["score", "--model", str(tiny_dir), "--task", "sst2", "--importance", "magnitude",
