@@ -185,10 +185,22 @@ def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",
     from .report_posttrain import draw_verdicts, learned, level_means, spread
 
     learn = learned(df, baselines)
-    facts: dict[str, Any] = {"pt_tasks": ", ".join(get_task(t).dir_name for t in learn), "pt_n_tasks": len(learn),
-                             "pt_cells": int(len(df)), "pt_draws": int(df["draw"].max() + 1) if len(df) else 0}
+    facts: dict[str, Any] = {"pt_tasks": ", ".join(get_task(t).dir_name for t in learn) or "none yet",
+                             "pt_n_tasks": len(learn), "pt_cells": int(len(df)),
+                             "pt_draws": int(df["draw"].max() + 1) if len(df) else 0}
+    # every name the chapter uses exists, "not run" / NaN until the table holds its cells
+    for k in (1, 2, 3):
+        for comp in ("none", "bias", "ls"):
+            facts.update({f"pt_best_L{k}_{comp}": "not run", f"pt_best_mean_L{k}_{comp}": float("nan"),
+                          f"pt_a_L{k}_{comp}": float("nan"), f"pt_var_L{k}_{comp}": float("nan")})
+    facts.update({"pt_comp_gain_bias": float("nan"), "pt_comp_gain_ls": float("nan"), "pt_same_best": 0,
+                  "pt_levels": 0, "pt_unpruned": float("nan")})
+    if not learn:
+        facts.update({"pt_cells_paired": 0, "pt_wins": 0, "pt_losses": 0, "pt_ties": 0, "pt_sd_draws": float("nan")})
+        return facts
     means = level_means(df, learn)
-    facts["pt_unpruned"] = float(means["unpruned"].iloc[0]) if len(means) else float("nan")
+    if len(means):
+        facts["pt_unpruned"] = float(means["unpruned"].iloc[0])
     levels = {0.75: 1, 0.5: 2, 0.25: 3}
     bests = {}
     for (comp, f), row in means.drop(columns="unpruned").iterrows():
@@ -224,7 +236,7 @@ def posttrain_text(df, baselines: dict[str, float]) -> str:
     levels = [k for k in (1, 2, 3) if f"pt_best_L{k}_none" in f]
     best = "; ".join(f"level {k}: {f[f'pt_best_L{k}_none']} ({f[f'pt_best_mean_L{k}_none']:.1f}, r_f "
                      f"{f[f'pt_a_L{k}_none']:.1f})" for k in levels)
-    gains = [(c[len("pt_comp_gain_"):], g) for c, g in f.items() if c.startswith("pt_comp_gain_")]
+    gains = [(c[len("pt_comp_gain_"):], g) for c, g in f.items() if c.startswith("pt_comp_gain_") and g == g]
     gain = ", ".join(f"{c} {g:+.1f}" for c, g in gains)
     first = (f"Pruning the fine-tuned model without retraining, the score that keeps the most over the "
              f"{f['pt_n_tasks']} tasks that learn ({f['pt_tasks']}; unpruned {f['pt_unpruned']:.1f}) is, per level, "
