@@ -176,7 +176,7 @@ import obce.report_posttrain as rp
 posttrain = [rp.load_table(in_project(d)) for d in ("results/posttrain", "results/posttrain_sst2")]
 posttrain = pd.concat([t for t in posttrain if len(t)], ignore_index=True) if any(len(t) for t in posttrain) else []
 if len(posttrain):
-    display(rp.spread(posttrain).round(2))
+    display(rp.spread(posttrain).round(1))  # x 100, one decimal
     display(rp.draw_verdicts(posttrain, baselines=floors))
 
 # %% [markdown]
