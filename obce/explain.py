@@ -163,3 +163,107 @@ def output_drift(model: nn.Module, pruned: nn.Module, tokenizer, texts: Sequence
         h = model(**enc).last_hidden_state[mask]
         hp = pruned(**enc).last_hidden_state[mask]
     return float(torch.linalg.vector_norm(hp - h) / torch.linalg.vector_norm(h))
+
+
+def isolated_sentence(clouds) -> np.ndarray:
+    """The sentence each neuron's merge radius r_f isolates: cutting the longest edge of the cloud's
+    minimum spanning tree splits off one point (that sentence's index) or a larger group (-1).
+
+    Parameters
+    ----------
+    clouds : array or Tensor of shape (n_neurons, n_points, dim), n_points >= 3
+
+    Returns
+    -------
+    ndarray of shape (n_neurons,), int: the isolated point's index, or -1
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
+    from scipy.spatial.distance import pdist, squareform
+
+    x = _as_clouds(clouds).detach().cpu().double().numpy()
+    if x.shape[1] < 3:
+        raise ObceInputError(f"clouds of {x.shape[1]} points: an isolated point needs at least 3")
+    out = np.full(x.shape[0], -1, dtype=int)
+    for j, cloud in enumerate(x):
+        dist = squareform(pdist(cloud)) + 1.0  # coincident points keep their (zero-length) edge
+        np.fill_diagonal(dist, 0.0)
+        tree = minimum_spanning_tree(dist).tocoo()
+        keep = np.arange(tree.nnz) != np.argmax(tree.data)
+        forest = coo_matrix((tree.data[keep], (tree.row[keep], tree.col[keep])), shape=tree.shape)
+        _, labels = connected_components(forest, directed=False)
+        sizes = np.bincount(labels)
+        if sizes.min() == 1:
+            out[j] = int(np.flatnonzero(labels == np.argmin(sizes))[0])
+    return out
+
+
+def pooled_activations(clouds, lengths) -> np.ndarray:
+    """Each neuron's mean output over the real tokens of each text.
+
+    Parameters
+    ----------
+    clouds : array or Tensor of shape (n_neurons, n_texts, D), token representation (padding 0)
+    lengths : array of shape (n_texts,), real tokens per text
+
+    Returns
+    -------
+    ndarray of shape (n_neurons, n_texts)
+    """
+    x = torch.as_tensor(clouds).double()
+    n = torch.as_tensor(np.asarray(lengths), dtype=torch.float64)
+    if x.ndim != 3 or n.shape != (x.shape[1],) or bool((n <= 0).any()):
+        raise ObceInputError(f"clouds {tuple(x.shape)} and lengths {tuple(n.shape)}: expected (neurons, texts, D) "
+                             "and one positive length per text")
+    return (x.sum(2) / n).numpy()
+
+
+def label_information(pooled: np.ndarray, labels, regression: bool = False) -> np.ndarray:
+    """How well each neuron's pooled activation tells the task's label, per neuron.
+
+    Binary labels: the ROC AUC of the activation as a classifier, oriented (max(AUC, 1 - AUC)): 0.5
+    is chance, 1 a perfect split. Regression (STS-B): the absolute Spearman correlation with the label.
+
+    Parameters
+    ----------
+    pooled : ndarray of shape (n_neurons, n_texts); labels : array of shape (n_texts,)
+
+    Returns
+    -------
+    ndarray of shape (n_neurons,)
+    """
+    from scipy.stats import rankdata, spearmanr
+
+    x = np.asarray(pooled, dtype=np.float64)
+    y = np.asarray(labels)
+    if x.ndim != 2 or len(y) != x.shape[1]:
+        raise ObceInputError(f"pooled {x.shape} and {len(y)} labels: expected (neurons, texts) and one label per text")
+    if regression:
+        return np.array([abs(spearmanr(row, y)[0]) if np.ptp(row) > 0 else 0.0 for row in x])
+    classes = np.unique(y)
+    if len(classes) != 2:
+        raise ObceInputError(f"labels have {len(classes)} classes; label_information's AUC needs 2")
+    positive = y == classes[1]
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    ranks = np.apply_along_axis(rankdata, 1, x)  # ties share their mean rank (the AUC's 1/2 for ties)
+    auc = (ranks[:, positive].sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.maximum(auc, 1 - auc)
+
+
+def stability(score_sets) -> np.ndarray:
+    """How much a score depends on the data it was computed from: the mean Spearman correlation, per
+    layer, over every pair of score arrays (e.g. from several corpus draws, sizes or tasks).
+
+    Parameters
+    ----------
+    score_sets : sequence of ndarrays of shape (n_layers, n_neurons), at least 2
+
+    Returns
+    -------
+    ndarray of shape (n_layers,): 1 for identical scores
+    """
+    sets = [np.asarray(s, dtype=np.float64) for s in score_sets]
+    if len(sets) < 2 or any(s.shape != sets[0].shape for s in sets):
+        raise ObceInputError("stability needs at least 2 score arrays of one shape (n_layers, n_neurons)")
+    pairs = [rank_agreement(a, b) for i, a in enumerate(sets) for b in sets[i + 1:]]
+    return np.mean(pairs, axis=0)

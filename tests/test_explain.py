@@ -96,3 +96,50 @@ def test_longest_edge_split():
     np.testing.assert_array_equal(longest_edge_split(x), [1, 1, 1, 1])
     with pytest.raises(ObceInputError, match="needs at least 2"):
         longest_edge_split(np.zeros((3, 1, 2)))
+
+
+def test_isolated_sentence_finds_a_planted_outlier():
+    from obce.explain import isolated_sentence
+
+    rng = np.random.default_rng(0)
+    clouds = rng.normal(size=(3, 20, 4)) * 0.1
+    clouds[0, 7] += 10.0          # neuron 0: sentence 7 stands far apart
+    clouds[1, :10] += 10.0        # neuron 1: two groups of ten, nothing isolated
+    clouds[2, 13] -= 5.0
+    assert isolated_sentence(clouds).tolist() == [7, -1, 13]
+
+
+def test_label_information_is_the_oriented_auc_and_the_spearman_correlation():
+    from scipy.stats import spearmanr
+
+    from obce.explain import label_information
+
+    pooled = np.array([[0.1, 0.4, 0.35, 0.8], [4.0, 3.0, 2.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    labels = np.array([0, 0, 1, 1])
+    # by hand: neuron 0 ranks positives {0.35, 0.8} against negatives {0.1, 0.4}: pairs won 3 of 4
+    np.testing.assert_allclose(label_information(pooled, labels), [0.75, 1.0, 0.5])
+    y = np.array([0.5, 1.0, 3.0, 2.0])
+    expected = [abs(spearmanr(pooled[0], y)[0]), 0.8, 0.0]
+    np.testing.assert_allclose(label_information(pooled, y, regression=True), expected)
+    with pytest.raises(ObceInputError, match="3 classes"):
+        label_information(pooled, np.array([0, 1, 2, 1]))
+
+
+def test_stability_of_identical_scores_is_one():
+    from obce.explain import stability
+
+    a = np.random.default_rng(0).random((2, 30))
+    np.testing.assert_allclose(stability([a, a, a]), [1.0, 1.0])
+    b = np.random.default_rng(1).random((2, 30))
+    assert np.all(stability([a, b]) < 0.6)
+    with pytest.raises(ObceInputError, match="at least 2"):
+        stability([a])
+
+
+def test_pooled_activations_average_real_tokens():
+    from obce.explain import pooled_activations
+
+    clouds = np.zeros((1, 2, 3))
+    clouds[0, 0, :2] = [1.0, 3.0]
+    clouds[0, 1, :3] = [3.0, 3.0, 3.0]
+    np.testing.assert_allclose(pooled_activations(clouds, [2, 3]), [[2.0, 3.0]])
