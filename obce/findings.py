@@ -234,13 +234,12 @@ def posttrain_text(df, baselines: dict[str, float]) -> str:
     """The README's two sentences on pruning without retraining, computed from the table(s)."""
     f = posttrain_facts(df, baselines)
     levels = [k for k in (1, 2, 3) if f"pt_best_L{k}_none" in f]
-    best = "; ".join(f"level {k}: {f[f'pt_best_L{k}_none']} ({f[f'pt_best_mean_L{k}_none']:.1f}, r_f "
+    best = "; ".join(f"at level {k}, {f[f'pt_best_L{k}_none']} ({f[f'pt_best_mean_L{k}_none']:.1f}; r_f "
                      f"{f[f'pt_a_L{k}_none']:.1f})" for k in levels)
     gains = [(c[len("pt_comp_gain_"):], g) for c, g in f.items() if c.startswith("pt_comp_gain_") and g == g]
-    gain = ", ".join(f"{c} {g:+.1f}" for c, g in gains)
-    first = (f"Pruning the fine-tuned model without retraining, the score that keeps the most over the "
-             f"{f['pt_n_tasks']} tasks that learn ({f['pt_tasks']}; unpruned {f['pt_unpruned']:.1f}) is, per level, "
-             f"{best}.")
-    second = (f"Compensation changes the mean by {gain} points, and the best score stays the same under every "
-              f"compensation at {f['pt_same_best']} of {f['pt_levels']} levels.")
+    gain = " and ".join(f"{g:+.1f} points ({'least squares' if c == 'ls' else c})" for c, g in gains)
+    first = (f"Pruning the fine-tuned model without retraining, the score that keeps the most over the tasks that "
+             f"learn ({f['pt_tasks']}; unpruned {f['pt_unpruned']:.1f}) is, {best}.")
+    second = (f"Compensation changes the mean over scores, levels and tasks by {gain}, and the best score stays the "
+              f"same under every compensation at {f['pt_same_best']} of {f['pt_levels']} levels.")
     return first + " " + second

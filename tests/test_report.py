@@ -318,7 +318,7 @@ def test_the_same_run_twice_is_refused():
 
 
 #: the README's findings pasted from `obce report ...` (the marker comment above names the command)
-README_TABLES = ["results/glue_fulltrain/glue --findings"]
+README_TABLES = ["results/glue_fulltrain/glue --findings", "results/posttrain --findings"]
 
 
 @pytest.mark.parametrize("command", README_TABLES)
