@@ -120,6 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--tasks", nargs="+", metavar="TASK", help="only these of each config's tasks")
     pt.set_defaults(func=cmd_posttrain)
 
+    ex = sub.add_parser("explain", help="the atlas entry of a neuron (or a layer's top and bottom neurons by r_f): "
+                        "its scores, the sentence r_f isolates, its top tokens and its label information")
+    _model_arg(ex)
+    ex.add_argument("--task", required=True, help="GLUE task whose training sentences (and labels) are the corpus")
+    _glue_arg(ex)
+    ex.add_argument("--layer", type=int, required=True)
+    ex.add_argument("--neuron", type=int, nargs="*", help="neuron indices (default: the 3 highest and lowest by r_f)")
+    ex.add_argument("--samples", type=int, default=256)
+    ex.add_argument("--max-length", type=int, default=64)
+    ex.add_argument("--seed", type=int, default=0)
+    ex.set_defaults(func=cmd_explain)
+
     b = sub.add_parser("book", help="execute every notebook with a Papermill profile and build the book")
     b.add_argument("--profile", default="quick", help="params/<profile>.yaml (quick: CPU in minutes; full: GPU)")
     b.add_argument("--root", default=".", help="repository root")
@@ -316,6 +328,34 @@ def cmd_posttrain(args) -> None:
         if not args.dry_run:
             run_posttrain(cfg, force=args.force)
             print(f"{path}: done")
+
+
+def cmd_explain(args) -> None:
+    from .data import get_task, load_corpus
+    from .explain import neuron_atlas
+    from .models import encoder_layers, load_model
+
+    info = get_task(args.task)
+    model, tok = load_model(args.model)
+    n_layers = len(encoder_layers(model))
+    if not 0 <= args.layer < n_layers:
+        raise ObceInputError(f"--layer {args.layer}: the model has layers 0..{n_layers - 1}")
+    texts, labels = load_corpus(args.task, n=args.samples, split="train", glue_dir=args.glue_dir, seed=args.seed,
+                                return_labels=True)
+    entries = neuron_atlas(model, tok, texts, labels, args.layer, args.neuron, max_length=args.max_length,
+                           regression=info.is_regression)
+    measure = "|Spearman| with the score" if info.is_regression else "AUC (oriented)"
+    for e in entries:
+        print(f"\n## layer {e['layer']}, neuron {e['neuron']}")
+        for name, value in e["scores"].items():
+            print(f"  {name:<20} {value:>10.4g}   (percentile {e['percentiles'][name]:5.1f} in the layer)")
+        print(f"  label information   {e['label_information']:>10.3f}   ({measure}, {len(texts)} {info.name} "
+              "training texts)")
+        iso = e["isolated_sentence"]
+        print(f"  r_f isolates        {iso if iso is not None else '(a group of sentences, not one)'}"[:200])
+        print("  top tokens:")
+        for r in e["top_tokens"]:
+            print(f"    {r['activation']:8.3f}  {r['snippet']}")
 
 
 def cmd_book(args) -> None:

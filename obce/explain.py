@@ -27,7 +27,7 @@ def top_activating_tokens(model: nn.Module, tokenizer, texts: Sequence[Text], la
     -------
     list of dict
         ``token``, ``activation``, ``text`` (index), ``position``, ``context`` (the text with the token
-        in brackets), highest first.
+        in brackets), ``snippet`` (eight tokens either side of it), highest first.
     """
     if clouds is None:
         clouds = collect_ffn_activations(model, tokenizer, texts, layers=[layer], max_length=max_length,
@@ -43,8 +43,9 @@ def top_activating_tokens(model: nn.Module, tokenizer, texts: Sequence[Text], la
         i, pos = divmod(idx, acts.shape[1])
         ids = tokenize(tokenizer, [texts[i]], max_length)["input_ids"][0].tolist()
         tokens = tokenizer.convert_ids_to_tokens(ids)
-        context = " ".join(f"[{t}]" if j == pos else t for j, t in enumerate(tokens) if t not in ("[PAD]",))
-        rows.append(dict(token=tokens[pos], activation=value, text=i, position=pos, context=context))
+        marked = [f"[{t}]" if j == pos else t for j, t in enumerate(tokens) if t not in ("[PAD]",)]
+        rows.append(dict(token=tokens[pos], activation=value, text=i, position=pos, context=" ".join(marked),
+                         snippet=" ".join(marked[max(0, pos - 8):pos + 9])))
     return rows
 
 
@@ -267,3 +268,52 @@ def stability(score_sets) -> np.ndarray:
         raise ObceInputError("stability needs at least 2 score arrays of one shape (n_layers, n_neurons)")
     pairs = [rank_agreement(a, b) for i, a in enumerate(sets) for b in sets[i + 1:]]
     return np.mean(pairs, axis=0)
+
+
+def neuron_atlas(model: nn.Module, tokenizer, texts: Sequence[Text], labels, layer: int,
+                 neurons: Sequence[int] | None = None, max_length: int = 64, regression: bool = False,
+                 top_k: int = 5, extremes: int = 3) -> list[dict]:
+    """Atlas entries of neurons of one layer: their importance under every score (and its percentile
+    in the layer), the sentence r_f isolates, the top-activating tokens in context and the label
+    information of their pooled activation on ``texts``.
+
+    Parameters
+    ----------
+    texts, labels : a corpus and its labels (one per text)
+    neurons : indices; default the ``extremes`` highest and lowest neurons by r_f
+
+    Returns
+    -------
+    list of dict, one per neuron
+    """
+    from .baselines import activation_scores, magnitude_scores
+    from .persistence import h0_deaths, summarize
+
+    clouds = collect_ffn_activations(model, tokenizer, texts, layers=[layer], max_length=max_length,
+                                     progress=False)[layer]
+    lengths = token_lengths(tokenizer, texts, max_length)
+    deaths = h0_deaths(clouds)
+    scores = {"merge_radius": summarize(deaths, "merge_radius"),
+              "total_persistence": summarize(deaths, "total_persistence"),
+              "activation_variance": activation_scores(clouds, "variance", lengths),
+              "mean_abs_activation": activation_scores(clouds, "mean_abs", lengths),
+              "magnitude": magnitude_scores(model)[layer]}
+    if neurons is None:
+        order = np.argsort(-scores["merge_radius"], kind="stable")
+        neurons = [*order[:extremes], *order[-extremes:]]
+    bad = [j for j in neurons if not 0 <= int(j) < clouds.shape[0]]
+    if bad:
+        raise ObceInputError(f"neurons {bad}: layer {layer} has neurons 0..{clouds.shape[0] - 1}")
+    info = label_information(pooled_activations(clouds, lengths), labels, regression)
+    isolated = isolated_sentence(clouds[list(neurons)])
+    entries = []
+    for j, iso in zip(neurons, isolated):
+        j = int(j)
+        entries.append(dict(
+            layer=layer, neuron=j,
+            scores={k: float(v[j]) for k, v in scores.items()},
+            percentiles={k: float(100 * (v < v[j]).mean()) for k, v in scores.items()},
+            isolated_sentence=None if iso < 0 else texts[iso],
+            top_tokens=top_activating_tokens(model, tokenizer, texts, layer, j, max_length, k=top_k, clouds=clouds),
+            label_information=float(info[j])))
+    return entries

@@ -7,7 +7,7 @@ import pytest
 from obce.cli import build_parser, main
 
 
-@pytest.mark.parametrize("cmd", [[], ["score"], ["prune"], ["glue"], ["pipeline"], ["params"], ["book"],
+@pytest.mark.parametrize("cmd", [[], ["score"], ["prune"], ["glue"], ["pipeline"], ["posttrain"], ["explain"], ["params"], ["book"],
                                  ["report"]])
 def test_help_on_every_command(cmd, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -96,7 +96,8 @@ def test_unwritable_cache_directory(tiny_dir, glue_dir, tmp_path, capsys):
 
 def test_parser_lists_all_commands():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "posttrain", "params", "book", "report"}
+    assert set(sub.choices) == {"score", "prune", "glue", "pipeline", "posttrain", "explain", "params", "book",
+                                "report"}
 
 
 def test_glue_command_writes_a_valid_record(tiny_dir, glue_dir, tmp_path, capsys):
@@ -150,3 +151,19 @@ def test_report_command_summarizes_committed_records(capsys, tmp_path):
     assert main(["report", fulltrain, "--tasks", "colaa"]) == 2  # an unknown task is an error, not an empty table
     assert "unknown GLUE task 'colaa'" in capsys.readouterr().err
     assert main(["report", fulltrain, "--tasks", "qnli"]) == 2  # a known task without records
+
+
+def test_explain_prints_the_atlas_entry_of_a_neuron(tiny_dir, glue_dir, capsys):
+    assert main(["explain", "--model", str(tiny_dir), "--task", "sst2", "--glue-dir", str(glue_dir), "--layer", "1",
+                 "--neuron", "5", "--samples", "16", "--max-length", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "## layer 1, neuron 5" in out and "merge_radius" in out and "percentile" in out
+    assert "label information" in out and "AUC" in out and "top tokens:" in out and "r_f isolates" in out
+    assert main(["explain", "--model", str(tiny_dir), "--task", "stsb", "--glue-dir", str(glue_dir), "--layer", "0",
+                 "--samples", "16", "--max-length", "16"]) == 0
+    assert capsys.readouterr().out.count("## layer 0, neuron") == 6  # 3 highest and 3 lowest by r_f
+    assert main(["explain", "--model", str(tiny_dir), "--task", "sst2", "--glue-dir", str(glue_dir), "--layer", "9"]) == 2
+    assert "--layer 9: the model has layers 0..2" in capsys.readouterr().err
+    assert main(["explain", "--model", str(tiny_dir), "--task", "sst2", "--glue-dir", str(glue_dir), "--layer", "0",
+                 "--neuron", "64", "--samples", "16", "--max-length", "16"]) == 2
+    assert "neurons [64]" in capsys.readouterr().err
