@@ -41,8 +41,9 @@ from obce.book import setup_notebook
 from obce.findings import posttrain_facts
 from obce.paths import in_project
 from obce.posttrain import RUNS, read_table
-from obce.report import majority_baseline, short_columns, verdict_grid
-from obce.report_posttrain import KWON_REPORTED, curves, draw_verdicts, kept_at_99, learned, level_means, load_table, protocol
+from obce.report import majority_baseline, verdict_grid
+from obce.report_posttrain import (KWON_REPORTED, curves, draw_verdicts, kept_at_99, learned, level_table, load_table,
+                                   protocol)
 
 setup_notebook()
 tables = [load_table(in_project(d)) for d in results_dirs]
@@ -87,10 +88,10 @@ if "ls" in set(c["compensation"]):
 # ## Which score keeps the most
 #
 # The mean over the tasks that learn ({glue:md}`pt_tasks`) of each score's mean over draws, per
-# compensation and keep fraction (x 100); the unpruned models' mean beside:
+# compensation and keep fraction (x 100; the unpruned models' mean is {glue:text}`pt_unpruned:.1f`):
 
 # %% tags=["hide-input"]
-short_columns(level_means(df, learn))
+level_table(df, learn)
 
 # %% [markdown]
 # $r_f$ against each other score on the same corpus draws, without compensation: the verdict and the

@@ -175,6 +175,23 @@ def level_means(df, tasks: list[str]):
     return table
 
 
+def level_table(df, tasks: list[str]):
+    """:func:`level_means` laid out long for the page: one row per (compensation, score), one column
+    per keep fraction (largest first), x 100.
+
+    Returns
+    -------
+    pandas.DataFrame indexed by (compensation, importance)
+    """
+    from .report import SHORT_NAMES
+
+    means = level_means(df, tasks).drop(columns="unpruned")
+    long = means.stack().unstack("keep_fraction")
+    long = long[sorted(long.columns, reverse=True)]
+    long.columns = [f"keep {f:g}" for f in long.columns]
+    return long.rename(index=lambda i: SHORT_NAMES.get(i, i), level="importance")
+
+
 def kept_at_99(df, threshold: float = 0.99):
     """For every task, score and compensation: the largest fraction of FFN neurons removed (among the
     keep fractions run) at which the mean over draws keeps ``threshold`` of the unpruned dev metric
