@@ -116,7 +116,7 @@ short_columns(average_table(full, tasks=learn))
 # {glue:text}`avg_merge_radius_L3:.1f`, variance {glue:text}`avg_activation_variance_L3:.1f`, random
 # neurons {glue:text}`avg_random_L3:.1f`.
 #
-# **What $r_f$ does.** Pooled over the tasks that learn and levels {glue:text}`levels`, $r_f$ is
+# **What $r_f$ does.** Pooled over the tasks that learn and levels {glue:md}`levels`, $r_f$ is
 # ahead of random neurons in {glue:text}`ahead_random` of {glue:text}`cells_random` cells and wins
 # {glue:text}`wins_random` of the {glue:text}`decided_random` paired runs that differ (sign test
 # p = {glue:text}`p_sign_random:.2g`; over cells, the conservative test, p =

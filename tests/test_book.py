@@ -81,6 +81,8 @@ def test_built_book_has_every_chapter_its_figures_and_no_errors(built_book):
         assert "Traceback" not in html and "output_error" not in html and 'class="output stderr' not in html, \
             f"{src.stem} shows an error or stderr output"
         assert "<td>...</td>" not in html and "rows ×" not in html, f"{src.stem} shows a truncated table"
+        assert "object at 0x" not in html and "IPython.core.display" not in html, \
+            f"{src.stem} shows an object's repr where a glued value belongs"
         title = nbformat.reads(jupytext.writes(jupytext.read(src), "ipynb"), 4).cells[0].source.splitlines()[0]
         assert title.lstrip("# ").split(":")[0].split(" ", 1)[1] in html
     assert (html_dir / "book" / "intro.html").exists() and (html_dir / "book" / "references.html").exists()
