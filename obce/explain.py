@@ -137,22 +137,24 @@ def longest_edge_split(clouds) -> np.ndarray:
     -------
     ndarray of shape (n_neurons,), int
     """
+    return np.array([np.bincount(labels).min() for labels in _longest_edge_cut(clouds)], dtype=int)
+
+
+def _longest_edge_cut(clouds):
+    """Per neuron, the component label of every point once the longest edge of its cloud's minimum
+    spanning tree is cut (two components); ``clouds`` of shape (n_neurons, n_points, dim)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
     from scipy.spatial.distance import pdist, squareform
 
-    x = _as_clouds(clouds).detach().cpu().double().numpy()
-    out = np.empty(x.shape[0], dtype=int)
-    for j, cloud in enumerate(x):
+    for cloud in _as_clouds(clouds).detach().cpu().double().numpy():
         # coincident points give zero distances, which a sparse graph would drop: offset all edges
         dist = squareform(pdist(cloud)) + 1.0
         np.fill_diagonal(dist, 0.0)
         tree = minimum_spanning_tree(dist).tocoo()
         keep = np.arange(tree.nnz) != np.argmax(tree.data)
         forest = coo_matrix((tree.data[keep], (tree.row[keep], tree.col[keep])), shape=tree.shape)
-        _, labels = connected_components(forest, directed=False)
-        out[j] = np.bincount(labels).min()
-    return out
+        yield connected_components(forest, directed=False)[1]
 
 
 def output_drift(model: nn.Module, pruned: nn.Module, tokenizer, texts: Sequence[Text],
@@ -178,25 +180,14 @@ def isolated_sentence(clouds) -> np.ndarray:
     -------
     ndarray of shape (n_neurons,), int: the isolated point's index, or -1
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
-    from scipy.spatial.distance import pdist, squareform
-
-    x = _as_clouds(clouds).detach().cpu().double().numpy()
-    if x.shape[1] < 3:
-        raise ObceInputError(f"clouds of {x.shape[1]} points: an isolated point needs at least 3")
-    out = np.full(x.shape[0], -1, dtype=int)
-    for j, cloud in enumerate(x):
-        dist = squareform(pdist(cloud)) + 1.0  # coincident points keep their (zero-length) edge
-        np.fill_diagonal(dist, 0.0)
-        tree = minimum_spanning_tree(dist).tocoo()
-        keep = np.arange(tree.nnz) != np.argmax(tree.data)
-        forest = coo_matrix((tree.data[keep], (tree.row[keep], tree.col[keep])), shape=tree.shape)
-        _, labels = connected_components(forest, directed=False)
+    n_points = _as_clouds(clouds).shape[1]
+    if n_points < 3:
+        raise ObceInputError(f"clouds of {n_points} points: an isolated point needs at least 3")
+    out = []
+    for labels in _longest_edge_cut(clouds):
         sizes = np.bincount(labels)
-        if sizes.min() == 1:
-            out[j] = int(np.flatnonzero(labels == np.argmin(sizes))[0])
-    return out
+        out.append(int(np.flatnonzero(labels == np.argmin(sizes))[0]) if sizes.min() == 1 else -1)
+    return np.array(out, dtype=int)
 
 
 def pooled_activations(clouds, lengths) -> np.ndarray:

@@ -135,7 +135,6 @@ def draw_verdicts(df, a: str = "merge_radius", alpha: float = 0.05, baselines: d
     from scipy.stats import ttest_rel
 
     pruned = df[df["importance"] != "none"]
-    index = pruned.set_index(["task", "seed", "draw", "compensation", "keep_fraction", "importance"])["main"]
     learned_tasks = set(learned(df, baselines)) if baselines else None
     rows = []
     for (task, comp, f), cell in pruned.groupby(["task", "compensation", "keep_fraction"]):
@@ -154,7 +153,6 @@ def draw_verdicts(df, a: str = "merge_radius", alpha: float = 0.05, baselines: d
             rows.append(dict(task=task, compensation=comp, keep_fraction=f, a=a, b=b, n=len(both),
                              mean_diff=round(diff, 1), wins=int((x > y).sum()),
                              p_value=None if p is None else float(f"{p:.2g}"), verdict=verdict))
-    del index
     return pd.DataFrame(rows)
 
 
