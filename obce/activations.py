@@ -178,6 +178,33 @@ def _collect_group(model, tokenizer, texts, layers, max_length, depth, represent
         yield l, clouds.pop(l)
 
 
+def run_corpus(model: nn.Module, tokenizer, texts: Sequence[Text], hooks: Sequence[tuple[nn.Module, object]],
+               max_length: int = 64, batch_size: int = 32, device: str | torch.device | None = None) -> int:
+    """Run a (validated) corpus through ``model`` in eval and inference mode with forward hooks.
+
+    ``hooks`` pairs modules with functions ``fn(module, inputs, output, mask)``, ``mask`` the batch's
+    real-token mask of shape (batch, tokens), bool. Returns the number of real tokens.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    state: dict = {}
+    handles = [m.register_forward_hook(lambda mod, inp, out, fn=fn: fn(mod, inp, out, state["mask"]))
+               for m, fn in hooks]
+    was_training, count = model.training, 0
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for i0 in range(0, len(texts), batch_size):
+                batch = tokenize(tokenizer, texts[i0:i0 + batch_size], max_length, device)
+                state["mask"] = batch["attention_mask"].bool()
+                count += int(state["mask"].sum())
+                model(**batch)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return count
+
+
 def check_collection_params(max_length: int, representation: str, batch_size: int = 1, model=None,
                             tokenizer=None, texts: Sequence[Text] | None = None) -> None:
     """Raise ``ObceInputError`` for a bad max_length, representation or batch size; given the model,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .activations import tokenize
+from .activations import run_corpus
 from .data import Text, validate_texts
 from .errors import ObceInputError
 from .models import ffn_layers, intermediate_modules
@@ -58,34 +58,21 @@ def ffn_statistics(model: nn.Module, tokenizer, texts: Sequence[Text], max_lengt
     list of :class:`LayerStatistics`, one per layer
     """
     texts = validate_texts(texts)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
     modules = intermediate_modules(model)
     n = modules[0].dense.out_features
-    sums = [torch.zeros(n, dtype=torch.float64, device=device) for _ in modules]
-    seconds = [torch.zeros(n, n, dtype=torch.float64, device=device) for _ in modules]
-    state: dict = {}
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    sums = [torch.zeros(n, dtype=torch.float64, device=dev) for _ in modules]
+    seconds = [torch.zeros(n, n, dtype=torch.float64, device=dev) for _ in modules]
 
-    def make_hook(i: int):
-        def hook(_m, _inp, out):
-            a = out[state["mask"]].float()  # (tokens, n)
+    def accumulate(i: int):
+        def hook(_m, _inp, out, mask):
+            a = out[mask].float()  # (tokens, n)
             sums[i] += a.sum(0).double()
             seconds[i] += (a.T @ a).double()
         return hook
 
-    handles = [m.register_forward_hook(make_hook(i)) for i, m in enumerate(modules)]
-    was_training, count = model.training, 0
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for i0 in range(0, len(texts), batch_size):
-                batch = tokenize(tokenizer, texts[i0:i0 + batch_size], max_length, device)
-                state["mask"] = batch["attention_mask"].bool()
-                count += int(state["mask"].sum())
-                model(**batch)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    count = run_corpus(model, tokenizer, texts, [(m, accumulate(i)) for i, m in enumerate(modules)],
+                       max_length, batch_size, dev)
     return [LayerStatistics(mean=(s / count).cpu().numpy(), second=(q / count).cpu().numpy(), count=count)
             for s, q in zip(sums, seconds)]
 

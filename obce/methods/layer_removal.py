@@ -87,34 +87,21 @@ def residual_change(model: nn.Module, tokenizer, texts, max_length: int = 64) ->
     -------
     ndarray of shape (n_layers,)
     """
-    from ..activations import tokenize
+    from ..activations import run_corpus
     from ..data import validate_texts
 
     texts = validate_texts(texts)
     blocks = encoder_layers(model)
     sums = np.zeros(len(blocks))
-    state: dict = {}
-    count = 0
 
-    def make_hook(i: int):
-        def hook(module, inputs, output):  # BertOutput(hidden_states=FFN hidden, input_tensor=x)
+    def add_change(i: int):
+        def hook(module, inputs, _output, mask):  # BertOutput(hidden_states=FFN hidden, input_tensor=x)
             h, x = inputs[0], inputs[1]
             y = module.dense(h)
-            m = state["mask"]
-            sums[i] += float((y.norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-12))[m].sum())
+            sums[i] += float((y.norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-12))[mask].sum())
         return hook
 
-    handles = [b.output.register_forward_hook(make_hook(i)) for i, b in enumerate(blocks)]
-    try:
-        with torch.inference_mode():
-            for i0 in range(0, len(texts), 32):
-                batch = tokenize(tokenizer, texts[i0:i0 + 32], max_length)
-                state["mask"] = batch["attention_mask"].bool()
-                count += int(state["mask"].sum())
-                model(**batch)
-    finally:
-        for h in handles:
-            h.remove()
+    count = run_corpus(model, tokenizer, texts, [(b.output, add_change(i)) for i, b in enumerate(blocks)], max_length)
     return sums / count
 
 
