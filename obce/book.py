@@ -214,3 +214,23 @@ def setup_notebook() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover - transformers is a dependency
         pass
+
+
+def table(df, formats: dict[str, str] | str | None = None, caption: str | None = None, index: bool = True):
+    """A DataFrame as the book shows it: whole, one number format per column, the theme's table style.
+
+    Parameters
+    ----------
+    formats : one format for every column, or column -> format (e.g. ``"{:.3f}"``)
+    """
+    style = df.style.format(formats) if formats is not None else df.style
+    if not index:
+        style = style.hide(axis="index")
+    if caption:
+        style = style.set_caption(caption)
+    text = [c for c in df.columns if df[c].dtype == object]
+    if text:
+        style = style.set_properties(subset=text, **{"text-align": "left", "min-width": "12em"})
+    return (style.set_table_attributes('class="dataframe"')
+            .set_table_styles([{"selector": "th, td", "props": "padding: 0.15em 0.7em"},
+                               {"selector": "caption", "props": "caption-side: top; font-weight: 600"}]))

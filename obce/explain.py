@@ -308,3 +308,240 @@ def neuron_atlas(model: nn.Module, tokenizer, texts: Sequence[Text], labels, lay
             top_tokens=top_activating_tokens(model, tokenizer, texts, layer, j, max_length, k=top_k, clouds=clouds),
             label_information=float(info[j])))
     return entries
+
+
+def null_corpus(texts: Sequence[Text], kind: str = "shuffled", seed: int = 0) -> list[Text]:
+    """A control corpus with the same number of texts and words as ``texts``, and no sense.
+
+    Parameters
+    ----------
+    texts : sequence of str or (str, str), n_texts items
+    kind : {"shuffled", "random"}
+        ``shuffled`` permutes the words within each text (same words, no syntax); ``random`` draws each
+        word uniformly from all words of the corpus (same lengths, no sentence).
+    seed : int
+
+    Returns
+    -------
+    list of n_texts texts of the same structure (pairs stay pairs)
+    """
+    if kind not in ("shuffled", "random"):
+        raise ObceInputError(f"null corpus kind {kind!r}: expected 'shuffled' or 'random'")
+    rng = np.random.default_rng(seed)
+    pool = [w for t in texts for side in ((t,) if isinstance(t, str) else t) for w in side.split()]
+    if not pool:
+        raise ObceInputError("null_corpus needs texts with at least one word")
+
+    def scramble(side: str) -> str:
+        words = side.split()
+        if kind == "shuffled":
+            return " ".join(words[i] for i in rng.permutation(len(words)))
+        return " ".join(pool[i] for i in rng.integers(len(pool), size=len(words)))
+
+    return [scramble(t) if isinstance(t, str) else tuple(scramble(s) for s in t) for t in texts]
+
+
+def depth_trend(scores: np.ndarray) -> tuple[np.ndarray, float]:
+    """How a score changes with depth: its median per layer, and the Spearman correlation between
+    the layer index and the scores of all neurons.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_layers, n_neurons)
+
+    Returns
+    -------
+    medians : ndarray of shape (n_layers,)
+    rho : float in [-1, 1] (positive: the score grows with depth)
+    """
+    from scipy.stats import spearmanr
+
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] < 2:
+        raise ObceInputError(f"scores of shape {s.shape}: expected (n_layers >= 2, n_neurons)")
+    depth = np.repeat(np.arange(s.shape[0]), s.shape[1])
+    return np.median(s, axis=1), float(spearmanr(depth, s.ravel())[0])
+
+
+def sentence_features(tokenizer, texts: Sequence[Text], max_length: int = 64) -> dict[str, np.ndarray]:
+    """What might make a sentence stand apart: its length and its rare tokens.
+
+    Returns
+    -------
+    dict of ndarrays of shape (n_texts,)
+        ``tokens``: real tokens as the model sees them (special tokens included, truncated at
+        ``max_length``); ``subword_share``: the share of content tokens that continue a word
+        (``##`` pieces: rare words split into pieces); ``unknown``: [UNK] tokens.
+    """
+    ids = tokenize(tokenizer, list(texts), max_length)
+    rows = [tokenizer.convert_ids_to_tokens(row[mask.bool()].tolist())
+            for row, mask in zip(ids["input_ids"], ids["attention_mask"])]
+    special = set(tokenizer.all_special_tokens) - {tokenizer.unk_token}
+    content = [[t for t in toks if t not in special] for toks in rows]
+    return {"tokens": np.array([len(t) for t in rows]),
+            "subword_share": np.array([np.mean([t.startswith("##") for t in c]) if c else 0.0 for c in content]),
+            "unknown": np.array([sum(t == tokenizer.unk_token for t in c) for c in content])}
+
+
+def isolation_profile(isolated: np.ndarray, features: dict[str, np.ndarray] | None = None,
+                      sources: Sequence[str] | None = None, top: int = 5) -> dict:
+    """What the sentences that r_f isolates have in common, over many neurons.
+
+    Parameters
+    ----------
+    isolated : int ndarray of shape (n_neurons,)
+        As :func:`isolated_sentence` returns it: a sentence index, or -1 (no single sentence).
+    features : dict of ndarrays of shape (n_texts,), optional
+        e.g. :func:`sentence_features`; each gets its Spearman correlation with the isolation count.
+    sources : sequence of n_texts labels, optional
+        Where each text comes from (e.g. its GLUE task).
+    top : int
+        How many of the most isolating sentences ``top_share`` counts.
+
+    Returns
+    -------
+    dict
+        ``single_share``: share of neurons whose longest edge isolates one sentence; ``counts``
+        (n_texts,): neurons isolating each sentence; ``isolating_sentences``: sentences isolated at
+        least once; ``top_share``: share of the isolations that go to the ``top`` most isolating
+        sentences; ``rho_<feature>``: Spearman of each feature with ``counts``; ``by_source``:
+        per source, its share of the corpus and of the isolations.
+    """
+    from scipy.stats import spearmanr
+
+    iso = np.asarray(isolated).ravel()
+    n_texts = (len(next(iter(features.values()))) if features else len(sources) if sources is not None
+               else int(iso.max()) + 1)
+    if iso.size == 0 or iso.max() >= n_texts:
+        raise ObceInputError(f"isolated indices up to {iso.max() if iso.size else None} for {n_texts} texts")
+    counts = np.bincount(iso[iso >= 0], minlength=n_texts)
+    total = max(int(counts.sum()), 1)
+    out = dict(single_share=float(np.mean(iso >= 0)), counts=counts,
+               isolating_sentences=int((counts > 0).sum()),
+               top_share=float(np.sort(counts)[::-1][:top].sum() / total))
+    for name, values in (features or {}).items():
+        v = np.asarray(values, dtype=np.float64)
+        out[f"rho_{name}"] = float(spearmanr(v, counts)[0]) if np.ptp(v) > 0 and np.ptp(counts) > 0 else 0.0
+    if sources is not None:
+        src = np.asarray(sources)
+        out["by_source"] = {str(s): dict(corpus_share=float(np.mean(src == s)),
+                                         isolation_share=float(counts[src == s].sum() / total))
+                            for s in dict.fromkeys(src.tolist())}
+    return out
+
+
+def information_by_score(information: np.ndarray, scores: dict[str, np.ndarray]) -> list[dict]:
+    """Are the neurons a score ranks high more informative about the label? Per layer and score:
+    the mean label information of the top and the bottom quarter of neurons by the score, and the
+    Spearman correlation between the score and the information.
+
+    Parameters
+    ----------
+    information : ndarray of shape (n_layers, n_neurons), e.g. :func:`label_information` per layer
+    scores : dict of name to ndarray of shape (n_layers, n_neurons)
+
+    Returns
+    -------
+    list of dict: ``layer``, ``score``, ``top_quarter``, ``bottom_quarter``, ``rho``
+    """
+    info = np.asarray(information, dtype=np.float64)
+    rows = []
+    for name, s in scores.items():
+        s = np.asarray(s, dtype=np.float64)
+        if s.shape != info.shape:
+            raise ObceInputError(f"scores {name!r} of shape {s.shape}; information has {info.shape}")
+        rho = rank_agreement(s, info)
+        for layer, (x, y) in enumerate(zip(s, info)):
+            order = np.argsort(x, kind="stable")
+            q = max(len(order) // 4, 1)
+            rows.append(dict(layer=layer, score=name, top_quarter=float(y[order[-q:]].mean()),
+                             bottom_quarter=float(y[order[:q]].mean()), rho=float(rho[layer])))
+    return rows
+
+
+def layer_scores(clouds: dict[int, torch.Tensor], lengths) -> dict[str, np.ndarray]:
+    """r_f, total persistence and activation variance of every neuron, from one collection.
+
+    Parameters
+    ----------
+    clouds : dict of layer to Tensor of shape (n_neurons, n_texts, D), as collected (padding 0)
+    lengths : array of shape (n_texts,), real tokens per text
+
+    Returns
+    -------
+    dict of name to ndarray of shape (n_layers, n_neurons)
+    """
+    from .baselines import activation_scores
+    from .persistence import h0_deaths, summarize
+
+    out: dict[str, list] = {"merge_radius": [], "total_persistence": [], "activation_variance": []}
+    n = torch.as_tensor(np.asarray(lengths))
+    for layer in sorted(clouds):
+        deaths = h0_deaths(clouds[layer])
+        out["merge_radius"].append(summarize(deaths, "merge_radius"))
+        out["total_persistence"].append(summarize(deaths, "total_persistence"))
+        out["activation_variance"].append(activation_scores(clouds[layer], "variance", n))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def atlas_table(entries: Sequence[dict], tokens: int = 3) -> list[dict]:
+    """Flat rows of :func:`neuron_atlas` entries for a compact table: one row per neuron.
+
+    Returns
+    -------
+    list of dict: ``neuron``, ``r_f``, the percentile in the layer of every score, ``label AUC``,
+    ``top tokens`` (the ``tokens`` best, each with its context) and ``isolated sentence``
+    """
+    short = {"merge_radius": "r_f pct", "total_persistence": "total pers. pct", "activation_variance": "variance pct",
+             "mean_abs_activation": "mean |act| pct", "magnitude": "magnitude pct"}
+    rows = []
+    for e in entries:
+        row = {"neuron": e["neuron"], "r_f": e["scores"]["merge_radius"]}
+        row.update({short.get(k, k): v for k, v in e["percentiles"].items()})
+        row["label AUC"] = e["label_information"]
+        row["top tokens"] = " | ".join(f"{t['token']}: …{t['snippet']}…" for t in e["top_tokens"][:tokens])
+        iso = e["isolated_sentence"]
+        row["isolated sentence"] = "none (a group)" if iso is None else iso if isinstance(iso, str) else " / ".join(iso)
+        rows.append(row)
+    return rows
+
+
+def mixed_corpus(tasks: Sequence[str], n_texts: int, seed: int = 0, glue_dir=None,
+                 split: str = "train") -> tuple[list[Text], list[str]]:
+    """``n_texts // len(tasks)`` texts of each task (one seeded draw), and the task of each text.
+
+    Returns
+    -------
+    texts : list of n texts; sources : list of n task names
+    """
+    from .data import load_corpus
+
+    if not tasks:
+        raise ObceInputError("mixed_corpus needs at least one task")
+    parts = [load_corpus(t, n=n_texts // len(tasks), split=split, glue_dir=glue_dir, seed=seed) for t in tasks]
+    return [x for p in parts for x in p], [t for t, p in zip(tasks, parts) for _ in p]
+
+
+def corpus_scores(model: nn.Module, tokenizer, texts: Sequence[Text], max_length: int = 64
+                  ) -> tuple[dict[int, torch.Tensor], dict[str, np.ndarray]]:
+    """The clouds of every layer over ``texts`` and :func:`layer_scores` of them.
+
+    Returns
+    -------
+    clouds : dict of layer to Tensor of shape (n_neurons, n_texts, D)
+    scores : dict of name to ndarray of shape (n_layers, n_neurons)
+    """
+    clouds = collect_ffn_activations(model, tokenizer, texts, max_length=max_length, progress=False)
+    return clouds, layer_scores(clouds, token_lengths(tokenizer, texts, max_length))
+
+
+def subset_scores(clouds: dict[int, torch.Tensor], lengths, index) -> dict[str, np.ndarray]:
+    """:func:`layer_scores` of a subset of the texts (their points of every neuron's cloud).
+
+    Parameters
+    ----------
+    clouds : dict of layer to Tensor of shape (n_neurons, n_texts, D); lengths : (n_texts,)
+    index : int array of the texts kept, at least 2
+    """
+    idx = np.asarray(index)
+    return layer_scores({layer: c[:, torch.as_tensor(idx)] for layer, c in clouds.items()}, np.asarray(lengths)[idx])

@@ -243,3 +243,70 @@ def posttrain_text(df, baselines: dict[str, float]) -> str:
     second = (f"Compensation changes the mean over scores, levels and tasks by {gain}, and the best score stays the "
               f"same under every compensation at {f['pt_same_best']} of {f['pt_levels']} levels.")
     return first + " " + second
+
+
+def explain_facts(depth: dict[str, float], null_ratio: dict[str, float], profile: dict, info_rows: list[dict],
+                  stable: dict[str, dict[str, float]], n_texts: int, a: str = "merge_radius",
+                  strongest: str = STRONGEST) -> dict[str, str]:
+    """The answers of the explainability chapter, one computed sentence or two per question.
+
+    Parameters
+    ----------
+    depth : score -> Spearman correlation of the score with the layer index (:func:`obce.explain.depth_trend`)
+    null_ratio : null corpus kind -> median over layers of (median r_f on it / median r_f on the real corpus)
+    profile : :func:`obce.explain.isolation_profile` of all neurons, with ``by_source``
+    info_rows : :func:`obce.explain.information_by_score` rows for ``a`` and ``strongest``
+    stable : comparison ("draws", "sizes", "tasks") -> score -> mean rank correlation over layers
+    n_texts : corpus size
+
+    Returns
+    -------
+    dict: ``ex_where``, ``ex_outliers``, ``ex_sources``, ``ex_information``, ``ex_stability``
+    """
+    def trend(rho: float) -> str:
+        word = "grows" if rho > 0.1 else "shrinks" if rho < -0.1 else "hardly changes"
+        return f"{word} with depth (Spearman correlation with the layer index {rho:+.2f})"
+
+    name = SCORE_NAMES.get(strongest, strongest)
+    nulls = " and ".join(f"{r:.2f} times the real one on {kind} words" for kind, r in null_ratio.items())
+    where = (f"r_f {trend(depth[a])}, total persistence {trend(depth['total_persistence'])}. "
+             f"A layer's median r_f is {nulls} (medians over layers).")
+    feats = ", ".join(f"{k[4:].replace('_', ' ')} {v:+.2f}" for k, v in profile.items() if k.startswith("rho_"))
+    single = profile["single_share"]
+    outliers = (f"For {100 * single:.0f}% of all neurons r_f is the distance from one sentence to the rest of the "
+                f"cloud: " + ("r_f mostly measures how far a neuron's most unusual sentence stands out. " if single > 0.5
+                              else "r_f is mostly a distance between groups of sentences, not an outlier's. ") +
+                f"{profile['isolating_sentences']} of the {n_texts} sentences are isolated at least once; the five "
+                f"most isolating ones take {100 * profile['top_share']:.0f}% of the isolations (Spearman correlation "
+                f"of a sentence's isolation count with its {feats}).")
+    rho_len = profile.get("rho_tokens", 0.0)
+    if rho_len > 0.5:
+        outliers += (" The sentences that stand out are the long ones: with padding at 0, a longer sentence has "
+                     "more non-zero coordinates and lies farther from the rest.")
+    shares = "; ".join(f"{src}: {100 * v['corpus_share']:.0f}% of the corpus, {100 * v['isolation_share']:.0f}% of "
+                       f"the isolations" for src, v in profile.get("by_source", {}).items())
+    info = {}
+    for score in (a, strongest):
+        rows = [r for r in info_rows if r["score"] == score]
+        info[score] = {k: float(np.mean([r[k] for r in rows])) for k in ("top_quarter", "bottom_quarter", "rho")}
+    ra, rs = info[a], info[strongest]
+    better = "more" if ra["top_quarter"] > ra["bottom_quarter"] else "less"
+    versus = "above" if ra["top_quarter"] > rs["top_quarter"] else "below"
+    information = (f"The quarter of neurons with the highest r_f is {better} informative than the lowest quarter "
+                   f"(mean AUC {ra['top_quarter']:.3f} against {ra['bottom_quarter']:.3f}; Spearman correlation of "
+                   f"r_f with the AUC {ra['rho']:+.2f}), and {versus} the top quarter by {name} "
+                   f"({rs['top_quarter']:.3f}; correlation {rs['rho']:+.2f}).")
+    parts = [f"{what}: r_f {v[a]:.2f}, {name} {v[strongest]:.2f}" for what, v in stable.items()]
+    steadier = sum(v[a] < v[strongest] for v in stable.values())
+    stability = (f"Mean rank correlation of the scores of one layer across {'; '.join(parts)}. "
+                 f"r_f depends more on the data than {name} in {steadier} of {len(stable)} comparisons.")
+    draws_gap = stable.get("draws", {a: 1.0, strongest: 1.0})
+    meaning = (f"r_f is one edge of a minimum spanning tree, and for {100 * single:.0f}% of the neurons that edge "
+               f"joins a single sentence to the rest: a neuron's r_f speaks of its most unusual sentence in this "
+               f"corpus. Across corpus draws, r_f keeps a rank correlation of {draws_gap[a]:.2f} and {name} "
+               f"{draws_gap[strongest]:.2f}, so " +
+               ("an explanation read from r_f depends more on the corpus than one read from the variance; it should "
+                "name the corpus it was computed on, as the atlas does." if draws_gap[a] < draws_gap[strongest] else
+                "r_f is at least as steady as the variance across corpora."))
+    return {"ex_meaning": meaning, "ex_where": where, "ex_outliers": outliers, "ex_sources": shares or "one source only",
+            "ex_information": information, "ex_stability": stability}

@@ -295,3 +295,91 @@ def plot_cloud(cloud: np.ndarray, lengths: Sequence[int] | None = None, title: s
     ax.set_xlabel("token position (grey: padding, stored as 0)"), ax.set_ylabel("sentence (point)")
     ax.set_title(title)
     return fig
+
+def plot_depth(scores: dict[str, np.ndarray], labels: dict[str, str] | None = None):
+    """One panel per score: its distribution over the neurons of each layer (boxes, no outlier
+    dots) and its median per layer (line), to show how the score changes with depth.
+
+    Parameters
+    ----------
+    scores : dict of name to ndarray of shape (n_layers, n_neurons), at most 3 entries
+    labels : dict of name to axis label, optional
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(scores)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.7 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        s = np.asarray(scores[name])
+        ax.boxplot(list(s), positions=np.arange(len(s)), showfliers=False, widths=0.6)
+        ax.plot(np.arange(len(s)), np.median(s, axis=1), color="tab:red", marker="o", ms=3, lw=1.2)
+        ax.set_xlabel("layer"), ax.set_ylabel((labels or {}).get(name, name.replace("_", " ")))
+    fig.tight_layout()
+    return fig
+
+
+NULL_STYLES = {"real": ("tab:blue", "-"), "shuffled": ("tab:orange", "--"), "random": ("tab:gray", ":")}
+
+
+def plot_null_deaths(deaths: dict[int, dict[str, np.ndarray]], neurons: dict[int, int]):
+    """H0 deaths of one neuron per layer on the real corpus and on null corpora, largest first
+    (an H0 diagram's points all have birth 0, so the sorted deaths are the whole diagram).
+
+    Parameters
+    ----------
+    deaths : dict of layer to dict of corpus kind ("real", "shuffled", "random") to ndarray of
+        shape (n_points - 1,)
+    neurons : dict of layer to the neuron shown
+    """
+    import matplotlib.pyplot as plt
+
+    layers = sorted(deaths)
+    cols = min(3, len(layers))
+    rows = -(-len(layers) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.5, 2.4 * rows + 0.5), squeeze=False, sharex=True)
+    for ax, layer in zip(axes.flat, layers):
+        for kind, d in deaths[layer].items():
+            color, style = NULL_STYLES.get(kind, ("black", "-"))
+            ax.plot(np.arange(1, len(d) + 1), np.sort(d)[::-1], color=color, ls=style, lw=1.5, label=kind)
+        ax.set_yscale("log")
+        ax.set_title(f"layer {layer}, neuron {neurons[layer]}", fontsize=10)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("H0 death")
+    for ax in axes[-1]:
+        ax.set_xlabel("rank (largest = $r_f$)")
+    for ax in axes.flat[len(layers):]:
+        ax.set_visible(False)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, [f"{n} corpus" for n in names], loc="upper center", ncol=len(names), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def plot_information(information: np.ndarray, scores: np.ndarray, label: str = "merge radius $r_f$",
+                     info_label: str = "label information (AUC)"):
+    """Label information of every neuron against its score, one panel per layer (log x).
+
+    Parameters
+    ----------
+    information, scores : ndarrays of shape (n_layers, n_neurons)
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(scores)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.5, 2.4 * rows + 0.3), squeeze=False, sharey=True)
+    for layer, ax in enumerate(axes.flat[:n]):
+        x = np.asarray(scores[layer])
+        ax.scatter(np.clip(x, x[x > 0].min() if (x > 0).any() else 1e-12, None), information[layer], s=3,
+                   alpha=0.35, color="tab:blue", rasterized=True)
+        ax.set_xscale("log")
+        ax.set_title(f"layer {layer}", fontsize=10)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(info_label)
+    for ax in axes[-1]:
+        ax.set_xlabel(label)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig

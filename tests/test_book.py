@@ -19,7 +19,7 @@ def test_every_toc_notebook_has_a_source():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     files = [c["file"] for c in toc["chapters"]]
     notebooks = [f for f in files if f.startswith("notebooks/")]
-    assert notebooks == [f"notebooks/{p.stem}" for p in SOURCES] and len(notebooks) == 8
+    assert notebooks == [f"notebooks/{p.stem}" for p in SOURCES] and len(notebooks) == 10
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
@@ -70,8 +70,8 @@ def built_book():
 @pytest.mark.slow
 def test_built_book_has_every_chapter_its_figures_and_no_errors(built_book):
     html_dir = Path(built_book)
-    expected_figures = {"01_theory": 2, "02_activations": 1, "03_scoring": 2, "04_pruning": 2, "05_glue": 1,
-                        "06_posttrain": 2, "07_reproducing": 0, "08_measurements": 2}
+    expected_figures = {"01_theory": 2, "02_activations": 1, "03_scoring": 2, "04_explaining": 3, "05_pruning": 2, "06_glue": 1,
+                        "07_posttrain": 2, "08_reproducing": 0, "09_measurements": 2, "10_atlas": 0}
     for src in SOURCES:
         page = html_dir / "notebooks" / f"{src.stem}.html"
         assert page.exists(), f"chapter {src.stem} not rendered"
@@ -138,7 +138,7 @@ def test_chapter_prose_is_at_most_about_1500_words(src):
 @pytest.mark.slow
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_chapter_runs_with_papermill_from_the_repository_root(src, tmp_path, glue_dir, monkeypatch):
-    """As chapter 7 shows it: papermill from the root (the book build runs them from notebooks/), with a
+    """As chapter 8 shows it: papermill from the root (the book build runs them from notebooks/), with a
     relative OBCE_GLUE_DIR; paths in parameters resolve from the repository, not the working directory."""
     import os
 
@@ -166,7 +166,7 @@ def test_glue_chapter_fails_loudly_without_records(tmp_path, glue_dir):
     import papermill as pm
 
     nb = tmp_path / "05.ipynb"
-    jupytext.write(jupytext.read(REPO / "notebooks" / "05_glue.py"), nb)
+    jupytext.write(jupytext.read(REPO / "notebooks" / "06_glue.py"), nb)
     with pytest.raises(pm.PapermillExecutionError, match="no GLUE records under"):
         pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters={"results_dir": str(tmp_path)},
                             kernel_name="python3", progress_bar=False, cwd=str(REPO))

@@ -143,3 +143,123 @@ def test_pooled_activations_average_real_tokens():
     clouds[0, 0, :2] = [1.0, 3.0]
     clouds[0, 1, :3] = [3.0, 3.0, 3.0]
     np.testing.assert_allclose(pooled_activations(clouds, [2, 3]), [[2.0, 3.0]])
+
+
+def test_null_corpus_keeps_each_texts_words_or_length():
+    from obce.explain import null_corpus
+
+    texts = ["the cat sat on the mat", ("a b c", "d e"), "one"]
+    shuffled = null_corpus(texts, "shuffled", seed=3)
+    assert sorted(shuffled[0].split()) == sorted(texts[0].split())
+    assert isinstance(shuffled[1], tuple) and sorted(shuffled[1][0].split()) == ["a", "b", "c"]
+    assert shuffled == null_corpus(texts, "shuffled", seed=3)
+    pool = set(" ".join([texts[0], *texts[1], texts[2]]).split())
+    rand = null_corpus(texts, "random", seed=0)
+    assert [len(t.split()) for t in (rand[0], *rand[1], rand[2])] == [6, 3, 2, 1]
+    assert set(" ".join([rand[0], *rand[1], rand[2]]).split()) <= pool
+    with pytest.raises(ObceInputError, match="'reversed'"):
+        null_corpus(texts, "reversed")
+
+
+def test_depth_trend():
+    from obce.explain import depth_trend
+
+    rng = np.random.default_rng(0)
+    rising = rng.random((4, 100)) + np.arange(4)[:, None]
+    medians, rho = depth_trend(rising)
+    np.testing.assert_allclose(medians, np.median(rising, axis=1))
+    assert rho > 0.9 and depth_trend(-rising)[1] < -0.9
+    assert abs(depth_trend(rng.random((4, 100)))[1]) < 0.1
+
+
+def test_sentence_features_count_tokens_pieces_and_unknowns(minilm):
+    from obce.explain import sentence_features
+
+    _, tok = minilm
+    texts = ["a good film .", "an unfathomably xylophonic film", "snow \u2603 \U0001f9ca"]
+    f = sentence_features(tok, texts, max_length=32)
+    assert f["tokens"].tolist() == [len(tok(t)["input_ids"]) for t in texts]
+    assert f["subword_share"][0] == 0.0 and f["subword_share"][1] > 0.3
+    pieces = tok.tokenize(texts[2])
+    assert f["unknown"].tolist() == [0, 0, pieces.count(tok.unk_token)] and pieces.count(tok.unk_token) > 0
+
+
+def test_isolation_profile_counts_a_planted_sentence():
+    from obce.explain import isolation_profile
+
+    isolated = np.array([3, 3, 3, -1, 1, 3])
+    features = {"tokens": np.array([5, 6, 7, 40, 8]), "flat": np.ones(5)}
+    p = isolation_profile(isolated, features, sources=["a", "a", "b", "b", "b"], top=1)
+    assert p["single_share"] == 5 / 6 and p["counts"].tolist() == [0, 1, 0, 4, 0]
+    assert p["isolating_sentences"] == 2 and p["top_share"] == 4 / 5
+    from scipy.stats import spearmanr
+
+    assert p["rho_tokens"] == pytest.approx(spearmanr([5, 6, 7, 40, 8], [0, 1, 0, 4, 0])[0]) and p["rho_tokens"] > 0
+    assert p["rho_flat"] == 0.0
+    assert p["by_source"] == {"a": dict(corpus_share=0.4, isolation_share=0.2),
+                              "b": dict(corpus_share=0.6, isolation_share=0.8)}
+    with pytest.raises(ObceInputError, match="5 texts"):
+        isolation_profile(np.array([7]), features)
+
+
+def test_information_by_score_by_hand():
+    from obce.explain import information_by_score
+
+    info = np.array([[0.5, 0.6, 0.7, 0.9]])
+    rows = information_by_score(info, {"up": np.array([[1, 2, 3, 4]]), "down": np.array([[4, 3, 2, 1]])})
+    assert rows == [dict(layer=0, score="up", top_quarter=0.9, bottom_quarter=0.5, rho=1.0),
+                    dict(layer=0, score="down", top_quarter=0.5, bottom_quarter=0.9, rho=-1.0)]
+    with pytest.raises(ObceInputError, match="'up'"):
+        information_by_score(info, {"up": np.ones((2, 4))})
+
+
+def test_layer_scores_equal_score_neurons(tiny_bert, sentences):
+    from obce.activations import token_lengths
+    from obce.explain import layer_scores
+
+    model, tok = tiny_bert
+    clouds = obce.collect_ffn_activations(model, tok, sentences, max_length=16, progress=False)
+    got = layer_scores(clouds, token_lengths(tok, sentences, 16))
+    for name, values in got.items():
+        expected = obce.score_neurons(model, tok, sentences, importance=name, max_length=16, progress=False)
+        np.testing.assert_allclose(values, expected, rtol=1e-6, err_msg=name)
+
+
+def test_explain_facts_state_the_computed_values_and_follow_the_data():
+    from obce.findings import explain_facts
+
+    profile = dict(single_share=0.9, isolating_sentences=40, top_share=0.5, rho_tokens=0.8,
+                   by_source={"sst2": dict(corpus_share=0.5, isolation_share=0.7)})
+    info = [dict(layer=0, score="merge_radius", top_quarter=0.56, bottom_quarter=0.54, rho=0.1),
+            dict(layer=0, score="activation_variance", top_quarter=0.58, bottom_quarter=0.53, rho=0.2)]
+    stable = {"draws": {"merge_radius": 0.7, "activation_variance": 0.9}}
+    f = explain_facts({"merge_radius": 0.3, "total_persistence": -0.02}, {"shuffled": 0.93}, profile, info, stable,
+                      n_texts=64)
+    assert "grows with depth" in f["ex_where"] and "+0.30" in f["ex_where"] and "0.93 times" in f["ex_where"]
+    assert "90%" in f["ex_outliers"] and "most unusual sentence" in f["ex_outliers"] and "long ones" in f["ex_outliers"]
+    assert "more informative" in f["ex_information"] and "below the top quarter" in f["ex_information"]
+    assert "1 of 1" in f["ex_stability"] and "depends more on the corpus" in f["ex_meaning"]
+    g = explain_facts({"merge_radius": -0.3, "total_persistence": 0.0}, {"shuffled": 0.93},
+                      {**profile, "single_share": 0.2, "rho_tokens": 0.1}, info[::-1],
+                      {"draws": {"merge_radius": 0.95, "activation_variance": 0.9}}, n_texts=64)
+    assert "shrinks" in g["ex_where"] and "groups of sentences" in g["ex_outliers"] and "long ones" not in g["ex_outliers"]
+    assert "at least as steady" in g["ex_meaning"]
+
+
+def test_mixed_corpus_and_subset_scores(glue_dir, tiny_bert):
+    from obce.activations import token_lengths
+    from obce.explain import corpus_scores, mixed_corpus, subset_scores
+
+    texts, sources = mixed_corpus(["sst2", "cola"], 10, seed=1, glue_dir=glue_dir)
+    assert sources == ["sst2"] * 5 + ["cola"] * 5
+    assert texts[:5] == obce.load_corpus("sst2", n=5, seed=1, glue_dir=glue_dir)
+    model, tok = tiny_bert
+    clouds, scores = corpus_scores(model, tok, texts, 16)
+    lengths = token_lengths(tok, texts, 16)
+    every = subset_scores(clouds, lengths, np.arange(10))
+    for name in scores:
+        np.testing.assert_allclose(every[name], scores[name])
+    first = subset_scores(clouds, lengths, np.arange(5))  # the sst2 texts alone, as if collected alone
+    alone = corpus_scores(model, tok, texts[:5], 16)[1]
+    for name in scores:
+        np.testing.assert_allclose(first[name], alone[name], rtol=1e-5, err_msg=name)

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 7. Reproducing
+# # 8. Reproducing
 #
 # **Overview.** How to rerun every chapter with other models, corpora and levels, on CPU or GPU,
 # and where results go.
@@ -98,7 +98,7 @@
 # `results/ablations_cpu/<name>/`) are in
 # `params/ablations_cpu/` (`representation_mean.yaml`, `representation_cls.yaml`, `corpus_n128.yaml`,
 # `corpus_n2048.yaml`, `corpus_sst2.yaml`, `score_finetuned.yaml`); each has a `<name>_cola.yaml` twin
-# that runs the same ablation on CoLA at level 3 (where $r_f$ does worst) into the same set. Chapter 5
+# that runs the same ablation on CoLA at level 3 (where $r_f$ does worst) into the same set. Chapter 6
 # reads every set found there.
 #
 # ## On a lent GPU

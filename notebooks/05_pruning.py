@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 4. Pruning MiniLM, counting BERT Base and Large
+# # 5. Pruning MiniLM, counting BERT Base and Large
 #
 # **Overview.** Pruning removes FFN neurons physically: rows of `intermediate.dense` and the
 # matching columns of `output.dense`. We count the parameters of BERT Base and Large

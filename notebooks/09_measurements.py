@@ -14,11 +14,11 @@
 # ---
 
 # %% [markdown]
-# # 8. Appendix: all measurements
+# # 9. Appendix: all measurements
 #
 # **Overview.** Every GLUE record under `results/`, as tables and small multiples generated from the
 # records: each fine-tuning protocol in turn, then the overlap of the neurons the scores keep, the
-# ablations, the diagnostics and the published numbers. Chapter 5 states the answer; this page is
+# ablations, the diagnostics and the published numbers. Chapter 6 states the answer; this page is
 # what it rests on. Records of different protocols are never averaged or paired together.
 #
 # Tables give the main dev metric x 100 as the mean and standard deviation over seeds, "(n=k)" where
@@ -166,7 +166,7 @@ if ablation:
 # %% [markdown]
 # ## Pruning without retraining: every cell
 #
-# Chapter 6's tables in full: the spread of every cell over corpus draws (`std_draws`) and over
+# Chapter 7's tables in full: the spread of every cell over corpus draws (`std_draws`) and over
 # fine-tuning seeds (`std_seeds`, where more than one seed ran), and $r_f$ paired with every other
 # score over draws under each compensation.
 

@@ -14,16 +14,16 @@
 # ---
 
 # %% [markdown]
-# # 6. Pruning without retraining
+# # 7. Pruning without retraining
 #
-# **The question.** Chapter 5 prunes the pretrained model and fine-tunes each pruned model three
+# **The question.** Chapter 6 prunes the pretrained model and fine-tunes each pruned model three
 # times; the fine-tuning noise is as large as most differences between scores. Modern structured
 # pruning is judged another way {cite}`kwon2022fast`: prune a model already fine-tuned on the task and
 # evaluate it at once, without retraining, optionally repairing each pruned layer first. Which
 # score keeps the most of a fine-tuned model, and does the repair change the order? Each cell costs
 # seconds, so every cell is repeated over several draws of the scoring corpus.
 #
-# **Prerequisites.** Chapter 5.
+# **Prerequisites.** Chapter 6.
 
 # %% tags=["parameters"]
 # paths are relative to the repository root
@@ -60,7 +60,7 @@ for name, value in facts.items():
 # %% [markdown]
 # ## Protocol
 #
-# Read from the tables' run records ({glue:text}`pt_cells` cells). Besides chapter 5's scores, two
+# Read from the tables' run records ({glue:text}`pt_cells` cells). Besides chapter 6's scores, two
 # that pruning without retraining is judged by: WIFV, FLAP's activation variance weighted by the
 # squared norm of the neuron's output weights {cite}`an2024flap`, and the Fisher information of a
 # neuron's mask, which reads the task's labels {cite}`kwon2022fast`.
