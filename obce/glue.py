@@ -8,6 +8,7 @@ predictions is undefined and reported as 0.0, as scikit-learn does for Matthews 
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
                           device: str | None = None, bf16: bool | None = None,
                           output_dir: str | os.PathLike | None = None, progress: bool = True,
                           extra_provenance: dict[str, Any] | None = None, keep_model: bool = False,
-                          work_parent: str | os.PathLike | None = None) -> GlueResult:
+                          work_parent: str | os.PathLike | None = None, prepare=None) -> GlueResult:
     """Fine-tune a BERT-family encoder on a GLUE task and evaluate it on the dev set.
 
     Parameters
@@ -116,6 +117,12 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     work_parent : path, optional
         Where the temporary model copy goes (default: the system's temporary directory); a copy
         left by a killed run is removed by the next run there.
+    prepare : callable, optional
+        ``prepare(classifier) -> optimizer or None``, called on the classification model before
+        training: a compression method that trains something else than the weights (learned masks)
+        changes the model and returns its optimizer (default: the Trainer's AdamW over all weights).
+        An in-memory model whose layers differ in FFN size (removed sub-layers) is wrapped as it is,
+        without the checkpoint round trip a vanilla ``BertConfig`` could not express.
 
     Returns
     -------
@@ -151,10 +158,18 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         train_enc = train.map(encode, batched=True, remove_columns=cols)
         devs_enc = {s: d.map(encode, batched=True, remove_columns=cols) for s, d in devs.items()}
         set_seed(seed)
-        clf = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=info.num_labels, dtype=torch.float32,
-            problem_type="regression" if info.is_regression else "single_label_classification")
-        stored = stored_dtype(AutoConfig.from_pretrained(source))
+        problem = "regression" if info.is_regression else "single_label_classification"
+        if source is None:  # per-layer FFN sizes: wrap the in-memory encoder as it is
+            head_config = copy.deepcopy(config)
+            head_config.num_labels, head_config.problem_type = info.num_labels, problem
+            clf = AutoModelForSequenceClassification.from_config(head_config)
+            setattr(clf, clf.base_model_prefix, copy.deepcopy(model).float())
+            stored = "float32"
+        else:
+            clf = AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=info.num_labels, dtype=torch.float32, problem_type=problem)
+            stored = stored_dtype(AutoConfig.from_pretrained(source))
+        optimizer = prepare(clf) if prepare is not None else None
         args = TrainingArguments(
             output_dir=str(output_dir or Path(tmp) / "trainer"), num_train_epochs=epochs,
             learning_rate=lr, per_device_train_batch_size=batch_size,
@@ -162,7 +177,8 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
             warmup_steps=warmup_ratio, seed=seed, data_seed=seed, bf16=bf16,
             use_cpu=not device.startswith("cuda"), eval_strategy="no", save_strategy="no",
             report_to=[], logging_steps=50, disable_tqdm=not progress, dataloader_num_workers=0)
-        trainer = Trainer(model=clf, args=args, train_dataset=train_enc, processing_class=tok)
+        trainer = Trainer(model=clf, args=args, train_dataset=train_enc, processing_class=tok,
+                          optimizers=(optimizer, None))
         train_out = trainer.train()
         metrics: dict[str, float] = {}
         for i, ds in enumerate(devs_enc.values()):
@@ -237,10 +253,15 @@ def evaluate(model: nn.Module, tokenizer, task: str, dev: dict, batch_size: int 
     return metrics
 
 
-def _model_source(model, tokenizer, tmp: str) -> tuple[str, str]:
+def _model_source(model, tokenizer, tmp: str) -> tuple[str | None, str]:
+    """The checkpoint directory the classifier loads (``None``: wrap the in-memory model) and a name."""
     if isinstance(model, nn.Module):
         if tokenizer is None:
             raise ObceInputError("an in-memory model needs its tokenizer (tokenizer=...)")
+        sizes = {inter.out_features for inter, _ in ffn_layers(model)}
+        if sizes != {model.config.intermediate_size}:
+            name = getattr(model.config, "_name_or_path", "") or "in-memory model"
+            return None, f"{name} (in memory, FFN sizes per layer {[i.out_features for i, _ in ffn_layers(model)]})"
         path = Path(tmp) / "model"
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)

@@ -17,6 +17,7 @@ from typing import Any
 
 from .data import check_corpus_size, get_task, load_corpus
 from .errors import ObceInputError
+from .methods import METHODS, method_spec
 from .models import check_device, check_max_length, ffn_layers, load_config, load_model, stored_dtype
 from .pruning import LEVELS, count_parameters, prune
 from .results import CHECKPOINT_RECORD, Timer, cache_key, corpus_hash, provenance, read_json, to_jsonable
@@ -86,6 +87,7 @@ class PipelineConfig(ConfigFile):
     finetune: dict[str, Any] = field(default_factory=lambda: dict(epochs=3, lr=5e-5, batch_size=32,
                                                                   max_length=128, max_train_samples=None,
                                                                   max_eval_samples=None))
+    methods: list[dict[str, Any]] = field(default_factory=list)
     note: str | None = None
 
     KIND = "pipeline config"
@@ -103,6 +105,8 @@ class PipelineConfig(ConfigFile):
             resolve_glue_dir(self.glue_dir)
         for key, kind in (("tasks", str), ("levels", int), ("seeds", int), ("importances", str)):
             values = getattr(self, key)
+            if key == "importances" and values == [] and self.methods:
+                continue  # a config of other compression methods only
             if not isinstance(values, list) or not values:
                 raise ObceInputError(f"pipeline config {key}: {values!r}: expected a non-empty list "
                                      f"(e.g. {key}: [{'2' if kind is int else 'rte'}])")
@@ -155,6 +159,12 @@ class PipelineConfig(ConfigFile):
         for imp in set(self.importances) & set(GRADIENT_SCORES):
             if mode != "finetuned":
                 raise ObceInputError(f"importance {imp!r} needs a task loss: set corpus.score_model: finetuned")
+        if not isinstance(self.methods, list):
+            raise ObceInputError("pipeline config methods: expected a list of mappings (e.g. - name: layer_removal)")
+        labels = [method_spec(m)["label"] for m in self.methods]
+        clash = sorted({x for x in labels if labels.count(x) > 1 or x in self.importances or x == "none"})
+        if clash:
+            raise ObceInputError(f"pipeline config methods: label(s) {clash} name two runs; give each a `label:`")
 
 
 def _expect(value, kind, name: str, minimum: float | None = None, strict: bool = False) -> None:
@@ -166,6 +176,10 @@ def _expect(value, kind, name: str, minimum: float | None = None, strict: bool =
     if minimum is not None and (value <= minimum if strict else value < minimum):
         raise ObceInputError(f"pipeline config {name}: {value!r}: expected a value "
                              f"{'above' if strict else 'of at least'} {minimum}")
+
+
+#: The compression methods a record's ``method`` may name besides FFN neuron pruning.
+METHOD_NAMES = tuple(METHODS)
 
 
 def record_path(out: str | os.PathLike, task: str, importance: str, level: int, seed: int) -> Path:
@@ -187,24 +201,33 @@ def restrict(cfg: PipelineConfig, **only: list | None) -> PipelineConfig:
             raise ObceInputError(f"cannot restrict {key!r}: expected tasks, importances, levels or seeds")
         if values is None:
             continue
-        planned = getattr(cfg, key)
+        planned = getattr(cfg, key) + (list(method_specs(cfg)) if key == "importances" else [])
         missing = [v for v in values if v not in planned]
         if missing:
             raise ObceInputError(f"--{key} {missing}: not in the config's {key} {planned}")
-        changes[key] = [v for v in planned if v in values]  # the config's order
+        changes[key] = [v for v in getattr(cfg, key) if v in values]  # the config's order
+        if key == "importances":  # method labels select methods
+            changes["methods"] = [m for m in cfg.methods if method_spec(m)["label"] in values]
     return replace(cfg, **changes)
 
 
 def planned_runs(cfg: PipelineConfig) -> list[tuple[str, str, int, int]]:
-    """(task, importance, level, seed) of every run, level 0 once per task and seed; seed-major."""
+    """(task, importance or method label, level, seed) of every run, level 0 once per task and seed;
+    seed-major."""
     runs = []  # seed-major, so that an interrupted run leaves whole seeds of every task
     for seed in cfg.seeds:
         for task in cfg.tasks:
             if 0 in cfg.levels:
                 runs.append((task, "none", 0, seed))
-            for imp in cfg.importances:
+            for imp in [*cfg.importances, *method_specs(cfg)]:
                 runs.extend((task, imp, lv, seed) for lv in cfg.levels if lv != 0)
     return runs
+
+
+def method_specs(cfg: PipelineConfig) -> dict[str, dict[str, Any]]:
+    """The config's other compression methods by label, completed with their defaults."""
+    specs = [method_spec(m) for m in cfg.methods]
+    return {s["label"]: s for s in specs}
 
 
 def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False) -> list[Path]:
@@ -243,6 +266,12 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
             set_aside(path, record_state(path, cfg)[1])
         elif state == "other":
             logger.warning("%s was made with other inputs: replacing it (--force)", path)
+        if imp in method_specs(cfg):
+            result = run_method(cfg, method_specs(cfg)[imp], model, tokenizer, task, level, seed, progress, work)
+            result.provenance.update(model=cfg.model, config_note=cfg.note, model_weights=weights)
+            result.save(path)
+            logger.info("wrote %s: %s", path, result.metrics)
+            continue
         base = model
         if level and cfg.corpus.get("score_model", "pretrained") == "finetuned":
             base = finetuned_model(cfg, model, tokenizer, task, progress, seed=corpus_seed(cfg, seed))
@@ -259,6 +288,33 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
         result.save(path)
         logger.info("wrote %s: %s", path, result.metrics)
     return paths
+
+
+def run_method(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, task: str, level: int, seed: int,
+               progress: bool, work: Path):
+    """One run of another compression method (:func:`obce.methods.run`); a data-driven choice reads
+    the run's scoring corpus, which the record names."""
+    from .methods import run
+
+    c = cfg.corpus
+    data_driven = spec["params"].get("criterion") == "residual_change"
+    texts = None
+    if data_driven:
+        texts = load_corpus(c.get("source_task") or task, n=c["samples"], split=c.get("split", "train"),
+                            glue_dir=cfg.glue_dir, seed=corpus_seed(cfg, seed))
+    extra = dict(scoring=expected_method_corpus(cfg, spec, seed))
+    return run(spec, model, tokenizer, task, level, seed=seed, finetune=cfg.finetune, texts=texts,
+               glue_dir=cfg.glue_dir, progress=progress, work_parent=work, extra_provenance=extra)
+
+
+def expected_method_corpus(cfg: PipelineConfig, spec: dict[str, Any], seed: int) -> dict[str, Any] | None:
+    """The corpus a method's run reads (``None``: the method reads none), as its record states it."""
+    if spec["params"].get("criterion") != "residual_change":
+        return None
+    c = cfg.corpus
+    return to_jsonable(dict(samples=c["samples"], max_length=cfg.finetune.get("max_length", 64),
+                            split=c.get("split", "train"), source_task=c.get("source_task"),
+                            corpus_seed=corpus_seed(cfg, seed)))
 
 
 def expected_scoring(cfg: PipelineConfig, importance: str, seed: int) -> dict[str, Any]:
@@ -395,6 +451,16 @@ def record_differences(rec: dict, cfg: PipelineConfig) -> list[str]:
         if ft.get(key, "(absent)") != expected_ft.get(key, "(absent)"):
             diff.append(f"finetune.{key}: {ft.get(key, '(absent)')!r} in the record, "
                         f"{expected_ft.get(key, '(absent)')!r} in the config")
+    specs = method_specs(cfg)
+    if prov.get("method") in METHOD_NAMES and prov.get("level") != 0:
+        spec = specs.get(prov.get("importance"))
+        if spec is None:
+            return diff + [f"method label {prov.get('importance')!r}: not among the config's methods"]
+        for key, want in (("method", spec["name"]), ("method_params", to_jsonable(spec["params"])),
+                          ("scoring", expected_method_corpus(cfg, spec, prov.get("seed")))):
+            if prov.get(key) != want:
+                diff.append(f"{key}: {prov.get(key)!r} in the record, {want!r} in the config")
+        return diff
     if prov.get("level") != 0:
         scoring = prov.get("scoring")
         if isinstance(scoring, dict):  # records made before score_model existed all scored the pretrained model

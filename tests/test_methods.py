@@ -63,3 +63,140 @@ def test_criteria_choose_blocks(tiny_bert, sentences):
         layer_removal.choose_layers(model, 1, "deepest")
     with pytest.raises(ObceInputError, match="n_remove=4"):
         layer_removal.compress(model, n_remove=4)
+
+
+# adapting by pruning: learned masks over frozen weights
+
+def test_masked_linear_keeps_exactly_its_share_and_passes_gradients_straight_through():
+    from obce.methods.masks import MaskedLinear
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(20, 10)
+    m = MaskedLinear(lin, sparsity=0.3)
+    mask = m.mask()
+    assert int(mask.sum()) == 140 == m.keep and set(mask.unique().tolist()) == {0.0, 1.0}
+    # the initial mask keeps the largest weights (magnitude init)
+    assert lin.weight.abs()[mask.bool()].min() >= lin.weight.abs()[~mask.bool()].max()
+    x = torch.randn(4, 20)
+    torch.testing.assert_close(m(x), torch.nn.functional.linear(x, lin.weight * mask, lin.bias))
+    m(x).sum().backward()
+    assert m.weight.grad is None and m.scores.grad is not None
+    # straight through: d loss / d scores = d loss / d mask = (d loss / d masked weight) * weight
+    expected = (torch.ones(4, 10).T @ x) * lin.weight
+    torch.testing.assert_close(m.scores.grad, expected)
+
+
+def test_masks_train_only_scores_and_head_and_apply_to_a_plain_checkpoint(tiny_bert, sentences, tmp_path):
+    from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
+
+    from obce.methods import masks
+
+    model, tok = tiny_bert
+    clf = BertForSequenceClassification(model.config).eval()
+    clf.bert.load_state_dict(model.state_dict(), strict=False)
+    batch = obce.activations.tokenize(tok, sentences, 16)
+    with torch.no_grad():
+        before = clf(**batch).logits
+    masks.add_masks(clf, 0.0)  # nothing masked: the same outputs
+    with torch.no_grad():
+        torch.testing.assert_close(clf(**batch).logits, before)
+    trainable = {n.split(".")[0] if n.startswith("classifier") else n for n, p in clf.named_parameters()
+                 if p.requires_grad}
+    assert all(n.endswith(".scores") or n.startswith("bert.pooler") or n == "classifier" for n in trainable)
+    assert sum(n.endswith(".scores") for n in trainable) == 6 * 3
+
+    clf2 = BertForSequenceClassification(model.config).eval()
+    clf2.bert.load_state_dict(model.state_dict(), strict=False)
+    masks.add_masks(clf2, 0.4)
+    with torch.no_grad():
+        masked = clf2(**batch).logits
+    masks.apply_masks(clf2)
+    assert not any(isinstance(m, masks.MaskedLinear) for m in clf2.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(clf2(**batch).logits, masked)
+    total = 3 * (4 * 32 * 32 + 2 * 32 * 64)
+    removed = sum(round(0.4 * getattr(p, n).weight.numel()) for p, n in masks.masked_linears(clf2))
+    assert obce.count_parameters(clf2.bert) - masks.remaining_parameters(clf2.bert) == removed
+    assert masks.mask_storage_bytes(clf2) == total // 8
+    assert masks.sparsity_for(clf2, removed) == pytest.approx(0.4, abs=1e-3)
+    clf2.save_pretrained(tmp_path / "m")  # a vanilla checkpoint with exact zeros
+    back = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(back(**batch).logits, masked)
+
+
+def test_mask_learning_lowers_the_loss_on_a_tiny_batch(tiny_bert, sentences):
+    from transformers import BertForSequenceClassification
+
+    from obce.methods import masks
+
+    model, tok = tiny_bert
+    torch.manual_seed(0)
+    clf = BertForSequenceClassification(model.config)
+    clf.bert.load_state_dict(model.state_dict(), strict=False)
+    clf.config.hidden_dropout_prob = clf.config.attention_probs_dropout_prob = 0.0
+    masks.add_masks(clf, 0.5)
+    clf.eval()
+    opt = masks.optimizer(clf, mask_lr=0.05, head_lr=0.01)
+    batch = obce.activations.tokenize(tok, sentences, 16)
+    labels = torch.tensor([i % 2 for i in range(len(sentences))])
+    frozen = clf.bert.encoder.layer[0].attention.self.query.weight.clone()
+    losses = []
+    for _ in range(80):
+        loss = clf(**batch, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+    torch.testing.assert_close(clf.bert.encoder.layer[0].attention.self.query.weight, frozen)
+
+
+def test_level_budgets_are_obce_levels_parameter_counts(minilm):
+    from obce.methods import level_budget
+
+    model, _ = minilm
+    full = obce.count_parameters(model)
+    assert level_budget(model, 0) == full == 22_713_216
+    for level in (1, 2, 3):  # each level removes a quarter of every layer's neurons: (2 x 384 + 1) weights each
+        assert level_budget(model, level) == full - level * 6 * 384 * (2 * 384 + 1)
+    with pytest.raises(ObceInputError, match="level 4"):
+        level_budget(model, 4)
+
+
+def test_method_specs_are_checked():
+    from obce.methods import method_spec
+
+    assert method_spec({"name": "layer_removal"}) == dict(name="layer_removal", label="layer_removal",
+                                                          params=dict(criterion="residual_change"))
+    assert method_spec({"name": "masks", "mask_lr": 0.1, "label": "masks-fast"})["params"]["mask_lr"] == 0.1
+    for bad, match in (({"name": "kronecker"}, "'kronecker'"), ({"name": "masks", "lr": 1}, r"\['lr'\]"),
+                       ({"name": "layer_removal", "criterion": "middle"}, "'middle'"),
+                       ({"name": "masks", "mask_lr": -1}, "mask_lr"), ("masks", "mapping")):
+        with pytest.raises(ObceInputError, match=match):
+            method_spec(bad)
+
+
+@pytest.mark.parametrize("spec", [{"name": "layer_removal", "criterion": "last"}, {"name": "masks"}])
+def test_run_compresses_to_the_budget_trains_and_records_exact_sizes(spec, tiny_bert, glue_dir, tmp_path):
+    from obce.methods import level_budget, run
+
+    model, tok = tiny_bert
+    ft = dict(epochs=1, lr=1e-4, batch_size=8, max_length=32, max_train_samples=16, max_eval_samples=16)
+    result = run(spec, model, tok, "rte", level=2, seed=0, finetune=ft, glue_dir=glue_dir, progress=False,
+                 work_parent=tmp_path)
+    prov = result.provenance
+    full = obce.count_parameters(model)
+    assert prov["method"] == spec["name"] == prov["importance"] and prov["level"] == 2
+    assert prov["budget_parameters"] == level_budget(model, 2) and prov["parameters_full"] == full
+    assert set(result.metrics) == {"accuracy"} and prov["size_on_disk_bytes"] > 0
+    if spec["name"] == "layer_removal":
+        # level 2 removes 3 x 32 neurons x 65 weights = 6,240; a block holds 4,192: 1 block is nearest
+        block = 2 * 32 * 64 + 64 + 32
+        assert prov["removed_layers"] == [2] and prov["parameters"] == full - block
+        assert prov["parameters"] == prov["parameters_dense"]
+    else:
+        assert prov["parameters_dense"] == full
+        assert abs(prov["parameters"] - prov["budget_parameters"]) <= 18  # rounding per masked matrix
+        assert prov["mask_storage_bytes"] == 3 * (4 * 32 * 32 + 2 * 32 * 64) // 8
+    assert list(tmp_path.iterdir()) == [] or all(p.name.startswith(".") for p in tmp_path.iterdir())

@@ -234,3 +234,41 @@ def test_corpus_drawn_per_run_seed(config, tmp_path):
     assert "corpus_seed" not in expected_scoring(fixed, "merge_radius", 1)  # one draw for every seed
     with pytest.raises(ObceInputError, match="corpus.seed"):
         PipelineConfig.from_dict({**config, "corpus": {**config["corpus"], "seed": "each"}})
+
+
+def test_pipeline_runs_other_methods_beside_scores_and_resumes_them(config, tmp_path):
+    from obce.report import load_records
+
+    config.update(importances=["random"], methods=[{"name": "layer_removal"},
+                                                   {"name": "masks", "label": "masks-slow", "mask_lr": 1e-3}])
+    cfg = PipelineConfig.from_dict(config)
+    assert planned_runs(cfg) == [("rte", "none", 0, 0), ("rte", "random", 2, 0), ("rte", "layer_removal", 2, 0),
+                                 ("rte", "masks-slow", 2, 0)]
+    only = restrict(cfg, importances=["masks-slow"])
+    assert planned_runs(only) == [("rte", "none", 0, 0), ("rte", "masks-slow", 2, 0)]
+    run_pipeline(only, progress=False)
+    paths = run_pipeline(cfg, progress=False)
+    records = {r["provenance"]["importance"]: r for r in load_records(tmp_path / "out")}
+    assert sorted(records) == ["layer_removal", "masks-slow", "none", "random"]
+    lr, mk = records["layer_removal"]["provenance"], records["masks-slow"]["provenance"]
+    assert lr["method"] == "layer_removal" and lr["method_params"] == {"criterion": "residual_change"}
+    assert lr["scoring"]["samples"] == 12 and lr["removed_layers"] and lr["config_note"] is None
+    assert mk["method_params"] == {"mask_lr": 1e-3, "head_lr": 1e-3} and mk["scoring"] is None
+    assert mk["parameters"] < mk["parameters_dense"] == mk["parameters_full"]
+    # a rerun finds every record done; another method parameter is another input
+    stamp = {p: p.stat().st_mtime_ns for p in paths}
+    run_pipeline(cfg, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in paths} == stamp
+    config["methods"][1]["mask_lr"] = 1e-2
+    with pytest.raises(ObceInputError, match="method_params"):
+        run_pipeline(PipelineConfig.from_dict(config), progress=False)
+
+
+@pytest.mark.parametrize("methods, match", [([{"name": "pruning"}], "'pruning'"),
+                                            ([{"name": "masks"}, {"name": "masks"}], "give each a `label:`"),
+                                            ([{"name": "masks", "label": "random"}], r"\['random'\]"),
+                                            ({"name": "masks"}, "expected a list")])
+def test_bad_method_entries_are_refused(config, methods, match):
+    config["methods"] = methods
+    with pytest.raises(ObceInputError, match=match):
+        PipelineConfig.from_dict(config)

@@ -1,14 +1,153 @@
-"""Compression methods, each a module with one entry point ``compress(model, ...) -> model``.
+"""Compression methods, each a module with one entry point, and the one protocol that runs any of them.
 
+* :mod:`obce.methods.ffn_pruning`: OBCE and every importance score: remove each layer's least
+  important FFN neurons (:func:`obce.prune`).
 * :mod:`obce.methods.layer_removal`: remove whole FFN sub-layers (by depth or by how little they
   change the residual stream over a corpus).
+* :mod:`obce.methods.masks`: adapting by pruning: learn a binary mask over the frozen pre-trained
+  weights for the task.
 
-The importance-score pruning of OBCE itself is :func:`obce.prune`.
+A budget is the encoder's parameter count after compression. :func:`level_budget` gives OBCE level
+k's, and each method comes as close to it as its granularity allows (:func:`run` records the exact
+count reached). :func:`run` compresses a pretrained model to a level's budget, fine-tunes (or, for
+masks, trains the masks and head) and evaluates it on a GLUE task; the pipeline and ``obce pipeline``
+drive every method through it, so their records share one schema.
 """
 from __future__ import annotations
 
-from . import layer_removal
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
 
-METHODS = {"layer_removal": layer_removal}
+import numpy as np
+from torch import nn
 
-__all__ = ["METHODS", "layer_removal"]
+from ..errors import ObceInputError
+from . import ffn_pruning, layer_removal, masks
+
+#: Methods the pipeline's ``methods:`` entries name, with their parameters' defaults.
+METHODS = {"layer_removal": layer_removal, "masks": masks}
+METHOD_DEFAULTS = {"layer_removal": dict(criterion="residual_change"), "masks": dict(masks.DEFAULTS)}
+
+__all__ = ["METHODS", "ffn_pruning", "layer_removal", "masks", "level_budget", "method_spec", "run",
+           "size_on_disk"]
+
+
+def level_budget(model: nn.Module, level: int) -> int:
+    """The encoder's parameter count after OBCE pruning at ``level`` (0: the unpruned count).
+
+    Parameters
+    ----------
+    model : a BERT-family encoder (``BertModel``) or a model with a head (its ``base_model`` counts)
+    """
+    from ..pruning import LEVELS, count_parameters, prune
+
+    if level not in LEVELS:
+        raise ObceInputError(f"level {level!r}: expected one of {LEVELS}")
+    base = getattr(model, "base_model", model)
+    shape = (len(layer_removal.layer_sizes(base)), layer_removal.layer_sizes(base)[0])
+    return count_parameters(prune(base, np.zeros(shape), level=level))
+
+
+def method_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline ``methods:`` entry checked and completed with its defaults: ``name``, ``label``
+    (the name records and tables use; default the name) and the method's parameters."""
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ObceInputError(f"method {spec!r}: expected a mapping with a name (one of {sorted(METHODS)})")
+    if isinstance(spec.get("params"), dict):  # already completed: check it again as written
+        spec = {"name": spec["name"], "label": spec.get("label", spec["name"]), **spec["params"]}
+    name = spec["name"]
+    if name not in METHODS:
+        raise ObceInputError(f"method {name!r}: expected one of {sorted(METHODS)}")
+    params = {k: v for k, v in spec.items() if k not in ("name", "label")}
+    unknown = set(params) - set(METHOD_DEFAULTS[name])
+    if unknown:
+        raise ObceInputError(f"method {name!r}: unknown parameter(s) {sorted(unknown)}; expected "
+                             f"{sorted(METHOD_DEFAULTS[name])}")
+    params = {**METHOD_DEFAULTS[name], **params}
+    if name == "layer_removal" and params["criterion"] not in layer_removal.CRITERIA:
+        raise ObceInputError(f"method layer_removal criterion {params['criterion']!r}: expected one of "
+                             f"{layer_removal.CRITERIA}")
+    if name == "masks":
+        for key in ("mask_lr", "head_lr"):
+            v = params[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ObceInputError(f"method masks {key}={v!r}: expected a positive number")
+    label = spec.get("label", name)
+    if not isinstance(label, str) or not label or "/" in label:
+        raise ObceInputError(f"method label {label!r}: expected a non-empty name without '/'")
+    return dict(name=name, label=label, params=params)
+
+
+def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int, *, seed: int = 0,
+        finetune: dict[str, Any] | None = None, texts=None, glue_dir=None, progress: bool = True,
+        work_parent: str | os.PathLike | None = None, extra_provenance: dict[str, Any] | None = None):
+    """Compress the pretrained ``model`` with a method to OBCE level ``level``'s budget, train it on
+    ``task`` and evaluate it on dev.
+
+    Parameters
+    ----------
+    spec : a ``methods:`` entry (see :func:`method_spec`)
+    model, tokenizer : the pretrained encoder (not changed)
+    level : int in 1..3, the budget (:func:`level_budget`)
+    finetune : the fine-tuning keys of the pipeline (epochs, lr, batch_size, max_length, ...)
+    texts : the corpus that data-driven choices use (layer removal's ``residual_change``)
+
+    Returns
+    -------
+    GlueResult
+        Its provenance carries ``method``, ``method_params``, ``importance`` (the method's label, so
+        that every report groups it like a score), ``budget_parameters``, ``parameters`` (exact;
+        nonzero ones for masks), ``parameters_dense``, ``size_on_disk_bytes`` and what the method adds
+        (the removed layers; the mask sparsity and the bytes storing the masks would take).
+    """
+    from ..glue import finetune_and_evaluate
+    from ..pruning import count_parameters
+
+    spec = method_spec(spec)
+    finetune = dict(finetune or {})
+    budget = level_budget(model, level)
+    full = count_parameters(model)
+    info: dict[str, Any] = dict(method=spec["name"], method_params=spec["params"], importance=spec["label"],
+                                level=level, budget_parameters=budget, parameters_full=full)
+    prepare, small = None, model
+    if spec["name"] == "layer_removal":
+        per_block = full - count_parameters(layer_removal.compress(model, layers=[0]))
+        n_remove = int(np.clip(round((full - budget) / per_block), 0, len(layer_removal.layer_sizes(model))))
+        small = layer_removal.compress(model, n_remove=n_remove, criterion=spec["params"]["criterion"],
+                                       tokenizer=tokenizer, texts=texts,
+                                       max_length=finetune.get("max_length", 64))
+        sizes = layer_removal.layer_sizes(small)
+        info.update(removed_layers=[i for i, s in enumerate(sizes) if s == 0], intermediate_size=sizes)
+    else:
+        sparsity = masks.sparsity_for(model, full - budget)
+        info.update(sparsity=sparsity, training="masks and head trained on the task for the fine-tuning epochs; "
+                                                "pre-trained weights frozen")
+
+        def prepare(clf):
+            masks.add_masks(clf, sparsity)
+            return masks.optimizer(clf, spec["params"]["mask_lr"], spec["params"]["head_lr"])
+    result = finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=glue_dir, seed=seed, progress=progress,
+                                   keep_model=True, work_parent=work_parent, prepare=prepare,
+                                   extra_provenance={**info, **(extra_provenance or {})}, **finetune)
+    clf = result.model
+    if spec["name"] == "masks":
+        masks.apply_masks(clf)
+        info.update(mask_storage_bytes=masks.mask_storage_bytes(clf),
+                    parameters=masks.remaining_parameters(clf.base_model))
+    else:
+        info.update(parameters=count_parameters(clf.base_model))
+    info.update(parameters_dense=count_parameters(clf.base_model), size_on_disk_bytes=size_on_disk(clf, work_parent))
+    result.provenance.update(info)
+    result.model = None
+    return result
+
+
+def size_on_disk(model: nn.Module, parent: str | os.PathLike | None = None) -> int:
+    """Bytes of the model's saved weights (``model.safetensors``, as ``save_pretrained`` writes them)."""
+    if parent is not None:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent) as tmp:
+        model.save_pretrained(tmp)
+        return sum(f.stat().st_size for f in Path(tmp).glob("*.safetensors"))

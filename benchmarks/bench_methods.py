@@ -1,0 +1,71 @@
+"""Every compression method at the budgets of OBCE levels 1-3: encoder parameters, size on disk and
+inference latency (batch x seq tokens) as ratios to the unpruned MiniLM, measured in one run.
+
+OBCE prunes neurons by random scores here (the score does not change the shapes); layer removal
+removes the last blocks (the criterion does not change the shapes); the masks are drawn at random
+at the level's sparsity and applied as zeros: a dense model, which is what its checkpoint is.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _common import median_time, save, table
+from obce import count_parameters, load_model, prune
+from obce.methods import layer_removal, level_budget, masks, size_on_disk
+
+
+def compressed(model, method: str, level: int):
+    """``model`` compressed by ``method`` to level ``level``'s budget (shapes as the real runs')."""
+    if method == "none":
+        return model
+    if method == "obce":
+        return prune(model, np.random.default_rng(level).random((6, 1536)), level=level)
+    full = count_parameters(model)
+    if method == "layer_removal":
+        per_block = full - count_parameters(layer_removal.compress(model, layers=[0]))
+        return layer_removal.compress(model, n_remove=round((full - level_budget(model, level)) / per_block))
+    import copy
+
+    m = masks.add_masks(copy.deepcopy(model), masks.sparsity_for(model, full - level_budget(model, level)))
+    gen = torch.Generator().manual_seed(level)
+    for parent, name in masks.masked_linears(m):
+        with torch.no_grad():
+            getattr(parent, name).scores.copy_(torch.rand(getattr(parent, name).scores.shape, generator=gen))
+    return masks.apply_masks(m)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=128)
+    args = ap.parse_args()
+    model, _ = load_model("minilm")
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 30000, (args.batch, args.seq), generator=g)
+    mask = torch.ones_like(ids)
+    rows, base = [], None
+    for method, level in [("none", 0)] + [(m, k) for k in (1, 2, 3) for m in ("obce", "layer_removal", "masks")]:
+        m = compressed(model, method, level).eval()
+
+        def run():
+            with torch.inference_mode():
+                m(input_ids=ids, attention_mask=mask)
+
+        t = median_time(run, repeat=5, warmup=1)
+        params = masks.remaining_parameters(m) if method == "masks" else count_parameters(m)
+        disk = size_on_disk(m, Path(tempfile.gettempdir()))
+        base = base or (t, params, disk)
+        rows.append(dict(method=method, level=level, parameters=params, latency_ms=1e3 * t, speedup=base[0] / t,
+                         param_ratio=base[1] / params, disk_mb=disk / 1e6, disk_ratio=base[2] / disk))
+        print(rows[-1], flush=True)
+    table(rows, ["method", "level", "parameters", "latency_ms", "speedup", "param_ratio", "disk_mb", "disk_ratio"])
+    save("methods_inference", rows, vars(args), "cpu")
+
+
+if __name__ == "__main__":
+    main()

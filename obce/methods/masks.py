@@ -1,0 +1,141 @@
+"""Adapting by pruning (Gao et al. 2021): learn a binary mask over the frozen pre-trained weights.
+
+The pre-trained weights never change. Every linear map of the encoder (attention query, key, value
+and output, FFN in and out) gets a real-valued score per weight, initialised to the weight's
+magnitude relative to its matrix's mean magnitude; its forward pass uses the weight times a binary
+mask that keeps the ``1 - sparsity`` highest scores of that matrix. The top-k step has no gradient,
+so the backward pass goes straight through it to the scores (a straight-through estimator, as in
+movement pruning). The scores and the task head (classifier and pooler) are trained together with
+the Hugging Face Trainer; the biases, embeddings and LayerNorms stay frozen and unmasked.
+
+:func:`apply_masks` multiplies the masks into the weights and puts plain ``nn.Linear`` layers back,
+so the saved model is a vanilla ``transformers`` checkpoint whose pruned weights are exactly 0.
+Storing the masks instead of the zeros would take one bit per masked weight
+(:func:`mask_storage_bytes`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ObceInputError
+from ..models import encoder_layers
+
+#: Method parameters and their defaults (the pipeline's ``methods`` entries may set them).
+DEFAULTS = dict(mask_lr=1e-2, head_lr=1e-3)
+
+
+class _TopK(torch.autograd.Function):
+    """Binary mask of the ``k`` largest scores; the gradient passes straight through."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, k: int) -> torch.Tensor:
+        mask = torch.zeros_like(scores)
+        mask.view(-1)[torch.topk(scores.view(-1), k, sorted=False).indices] = 1.0
+        return mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
+class MaskedLinear(nn.Module):
+    """A frozen ``nn.Linear`` whose weight is multiplied by a learned top-k mask.
+
+    Parameters
+    ----------
+    linear : nn.Linear with weight of shape (out_features, in_features)
+    sparsity : float in [0, 1)
+        Share of the weights the mask removes (rounded to whole weights).
+    """
+
+    def __init__(self, linear: nn.Linear, sparsity: float):
+        super().__init__()
+        self.weight = nn.Parameter(linear.weight.detach().clone(), requires_grad=False)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+        magnitude = self.weight.abs()
+        self.scores = nn.Parameter(magnitude / magnitude.mean().clamp_min(1e-12))
+        self.keep = self.weight.numel() - round(sparsity * self.weight.numel())
+
+    def mask(self) -> torch.Tensor:
+        """The binary mask of shape (out_features, in_features); ``keep`` ones."""
+        return _TopK.apply(self.scores, self.keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight * self.mask(), self.bias)
+
+
+def masked_linears(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(parent module, attribute) of every linear map of the encoder's blocks that masks cover."""
+    out = []
+    for block in encoder_layers(model):
+        att = block.attention
+        out += [(att.self, "query"), (att.self, "key"), (att.self, "value"), (att.output, "dense"),
+                (block.intermediate, "dense"), (block.output, "dense")]
+    return out
+
+
+def add_masks(model: nn.Module, sparsity: float) -> nn.Module:
+    """Replace the encoder's linear maps of ``model`` (in place) by :class:`MaskedLinear`; freeze
+    every other encoder weight. Returns ``model``."""
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
+        raise ObceInputError(f"sparsity={sparsity!r}: expected a share of weights in [0, 1)")
+    for p in model.base_model.parameters():
+        p.requires_grad_(False)
+    for parent, name in masked_linears(model):
+        setattr(parent, name, MaskedLinear(getattr(parent, name), sparsity))
+    pooler = getattr(model.base_model, "pooler", None)
+    if pooler is not None:  # part of the task head: BertForSequenceClassification classifies its output
+        for p in pooler.parameters():
+            p.requires_grad_(True)
+    return model
+
+
+def apply_masks(model: nn.Module) -> nn.Module:
+    """Multiply each learned mask into its weight and put a plain ``nn.Linear`` back (in place).
+    Returns ``model``, a vanilla checkpoint with exact zeros."""
+    for parent, name in masked_linears(model):
+        m = getattr(parent, name)
+        if not isinstance(m, MaskedLinear):
+            continue
+        lin = nn.Linear(m.weight.shape[1], m.weight.shape[0], bias=m.bias is not None, dtype=m.weight.dtype)
+        with torch.no_grad():
+            lin.weight.copy_(m.weight * m.mask())
+            if m.bias is not None:
+                lin.bias.copy_(m.bias)
+        setattr(parent, name, lin)
+    return model
+
+
+def sparsity_for(model: nn.Module, remove: int) -> float:
+    """The mask sparsity that removes ``remove`` weights from the linear maps that masks cover."""
+    total = sum(getattr(p, n).weight.numel() for p, n in masked_linears(model))
+    if not 0 <= remove < total:
+        raise ObceInputError(f"removing {remove} weights: the masked linear maps hold {total}")
+    return remove / total
+
+
+def remaining_parameters(model: nn.Module) -> int:
+    """Parameters of ``model`` less the weights the masks removed (the zeros of the masked linear
+    maps; other parameters count whatever their value, as in an unmasked model)."""
+    from ..pruning import count_parameters
+
+    zeros = sum(int((getattr(p, n).weight == 0).sum()) for p, n in masked_linears(model))
+    return count_parameters(model) - zeros
+
+
+def mask_storage_bytes(model: nn.Module) -> int:
+    """Bytes that storing one bit per masked weight would take."""
+    return math.ceil(sum(getattr(p, n).weight.numel() for p, n in masked_linears(model)) / 8)
+
+
+def optimizer(model: nn.Module, mask_lr: float, head_lr: float) -> torch.optim.Optimizer:
+    """AdamW over the mask scores (``mask_lr``, no weight decay) and the trainable head (``head_lr``)."""
+    scores = [p for n, p in model.named_parameters() if n.endswith(".scores")]
+    head = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(".scores")]
+    if not scores:
+        raise ObceInputError("the model has no masks: call add_masks first")
+    return torch.optim.AdamW([dict(params=scores, lr=mask_lr, weight_decay=0.0),
+                              dict(params=head, lr=head_lr)])

@@ -1,0 +1,170 @@
+"""Compression methods side by side: parameters against the GLUE score, at equal budgets.
+
+The records are GLUE records of one fine-tuning protocol: FFN neuron pruning by every importance
+score (``obce pipeline`` with ``importances``) and the other methods (``methods``; their
+``importance`` is the method's label), so every function of :mod:`obce.report` applies to them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import ObceInputError
+from .report import paired_comparison, run_key, summarize_records
+
+#: What the methods' papers report, on their models (never measured here). Only what the sources'
+#: abstracts state is transcribed; the papers' tables give the per-task numbers.
+REPORTED_METHODS = [
+    dict(method="Adapting by pruning (learned masks)", source="Gao et al. 2021, abstract", model="BERT-Base",
+         reported="up to 50% of the weights pruned with performance similar to the fine-tuned full model"),
+    dict(method="Removing FFN sub-layers", source="Sridhar and Sarah 2020, abstract", model="BERT-Base",
+         reported="fewer intermediate (FFN) layers cost minimal fine-tuning accuracy and cut parameters and "
+                  "training time"),
+]
+
+#: How the book names each method's rows (FFN neuron pruning by a score is named by the score).
+METHOD_NAMES = {"merge_radius": "OBCE (r_f)", "activation_variance": "FFN pruning by variance",
+                "random": "FFN pruning, random neurons", "magnitude": "FFN pruning by weight magnitude",
+                "mean_abs_activation": "FFN pruning by mean |activation|",
+                "total_persistence": "FFN pruning by total persistence",
+                "layer_removal": "FFN sub-layer removal", "masks": "adapting by pruning (masks)",
+                "none": "unpruned"}
+
+
+def method_name(label: str) -> str:
+    """The book's name of a method label or importance score."""
+    return METHOD_NAMES.get(label, label.replace("_", " "))
+
+
+def method_points(records: list[dict[str, Any]], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One point per (method, level) that ran on every one of ``tasks`` with the same seeds: the
+    encoder's parameters (exact; for masks the weights left), the mean over tasks of each task's
+    mean main metric (x 100), and the standard deviation over seeds of the per-seed task average.
+
+    Returns
+    -------
+    list of dict: ``method``, ``level``, ``parameters``, ``score``, ``seed_std``, ``seeds``,
+    ``train_time_s`` (mean wall time of a run: compressing, training and evaluating)
+    """
+    if not tasks:
+        raise ObceInputError("method_points needs at least one task")
+    by_run = {run_key(r): r for r in records if r["task"] in tasks}
+    groups: dict[tuple[str, int], dict[int, dict[str, dict]]] = {}
+    for (task, method, level, seed), rec in by_run.items():
+        groups.setdefault((method, level), {}).setdefault(seed, {})[task] = rec
+    points = []
+    for (method, level), seeds in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        complete = {s: runs for s, runs in seeds.items() if set(runs) == set(tasks)}
+        if not complete:
+            continue
+        per_seed = [np.mean([_main(runs[t]) for t in tasks]) for runs in complete.values()]
+        recs = [r for runs in complete.values() for r in runs.values()]
+        params = {r["provenance"].get("parameters") or r["provenance"].get("parameters_full") for r in recs}
+        points.append(dict(method=method, level=level, parameters=int(max(params)),
+                           score=100 * float(np.mean(per_seed)),
+                           seed_std=100 * float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
+                           seeds=len(per_seed), train_time_s=float(np.mean([r["provenance"]["wall_time_s"]
+                                                                              for r in recs]))))
+    return points
+
+
+def equal_budget_verdicts(records: list[dict[str, Any]], tasks: tuple[str, ...], reference: str = "merge_radius",
+                          baselines: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Every method against ``reference`` (OBCE's r_f) at each level, over ``tasks``: the paired
+    verdicts per task (:func:`obce.report.paired_comparison`, seeds paired) counted as wins, ties and
+    losses of the method, and its mean difference (x 100).
+
+    Returns
+    -------
+    list of dict: ``method``, ``level``, ``tasks``, ``wins``, ``ties``, ``losses``, ``mean_diff``
+    """
+    rows = []
+    methods = sorted({run_key(r)[1] for r in records} - {reference, "none"})
+    for m in methods:
+        cells = [c for c in paired_comparison([r for r in records if r["task"] in tasks], m, reference,
+                                              baselines=baselines) if c["task"] in tasks]
+        for level in sorted({c["level"] for c in cells}):
+            own = [c for c in cells if c["level"] == level]
+            rows.append(dict(method=m, level=level, tasks=len(own),
+                             wins=sum(c["verdict"] == "win" for c in own),
+                             ties=sum(c["verdict"] in ("tie", "no learning") for c in own),
+                             losses=sum(c["verdict"] == "loss" for c in own),
+                             mean_diff=100 * float(np.mean([c["mean_diff"] for c in own]))))
+    return rows
+
+
+def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], reference: str = "merge_radius",
+                  others: tuple[str, ...] = ("layer_removal", "masks")) -> dict[str, Any]:
+    """The numbers the comparison chapter states, by name: ``mt_best_L{k}`` (the method with the best
+    average at level k) and its score ``mt_best_score_L{k}``; ``mt_ref_L{k}`` r_f's; for each other
+    method ``m``: ``mt_{m}_L{k}``, and ``mt_{m}_record`` its wins/ties/losses against r_f over every
+    level as a phrase; ``mt_unpruned``; ``mt_levels`` the levels where some other method ran."""
+    facts: dict[str, Any] = {"mt_unpruned": float("nan"), "mt_levels": "none yet"}
+    for p in points:
+        if p["method"] == "none":
+            facts["mt_unpruned"] = p["score"]
+    levels = sorted({p["level"] for p in points if p["method"] in others})
+    facts["mt_levels"] = ", ".join(str(k) for k in levels) or "none yet"
+    for k in (1, 2, 3):
+        at = [p for p in points if p["level"] == k]
+        best = max(at, key=lambda p: p["score"]) if at else None
+        facts[f"mt_best_L{k}"] = method_name(best["method"]) if best else "not run"
+        facts[f"mt_best_score_L{k}"] = best["score"] if best else float("nan")
+        ref = [p["score"] for p in at if p["method"] == reference]
+        facts[f"mt_ref_L{k}"] = ref[0] if ref else float("nan")
+        for m in others:
+            own = [p["score"] for p in at if p["method"] == m]
+            facts[f"mt_{m}_L{k}"] = own[0] if own else float("nan")
+    for m in others:
+        own = [v for v in verdicts if v["method"] == m]
+        w, t, lo = (sum(v[key] for v in own) for key in ("wins", "ties", "losses"))
+        facts[f"mt_{m}_record"] = (f"{w} wins, {t} ties and {lo} losses against r_f over {w + t + lo} "
+                                   f"(task, level) cells" if own else "not run yet")
+    return facts
+
+
+def _main(record: dict[str, Any]) -> float:
+    from .data import get_task
+
+    return float(record["metrics"][get_task(record["task"]).main_metric])
+
+
+def covered_tasks(records: list[dict[str, Any]], tasks: tuple[str, ...], methods: tuple[str, ...]) -> tuple[str, ...]:
+    """The tasks of ``tasks`` on which every one of ``methods`` has at least one record: the tasks a
+    partial grid lets the methods be averaged over."""
+    ran = {(r["task"], r["provenance"].get("importance")) for r in records}
+    return tuple(t for t in tasks if all((t, m) in ran for m in methods))
+
+
+def method_table(points: list[dict[str, Any]], records: list[dict[str, Any]]):
+    """The figure's points as a table, with each (method, level)'s mean size on disk (MB, where the
+    records measured it) and mean run time, rows ordered by level then score."""
+    import pandas as pd
+
+    disk: dict[tuple[str, int], list[int]] = {}
+    for r in records:
+        size = r["provenance"].get("size_on_disk_bytes")
+        if size:
+            disk.setdefault(run_key(r)[1:3], []).append(size)
+    rows = [{"level": p["level"], "method": method_name(p["method"]), "parameters (M)": p["parameters"] / 1e6,
+             "GLUE average": p["score"], "sd over seeds": p["seed_std"], "seeds": p["seeds"],
+             "disk (MB)": np.mean(disk[p["method"], p["level"]]) / 1e6 if (p["method"], p["level"]) in disk
+             else float("nan"), "run time (min)": p["train_time_s"] / 60} for p in points]
+    return pd.DataFrame(rows).sort_values(["level", "GLUE average"], ascending=[True, False]).reset_index(drop=True)
+
+
+def removed_blocks(records: list[dict[str, Any]], label: str = "layer_removal") -> str:
+    """How many FFN blocks the layer-removal records removed at each level, as a phrase
+    ("1, 3 and 4 of the 6 blocks at levels 1, 2 and 3"); "not run yet" without records."""
+    found: dict[int, tuple[int, int]] = {}
+    for r in records:
+        p = r["provenance"]
+        if p.get("importance") == label and isinstance(p.get("intermediate_size"), list):
+            found[p["level"]] = (len(p["removed_layers"]), len(p["intermediate_size"]))
+    if not found:
+        return "not run yet"
+    levels = sorted(found)
+    join = (lambda xs: ", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else xs[0])  # noqa: E731
+    return (f"{join([str(found[k][0]) for k in levels])} of the {found[levels[0]][1]} blocks at "
+            f"level{'s' if len(levels) > 1 else ''} {join([str(k) for k in levels])}")

@@ -1,0 +1,56 @@
+"""The comparison of compression methods: points, equal-budget verdicts and the chapter's facts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from obce.errors import ObceInputError
+from obce.report_methods import equal_budget_verdicts, method_points, methods_facts
+
+
+def _rec(task, method, level, seed, value, params):
+    metric = {"rte": "accuracy", "stsb": "pearson"}[task]
+    return {"task": task, "metrics": {metric: value, **({"spearman": value} if task == "stsb" else {})},
+            "provenance": {"importance": method, "level": level, "seed": seed, "parameters": params,
+                           "parameters_full": 100, "wall_time_s": 10.0 * (1 + level), "params": {"epochs": 3}}}
+
+
+@pytest.fixture()
+def records():
+    recs = []
+    for seed in (0, 1, 2):
+        for task, base in (("rte", 0.6), ("stsb", 0.8)):
+            recs.append(_rec(task, "none", 0, seed, base + 0.01 * seed, 100))
+            for level in (1, 2):
+                recs.append(_rec(task, "merge_radius", level, seed, base - 0.05 * level + 0.01 * seed, 100 - 10 * level))
+                recs.append(_rec(task, "masks", level, seed, base - 0.02 * level + 0.011 * seed, 100 - 10 * level))
+    recs.append(_rec("rte", "layer_removal", 2, 0, 0.5, 79))  # one task only: no point
+    return recs
+
+
+def test_method_points_average_tasks_and_spread_over_seeds(records):
+    points = {(p["method"], p["level"]): p for p in method_points(records, ("rte", "stsb"))}
+    assert set(points) == {("none", 0), ("merge_radius", 1), ("merge_radius", 2), ("masks", 1), ("masks", 2)}
+    p = points["masks", 2]
+    per_seed = [np.mean([0.6 - 0.04 + 0.011 * s, 0.8 - 0.04 + 0.011 * s]) for s in (0, 1, 2)]
+    assert p["score"] == pytest.approx(100 * np.mean(per_seed))
+    assert p["seed_std"] == pytest.approx(100 * np.std(per_seed, ddof=1))
+    assert p["parameters"] == 80 and p["seeds"] == 3 and p["train_time_s"] == 30.0
+    assert points["none", 0]["parameters"] == 100
+    with pytest.raises(ObceInputError, match="at least one task"):
+        method_points(records, ())
+
+
+def test_equal_budget_verdicts_and_facts(records):
+    verdicts = equal_budget_verdicts(records, ("rte", "stsb"))
+    masks = [v for v in verdicts if v["method"] == "masks"]
+    # masks beat r_f by 0.03 x level plus 0.001 x seed in every pair: significant in every cell
+    assert [(v["level"], v["wins"], v["ties"], v["losses"]) for v in masks] == [(1, 2, 0, 0), (2, 2, 0, 0)]
+    assert masks[1]["mean_diff"] == pytest.approx(100 * (0.06 + 0.001))
+    lr = [v for v in verdicts if v["method"] == "layer_removal"]
+    assert lr == [dict(method="layer_removal", level=2, tasks=1, wins=0, ties=1, losses=0,
+                       mean_diff=pytest.approx(100 * (0.5 - 0.5)))]
+    facts = methods_facts(method_points(records, ("rte", "stsb")), verdicts)
+    assert facts["mt_best_L2"] == "adapting by pruning (masks)"
+    assert facts["mt_masks_L2"] > facts["mt_ref_L2"] and np.isnan(facts["mt_layer_removal_L2"])
+    assert facts["mt_masks_record"].startswith("4 wins, 0 ties and 0 losses") and facts["mt_levels"] == "1, 2"
