@@ -21,7 +21,7 @@
 # we ask what a reader of an explainability claim asks: what does a high-$r_f$ neuron encode that a
 # low-$r_f$ neuron does not, do the explanations hold on other data, and are they better than what a
 # plain statistic (activation variance) gives? Every answer below is computed from the run of this
-# page; the [neuron atlas](10_atlas) lists individual neurons.
+# page; the [neuron atlas](11_atlas) lists individual neurons.
 #
 # **Prerequisites.** Chapter 3.
 

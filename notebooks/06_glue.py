@@ -21,7 +21,7 @@
 # choices that remove the same number of neurons: random neurons, the smallest weights, or plain
 # statistics of the same activations? This chapter answers it from the GLUE records under
 # `results/`, each with its provenance. Every other protocol, ablation and per-cell reading is in
-# the appendix, {doc}`09_measurements`.
+# the appendix, {doc}`10_measurements`.
 #
 # **Prerequisites.** Chapters 3 and 5.
 
@@ -156,7 +156,7 @@ short_columns(average_table(full, tasks=learn))
 #   of them.
 # - Plain activation variance keeps more than $r_f$ at every level, pooled over the tasks that
 #   learn; the topology adds nothing measurable on this evidence.
-# - The records, their provenance and every per-cell reading: {doc}`09_measurements`.
+# - The records, their provenance and every per-cell reading: {doc}`10_measurements`.
 #
 # ## Exercises
 # 1. Rerun this chapter with `-p results_dir results/glue_gpu/glue` (Papermill). Which cells of the

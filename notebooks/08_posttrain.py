@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 7. Pruning without retraining
+# # 8. Pruning without retraining
 #
 # **The question.** Chapter 6 prunes the pretrained model and fine-tunes each pruned model three
 # times; the fine-tuning noise is as large as most differences between scores. Modern structured

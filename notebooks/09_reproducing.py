@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 8. Reproducing
+# # 9. Reproducing
 #
 # **Overview.** How to rerun every chapter with other models, corpora and levels, on CPU or GPU,
 # and where results go.

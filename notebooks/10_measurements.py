@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 9. Appendix: all measurements
+# # 10. Appendix: all measurements
 #
 # **Overview.** Every GLUE record under `results/`, as tables and small multiples generated from the
 # records: each fine-tuning protocol in turn, then the overlap of the neurons the scores keep, the
@@ -166,7 +166,7 @@ if ablation:
 # %% [markdown]
 # ## Pruning without retraining: every cell
 #
-# Chapter 7's tables in full: the spread of every cell over corpus draws (`std_draws`) and over
+# Chapter 8's tables in full: the spread of every cell over corpus draws (`std_draws`) and over
 # fine-tuning seeds (`std_seeds`, where more than one seed ran), and $r_f$ paired with every other
 # score over draws under each compensation.
 

@@ -19,7 +19,7 @@ def test_every_toc_notebook_has_a_source():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     files = [c["file"] for c in toc["chapters"]]
     notebooks = [f for f in files if f.startswith("notebooks/")]
-    assert notebooks == [f"notebooks/{p.stem}" for p in SOURCES] and len(notebooks) == 10
+    assert notebooks == [f"notebooks/{p.stem}" for p in SOURCES] and len(notebooks) == 11
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
@@ -70,8 +70,8 @@ def built_book():
 @pytest.mark.slow
 def test_built_book_has_every_chapter_its_figures_and_no_errors(built_book):
     html_dir = Path(built_book)
-    expected_figures = {"01_theory": 2, "02_activations": 1, "03_scoring": 2, "04_explaining": 3, "05_pruning": 2, "06_glue": 1,
-                        "07_posttrain": 2, "08_reproducing": 0, "09_measurements": 2, "10_atlas": 0}
+    expected_figures = {"01_theory": 2, "02_activations": 1, "03_scoring": 2, "04_explaining": 3, "05_pruning": 2, "06_glue": 1, "07_methods": 1,
+                        "08_posttrain": 2, "09_reproducing": 0, "10_measurements": 2, "11_atlas": 0}
     for src in SOURCES:
         page = html_dir / "notebooks" / f"{src.stem}.html"
         assert page.exists(), f"chapter {src.stem} not rendered"
@@ -138,7 +138,7 @@ def test_chapter_prose_is_at_most_about_1500_words(src):
 @pytest.mark.slow
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_chapter_runs_with_papermill_from_the_repository_root(src, tmp_path, glue_dir, monkeypatch):
-    """As chapter 8 shows it: papermill from the root (the book build runs them from notebooks/), with a
+    """As chapter 9 shows it: papermill from the root (the book build runs them from notebooks/), with a
     relative OBCE_GLUE_DIR; paths in parameters resolve from the repository, not the working directory."""
     import os
 

@@ -1,0 +1,140 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 7. Other compression methods
+#
+# **The question.** Chapter 6 compares OBCE with other ways of choosing FFN neurons. A reader who
+# wants a smaller BERT has other options altogether: remove whole FFN sub-layers
+# {cite}`sridhar2020undivided`, or keep the pre-trained weights frozen and learn which connections to
+# drop for the task {cite}`gao2021adapting`. At the same parameter budget, which keeps the most of the
+# GLUE score? Every method here runs through one entry point, `obce.methods.run`: compress the
+# pretrained model to the parameter count of OBCE level 1, 2 or 3, train on the task with the
+# fine-tuning protocol of chapter 6, and evaluate on dev.
+#
+# **Prerequisites.** Chapters 5 and 6.
+
+# %% tags=["parameters"]
+# paths are relative to the repository root
+results_dir = "results/glue_fulltrain/glue"  # FFN neuron pruning by each score, and the unpruned model
+methods_dir = "results/methods_fulltrain/glue"  # the other methods (`obce pipeline --config` below)
+config = "params/methods_cpu.yaml"
+glue_dir = None  # default: $OBCE_GLUE_DIR, else the hub
+scores = ["merge_radius", "activation_variance", "random"]  # the importance scores drawn beside the methods
+methods = ["layer_removal", "masks"]
+
+# %% tags=["hide-input"]
+import pandas as pd
+from IPython.display import Markdown
+from myst_nb import glue
+
+from obce import get_task, plots
+from obce.book import setup_notebook, table
+from obce.paths import in_project
+from obce.pipeline import PipelineConfig, planned_runs
+from obce.report import learned_tasks, load_records, majority_baseline
+from obce.report_methods import (METHOD_NAMES, REPORTED_METHODS, covered_tasks, equal_budget_verdicts, method_name,
+                                 method_points, method_table, methods_facts, removed_blocks)
+
+setup_notebook()
+found = {d: load_records(in_project(d)) if in_project(d).is_dir() else [] for d in (results_dir, methods_dir)}
+if not found[results_dir] or not found[methods_dir]:
+    missing = [d for d, recs in found.items() if not recs]
+    raise FileNotFoundError(f"no GLUE records under {missing}: run `obce pipeline --config {config}` "
+                            "(and params/glue_cpu_fulltrain.yaml for the scores)")
+records = [r for recs in found.values() for r in recs
+           if r["provenance"].get("importance", "none") in ("none", *scores, *methods)]
+floors = {t: majority_baseline(t, glue_dir)[get_task(t).main_metric] for t in {r["task"] for r in records}}
+ran = tuple(m for m in methods if any(r["provenance"].get("importance") == m for r in records))
+tasks = covered_tasks(records, learned_tasks(found[results_dir], floors), ran)
+points = method_points(records, tasks)
+verdicts = equal_budget_verdicts(records, tasks, baselines=floors)
+facts = methods_facts(points, verdicts)
+facts.update(mt_tasks=", ".join(get_task(t).dir_name for t in tasks), mt_n_tasks=len(tasks),
+             mt_runs=sum(r["provenance"].get("importance") in methods for r in records),
+             mt_planned=sum(lv != 0 for _, _, lv, _ in planned_runs(PipelineConfig.from_yaml(in_project(config)))),
+             mt_blocks=removed_blocks(records), mt_alpha=0.05)
+for name, value in facts.items():
+    glue(name, Markdown(value) if isinstance(value, str) else value, display=False)
+
+# %% [markdown]
+# ## The methods and their budgets
+#
+# - **OBCE and the importance scores** remove a quarter, half or three quarters of every layer's FFN
+#   neurons (levels 1-3); the model stays a vanilla BERT with a smaller FFN.
+# - **FFN sub-layer removal** deletes whole FFN blocks and keeps each block's attention, residual
+#   connection and LayerNorm. It removes the blocks whose FFN changes the residual stream least
+#   over the scoring corpus, as many as come nearest the level's budget: in the records,
+#   {glue:md}`mt_blocks`.
+# - **Adapting by pruning** learns a binary mask over the weights of every linear map of the encoder,
+#   with the pre-trained weights frozen; it removes as many weights as the level's neuron pruning,
+#   and its mask scores and the task head train for the same epochs as the fine-tuning. Its zeros
+#   shrink no matrix: its size on disk is the dense model's, and the masks alone would take one bit
+#   per weight.
+#
+# The records ({glue:text}`mt_runs` runs of the other methods, out of a full grid of
+# {glue:text}`mt_planned`) are averaged over the tasks that learn and that every method has run:
+# {glue:md}`mt_tasks`.
+
+# %% [markdown]
+# ## Parameters against the GLUE score
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Encoder parameters against the dev score averaged over the tasks named above (x 100); error bars: standard deviation over seeds; the star is the unpruned model.", "name": "fig-methods"}}
+fig = plots.plot_methods(points, names=METHOD_NAMES)
+
+# %% tags=["hide-input"]
+table(method_table(points, records), {"parameters (M)": "{:.2f}", "GLUE average": "{:.1f}", "sd over seeds": "{:.1f}",
+                                      "disk (MB)": "{:.1f}", "run time (min)": "{:.1f}"}, index=False)
+
+# %% [markdown]
+# At level 2's budget the best method is {glue:md}`mt_best_L2` ({glue:text}`mt_best_score_L2:.1f`);
+# OBCE's $r_f$ scores {glue:text}`mt_ref_L2:.1f`, FFN sub-layer removal
+# {glue:text}`mt_layer_removal_L2:.1f` and adapting by pruning {glue:text}`mt_masks_L2:.1f`, against
+# {glue:text}`mt_unpruned:.1f` unpruned. At level 1 the best is {glue:md}`mt_best_L1`, at level 3
+# {glue:md}`mt_best_L3`. A method that has not run at a level shows nan.
+#
+# ## Verdicts at equal budget
+#
+# Each method against OBCE's $r_f$ at the same level, task by task, seeds paired: a win or a loss
+# needs a paired t-test over the seeds both ran below {glue:text}`mt_alpha`, so a cell with one seed
+# is always a tie.
+
+# %% tags=["hide-input"]
+rows = pd.DataFrame(verdicts)
+rows["method"] = rows["method"].map(method_name)
+table(rows.rename(columns={"mean_diff": "mean difference x 100"}), {"mean difference x 100": "{:+.1f}"}, index=False)
+
+# %% [markdown]
+# FFN sub-layer removal: {glue:md}`mt_layer_removal_record`. Adapting by pruning:
+# {glue:md}`mt_masks_record`.
+#
+# ## What the papers report
+#
+# Their numbers are on BERT-Base, with their own protocols; they are not measured here.
+
+# %% tags=["hide-input"]
+table(pd.DataFrame(REPORTED_METHODS), index=False)
+
+# %% [markdown]
+# ## Completing the grid
+#
+# The full grid is five tasks, three seeds and levels 1-3 for each method. On 2 CPU cores a run
+# takes minutes (STS-B the longest, WNLI the shortest); the records so far ran the clearest
+# comparison first. The same command resumes and completes the grid, leaving every finished record
+# as it is:
+#
+# ```
+# obce -v pipeline --config params/methods_cpu.yaml
+# ```
