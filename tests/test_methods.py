@@ -200,3 +200,49 @@ def test_run_compresses_to_the_budget_trains_and_records_exact_sizes(spec, tiny_
         assert abs(prov["parameters"] - prov["budget_parameters"]) <= 18  # rounding per masked matrix
         assert prov["mask_storage_bytes"] == 3 * (4 * 32 * 32 + 2 * 32 * 64) // 8
     assert list(tmp_path.iterdir()) == [] or all(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+# Kronecker factors (KroneckerBERT, issue #23: the factorisation and its layer)
+
+def test_nearest_kronecker_recovers_an_exact_kronecker_product():
+    from obce.methods.kronecker import kronecker_error_bound, nearest_kronecker
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(5, 2, generator=g, dtype=torch.float64)
+    w = torch.kron(a, b)
+    fa, fb = nearest_kronecker(w, (3, 4), (5, 2))
+    torch.testing.assert_close(torch.kron(fa[0], fb[0]), w)
+    assert kronecker_error_bound(w, (3, 4), (5, 2)) < 1e-12
+    # two terms: a sum of two products is recovered exactly with rank 2
+    w2 = w + torch.kron(torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(5, 2, generator=g,
+                                                                                         dtype=torch.float64))
+    fa, fb = nearest_kronecker(w2, (3, 4), (5, 2), rank=2)
+    torch.testing.assert_close(sum(torch.kron(x, y) for x, y in zip(fa, fb)), w2)
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_nearest_kronecker_meets_the_truncated_svd_bound_on_a_random_matrix(rank):
+    from obce.methods.kronecker import kronecker_error_bound, nearest_kronecker
+
+    w = torch.randn(12, 20, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    fa, fb = nearest_kronecker(w, (4, 5), (3, 4), rank=rank)
+    err = float((w - sum(torch.kron(x, y) for x, y in zip(fa, fb))).norm())
+    bound = kronecker_error_bound(w, (4, 5), (3, 4), rank=rank)
+    assert err == pytest.approx(bound, rel=1e-10) and 0 < bound < float(w.norm())
+    # no other single Kronecker product does better: a perturbed one is worse
+    worse = torch.kron(fa[0] + 0.01, fb[0])
+    if rank == 1:
+        assert float((w - worse).norm()) > err
+    with pytest.raises(ObceInputError, match="do not tile it"):
+        nearest_kronecker(w, (4, 4), (3, 4))
+
+
+def test_kronecker_linear_equals_its_dense_weight_and_counts_exactly():
+    from obce.methods.kronecker import KroneckerLinear
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(384, 1536)
+    k = KroneckerLinear.from_linear(lin, (48, 24), (32, 16), rank=2)
+    x = torch.randn(2, 7, 384)
+    torch.testing.assert_close(k(x), torch.nn.functional.linear(x, k.weight(), lin.bias), rtol=1e-4, atol=1e-5)
+    assert obce.count_parameters(k) == 2 * (48 * 24 + 32 * 16) + 1536

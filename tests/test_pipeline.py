@@ -121,6 +121,7 @@ def test_all_committed_configs_are_valid():
     from tests.conftest import REPO
 
     paths = (sorted((REPO / "params").rglob("glue_*.yaml")) + sorted((REPO / "params" / "ablations").glob("*.yaml"))
+             + [REPO / "params" / "methods_cpu.yaml"]
              + sorted((REPO / "params" / "ablations_cpu").glob("*.yaml"))
              + sorted((REPO / "benchmarks" / "gpu").glob("*.yaml")))
     assert len(paths) >= 20
@@ -262,6 +263,18 @@ def test_pipeline_runs_other_methods_beside_scores_and_resumes_them(config, tmp_
     config["methods"][1]["mask_lr"] = 1e-2
     with pytest.raises(ObceInputError, match="method_params"):
         run_pipeline(PipelineConfig.from_dict(config), progress=False)
+
+
+def test_cli_refuses_a_bad_method_entry_with_exit_2(config, tmp_path, capsys):
+    config["methods"] = [{"name": "masks", "mask_lr": "fast"}]
+    bad = tmp_path / "methods.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    assert main(["pipeline", "--config", str(bad), "--dry-run"]) == 2
+    assert "mask_lr='fast'" in capsys.readouterr().err
+    config["methods"] = [{"name": "masks"}]
+    bad.write_text(yaml.safe_dump(config))
+    assert main(["pipeline", "--config", str(bad), "--dry-run", "--importances", "masks"]) == 0
+    assert "masks-L2-s0.json" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("methods, match", [([{"name": "pruning"}], "'pruning'"),
