@@ -1,0 +1,60 @@
+"""Knowledge distillation: the loss terms and the Trainer subclass."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import obce
+from obce.distill import DistillationTrainer, distillation_loss, hidden_loss
+from obce.errors import ObceInputError
+
+
+def test_distillation_loss_terms():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(8, 3, generator=g), torch.randn(8, 3, generator=g)
+    y = torch.randint(0, 3, (8,), generator=g)
+    torch.testing.assert_close(distillation_loss(s, t, y, alpha=0.0), torch.nn.functional.cross_entropy(s, y))
+    assert float(distillation_loss(t, t, None)) == pytest.approx(0.0, abs=1e-6)  # student = teacher
+    kl = torch.nn.functional.kl_div(torch.log_softmax(s / 2, -1), torch.softmax(t / 2, -1), reduction="batchmean")
+    torch.testing.assert_close(distillation_loss(s, t, y, temperature=2.0, alpha=1.0), 4 * kl)
+    r = distillation_loss(s[:, :1], t[:, :1], y.float(), alpha=0.5, regression=True)
+    expected = 0.5 * torch.mean((s[:, 0] - t[:, 0]) ** 2) + 0.5 * torch.mean((s[:, 0] - y.float()) ** 2)
+    torch.testing.assert_close(r, expected)
+    with pytest.raises(ObceInputError, match="alpha"):
+        distillation_loss(s, t, y, alpha=2.0)
+
+
+def test_hidden_loss_counts_real_tokens_only():
+    a = [torch.zeros(2, 3, 4), torch.ones(2, 3, 4)]
+    b = [torch.zeros(2, 3, 4), torch.zeros(2, 3, 4)]
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert float(hidden_loss(a, b, [(1, 1)], mask)) == 1.0
+    assert float(hidden_loss(a, b, [(0, 0), (1, 1)])) == 0.5
+    b[1][:, 2] = 1.0  # padding positions differ: not counted
+    assert float(hidden_loss(a, b, [(1, 1)], mask)) == 1.0
+
+
+def test_distillation_loss_falls_on_a_tiny_batch(tiny_bert, sentences, tmp_path):
+    from datasets import Dataset
+    from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+
+    _, tok = tiny_bert
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    teacher, student = BertForSequenceClassification(cfg).eval(), BertForSequenceClassification(cfg)
+    with torch.no_grad():
+        teacher.classifier.weight.normal_(0, 2.0)  # a teacher with confident, varied outputs
+    enc = tok(sentences, truncation=True, max_length=16, padding="max_length")
+    ds = Dataset.from_dict({**enc, "labels": [i % 2 for i in range(len(sentences))]})
+    args = TrainingArguments(output_dir=str(tmp_path), num_train_epochs=40, learning_rate=3e-3,
+                             per_device_train_batch_size=len(sentences), use_cpu=True, report_to=[],
+                             save_strategy="no", logging_steps=1, disable_tqdm=True, seed=0)
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=ds, teacher=teacher, alpha=0.8,
+                                  hidden_weight=0.5)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert losses[-1] < 0.5 * losses[0]
+    for k, v in teacher.state_dict().items():  # the teacher never changes
+        torch.testing.assert_close(v, before[k])
