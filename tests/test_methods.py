@@ -246,3 +246,65 @@ def test_kronecker_linear_equals_its_dense_weight_and_counts_exactly():
     x = torch.randn(2, 7, 384)
     torch.testing.assert_close(k(x), torch.nn.functional.linear(x, k.weight(), lin.bias), rtol=1e-4, atol=1e-5)
     assert obce.count_parameters(k) == 2 * (48 * 24 + 32 * 16) + 1536
+
+
+# EELBERT dynamic embeddings (issue #23: the embedding, its fit and its checkpoint)
+
+def test_ngram_buckets_are_stable_and_mark_word_pieces():
+    from obce.methods.eelbert import ngram_buckets, token_ngrams
+
+    assert token_ngrams("cat", (2,)) == ["<c", "ca", "at", "t>"]
+    assert token_ngrams("##at", (3,)) == ["#at", "at>"]
+    assert token_ngrams("a", (4,)) == ["<a>"]
+    b = ngram_buckets("unfathomable", (2, 3), 97)
+    assert b == ngram_buckets("unfathomable", (2, 3), 97) and all(0 <= x < 97 for x in b)
+    assert ngram_buckets("##able", (3,), 10**6) != ngram_buckets("able", (3,), 10**6)
+
+
+def test_dynamic_embedding_is_deterministic_handles_unseen_tokens_and_counts_exactly(minilm):
+    from obce.methods.eelbert import DynamicEmbedding
+
+    _, tok = minilm
+    vocab = tok.convert_ids_to_tokens(list(range(tok.vocab_size)))
+    dyn = DynamicEmbedding(vocab, 16, buckets=512)
+    assert obce.count_parameters(dyn) == 512 * 16  # the table alone; the n-gram index is not a parameter
+    assert set(dyn.state_dict()) == {"table.weight"}
+    ids = torch.tensor([[101, 2204, 3185, 102, 0]])
+    out = dyn(ids)
+    torch.testing.assert_close(out, dyn(ids))
+    torch.testing.assert_close(out[0, 1], dyn.embed_strings(["good"])[0])  # id 2204 is "good"
+    assert torch.all(out[0, 4] == 0)  # padding
+    unseen = dyn.embed_strings(["qwxzzyq", "##qwx"])
+    assert unseen.shape == (2, 16) and torch.all(unseen.norm(dim=1) > 0)
+    assert "qwxzzyq" not in tok.vocab
+
+
+def test_fitted_dynamic_embedding_approaches_the_table_and_round_trips(tiny_bert, sentences, tmp_path):
+    from transformers import BertForSequenceClassification
+
+    from obce.methods import eelbert
+
+    model, tok = tiny_bert
+    vocab = tok.convert_ids_to_tokens(list(range(tok.vocab_size)))
+    torch.manual_seed(1)  # a target the n-gram table can express: another table's embeddings
+    target = eelbert.DynamicEmbedding(vocab, 32, buckets=1024, ngram_sizes=(2, 3)).vocabulary_embeddings().detach()
+    torch.manual_seed(2)
+    dyn = eelbert.DynamicEmbedding(vocab, 32, buckets=1024, ngram_sizes=(2, 3))
+    history = eelbert.fit_to_embeddings(dyn, target, epochs=150, lr=0.01)
+    assert history[-1] < 0.05 * history[0]
+
+    clf = BertForSequenceClassification(model.config).eval()
+    table = clf.bert.embeddings.word_embeddings.weight.detach().clone()
+    eelbert.compress(clf, tok, buckets=2048, ngram_sizes=(2, 3), epochs=5)
+    n_table = table.numel()
+    full = obce.count_parameters(BertForSequenceClassification(model.config))
+    assert obce.count_parameters(clf) == full - n_table + 2048 * 32
+    batch = obce.activations.tokenize(tok, sentences, 16)
+    with torch.no_grad():
+        before = clf(**batch).logits
+    eelbert.save(clf, tmp_path / "e", tok)
+    back = eelbert.load(tmp_path / "e")
+    with torch.no_grad():
+        torch.testing.assert_close(back(**batch).logits, before)
+    with pytest.raises(ObceInputError, match="eelbert.save"):
+        eelbert.load(tmp_path)

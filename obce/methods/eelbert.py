@@ -1,0 +1,171 @@
+"""Dynamic embeddings (EELBERT, Cohn et al. 2023): no vocabulary table, an embedding computed from
+each token's hashed character n-grams.
+
+A token's embedding is the mean of the rows of a small table that its character n-grams hash to
+(sizes ``ngram_sizes``, ``buckets`` rows). A word-initial token is written ``<token``, a word piece
+``##piece`` as ``#piece``, and both end with ``>``, so that the n-grams see word boundaries. The
+hash is a stable digest (BLAKE2b), so the same token gets the same vector in every process, and any
+string gets one, including tokens the vocabulary never had (:meth:`DynamicEmbedding.embed_strings`).
+
+**Adaptation.** EELBERT pre-trains a model with this embedding, out of reach here. obce fits the
+table instead to reproduce the pre-trained model's token embeddings (:func:`fit_to_embeddings`:
+least squares over the vocabulary), then the model is fine-tuned on the task as usual. The stored
+parameters are the table alone: the n-gram index of each vocabulary id is recomputed from the
+tokenizer when the model loads (:func:`load`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ObceInputError
+
+CONFIG_FILE = "obce_eelbert.json"
+
+
+def token_ngrams(token: str, sizes: Sequence[int] = (2, 3, 4)) -> list[str]:
+    """The character n-grams of one token with word-boundary marks (the whole marked token if it is
+    shorter than every size)."""
+    text = ("#" + token[2:] if token.startswith("##") else "<" + token) + ">"
+    grams = [text[i:i + n] for n in sizes for i in range(len(text) - n + 1)]
+    return grams or [text]
+
+
+def ngram_buckets(token: str, sizes: Sequence[int] = (2, 3, 4), buckets: int = 4096) -> list[int]:
+    """The table rows a token's n-grams hash to (stable across processes)."""
+    return [int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") % buckets
+            for g in token_ngrams(token, sizes)]
+
+
+class DynamicEmbedding(nn.Module):
+    """Token embeddings computed from hashed character n-grams.
+
+    Parameters
+    ----------
+    vocabulary : sequence of str, the token of each input id (``tokenizer.convert_ids_to_tokens``)
+    dim : int, the embedding size (the model's hidden size)
+    buckets : int, the table's rows; ngram_sizes : the n-gram lengths
+    """
+
+    def __init__(self, vocabulary: Sequence[str], dim: int, buckets: int = 4096,
+                 ngram_sizes: Sequence[int] = (2, 3, 4), padding_idx: int | None = 0):
+        super().__init__()
+        if buckets < 1 or not ngram_sizes or min(ngram_sizes) < 1:
+            raise ObceInputError(f"buckets={buckets!r}, ngram_sizes={ngram_sizes!r}: expected positive values")
+        self.buckets, self.ngram_sizes, self.padding_idx = int(buckets), tuple(int(n) for n in ngram_sizes), padding_idx
+        self.table = nn.EmbeddingBag(self.buckets, dim, mode="mean")
+        nn.init.normal_(self.table.weight, std=0.02)
+        index, offsets = self._index(vocabulary)
+        self.register_buffer("index", index, persistent=False)  # rebuilt from the vocabulary, never stored
+        self.register_buffer("offsets", offsets, persistent=False)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.table.weight.shape[1]
+
+    def _index(self, tokens: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [ngram_buckets(t, self.ngram_sizes, self.buckets) for t in tokens]
+        offsets = torch.tensor([0] + [len(r) for r in rows[:-1]], dtype=torch.long).cumsum(0)
+        return torch.tensor([b for r in rows for b in r], dtype=torch.long), offsets
+
+    def vocabulary_embeddings(self) -> torch.Tensor:
+        """Every vocabulary id's embedding, of shape (vocab_size, dim); the padding id's is 0."""
+        out = self.table(self.index, self.offsets)
+        if self.padding_idx is not None:
+            out = out.index_fill(0, torch.tensor([self.padding_idx], device=out.device), 0.0)
+        return out
+
+    def embed_strings(self, tokens: Sequence[str]) -> torch.Tensor:
+        """Embeddings of any token strings, in the vocabulary or not, of shape (len(tokens), dim)."""
+        index, offsets = self._index(tokens)
+        return self.table(index.to(self.table.weight.device), offsets.to(self.table.weight.device))
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return nn.functional.embedding(input_ids, self.vocabulary_embeddings())
+
+
+def fit_to_embeddings(dyn: DynamicEmbedding, target: torch.Tensor, epochs: int = 200, lr: float = 0.05,
+                      seed: int = 0) -> list[float]:
+    """Fit the table so that each vocabulary id's dynamic embedding approaches its row of ``target``
+    (least squares over the vocabulary, full-batch Adam).
+
+    Parameters
+    ----------
+    target : Tensor of shape (vocab_size, dim), e.g. the pre-trained ``word_embeddings.weight``
+
+    Returns
+    -------
+    list of float: the mean squared error after each epoch
+    """
+    if target.shape != (len(dyn.offsets), dyn.embedding_dim):
+        raise ObceInputError(f"target of shape {tuple(target.shape)}: expected ({len(dyn.offsets)}, "
+                             f"{dyn.embedding_dim})")
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(dyn.parameters(), lr=lr)
+    target = target.detach().to(dyn.table.weight)
+    keep = torch.ones(len(target), dtype=torch.bool)
+    if dyn.padding_idx is not None:
+        keep[dyn.padding_idx] = False
+    history = []
+    for _ in range(epochs):
+        loss = (dyn.vocabulary_embeddings()[keep] - target[keep]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(float(loss.detach()))
+    return history
+
+
+def compress(model: nn.Module, tokenizer, buckets: int = 4096, ngram_sizes: Sequence[int] = (2, 3, 4),
+             epochs: int = 200, lr: float = 0.05, seed: int = 0) -> nn.Module:
+    """``model`` with its word-embedding table replaced by a :class:`DynamicEmbedding` fitted to it (in
+    place; returns ``model``)."""
+    emb = model.base_model.embeddings
+    vocab = tokenizer.convert_ids_to_tokens(list(range(emb.word_embeddings.num_embeddings)))
+    dyn = DynamicEmbedding(vocab, emb.word_embeddings.embedding_dim, buckets, ngram_sizes,
+                           padding_idx=emb.word_embeddings.padding_idx)
+    fit_to_embeddings(dyn, emb.word_embeddings.weight, epochs=epochs, lr=lr, seed=seed)
+    emb.word_embeddings = dyn
+    return model
+
+
+def save(model: nn.Module, path: str | os.PathLike, tokenizer) -> Path:
+    """The weights (without a vocabulary table), the tokenizer and ``obce_eelbert.json``."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    dyn = model.base_model.embeddings.word_embeddings
+    model.config.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
+    (path / CONFIG_FILE).write_text(json.dumps(dict(buckets=dyn.buckets, ngram_sizes=list(dyn.ngram_sizes),
+                                                    padding_idx=dyn.padding_idx, model_class=type(model).__name__)))
+    return path
+
+
+def load(path: str | os.PathLike) -> nn.Module:
+    """Load a model written by :func:`save` (the n-gram index is rebuilt from its tokenizer)."""
+    import transformers
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file():
+        raise ObceInputError(f"{path}: no {CONFIG_FILE}; not a checkpoint written by eelbert.save")
+    meta = json.loads((path / CONFIG_FILE).read_text())
+    config = transformers.AutoConfig.from_pretrained(path)
+    model = getattr(transformers, meta["model_class"])(config)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    vocab = tokenizer.convert_ids_to_tokens(list(range(config.vocab_size)))
+    model.base_model.embeddings.word_embeddings = DynamicEmbedding(
+        vocab, config.hidden_size, meta["buckets"], meta["ngram_sizes"], meta["padding_idx"])
+    missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise ObceInputError(f"{path}: weights do not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval()
