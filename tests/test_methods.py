@@ -308,3 +308,31 @@ def test_fitted_dynamic_embedding_approaches_the_table_and_round_trips(tiny_bert
         torch.testing.assert_close(back(**batch).logits, before)
     with pytest.raises(ObceInputError, match="eelbert.save"):
         eelbert.load(tmp_path)
+
+
+def test_kronecker_compress_meets_a_budget_and_is_exact_with_full_rank(tiny_bert, sentences):
+    from obce.methods import kronecker, level_budget
+
+    model, tok = tiny_bert
+    assert kronecker.balanced_shapes(1536, 384) == ((32, 16), (48, 24))
+    assert kronecker.balanced_shapes(7, 384) == ((1, 16), (7, 24))  # a prime keeps one side whole
+    full_ranks = [min(a[0] * a[1], b[0] * b[1]) for a, b in
+                  (kronecker.balanced_shapes(getattr(p, n).out_features, getattr(p, n).in_features)
+                   for p, n in kronecker.linear_maps(model))]
+    exact = kronecker.compress(model, full_ranks)  # full rank: the same weights, the same outputs
+    batch = obce.activations.tokenize(tok, sentences, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(exact(**batch).last_hidden_state, model(**batch).last_hidden_state,
+                                   rtol=1e-4, atol=1e-4)
+    full = obce.count_parameters(model)
+    budget = level_budget(model, 2)
+    small = kronecker.compress(model, kronecker.ranks_for_budget(model, full - budget))
+    maps = [getattr(p, n) for p, n in kronecker.linear_maps(small)]
+    expected = full - sum(32 * 32 * 4 + 2 * 32 * 64 for _ in range(3)) + sum(
+        m.a.numel() + m.b.numel() for m in maps)
+    assert obce.count_parameters(small) == expected
+    assert abs(expected - budget) < 0.05 * full
+    tiny = kronecker.compress(model, 1, embedding_factor=8)
+    assert obce.count_parameters(tiny.embeddings.word_embeddings) == 30522 * 4 + 8
+    with torch.no_grad():
+        assert tiny(**batch).last_hidden_state.shape == model(**batch).last_hidden_state.shape

@@ -7,10 +7,13 @@ matrix ``vec(A) vec(B)^T`` turns the problem into a truncated SVD, so ``rank`` t
 Frobenius error of that SVD. :class:`KroneckerLinear` applies the factors without forming ``W``:
 ``y = A X B^T`` with ``X`` the input reshaped to ``(n1, n2)``.
 
-This module holds the factorisation and the layer; the distillation that trains them is issue #23's
-remaining work.
+:func:`compress` replaces every linear map of the encoder (and optionally the word-embedding table)
+by its factors; :func:`ranks_for_budget` picks the ranks that meet a parameter budget. Training the
+factors by distillation from the unpruned model (:mod:`obce.distill`) is the method's second step.
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -95,3 +98,94 @@ class KroneckerLinear(nn.Module):
         xs = x.reshape(-1, n1, n2)
         y = torch.einsum("kij,bjl,kml->bim", self.a, xs, self.b).reshape(*lead, self.out_features)
         return y if self.bias is None else y + self.bias
+
+
+def balanced_shapes(out_features: int, in_features: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Factor shapes ``(m1, n1), (m2, n2)`` with ``m1 * m2 = out_features`` and ``n1 * n2 = in_features``,
+    ``m1`` and ``n1`` the divisors nearest the square roots (so that both factors keep structure)."""
+    def near_root(n: int) -> int:
+        return min(_divisors(n), key=lambda d: (abs(d - n ** 0.5), -d))
+
+    m1, n1 = near_root(out_features), near_root(in_features)
+    return (m1, n1), (out_features // m1, in_features // n1)
+
+
+def linear_maps(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(parent, attribute) of every linear map of the encoder's blocks: attention query, key, value
+    and output, FFN in and out."""
+    from ..models import encoder_layers
+
+    out = []
+    for block in encoder_layers(model):
+        att = block.attention
+        out += [(att.self, "query"), (att.self, "key"), (att.self, "value"), (att.output, "dense"),
+                (block.intermediate, "dense"), (block.output, "dense")]
+    return out
+
+
+def ranks_for_budget(model: nn.Module, remove: int) -> list[int]:
+    """The rank of each linear map (:func:`linear_maps`, balanced shapes) so that the Kronecker layers
+    hold ``remove`` fewer parameters than the dense ones, every map keeping the same share of its
+    weights (at least rank 1)."""
+    maps = [getattr(p, n) for p, n in linear_maps(model)]
+    dense = [m.weight.numel() for m in maps]
+    per_rank = [sum(a * b for a, b in balanced_shapes(m.out_features, m.in_features)) for m in maps]
+    if not 0 <= remove < sum(dense):
+        raise ObceInputError(f"removing {remove} parameters: the linear maps hold {sum(dense)}")
+    share = (sum(dense) - remove) / sum(dense)
+    return [max(1, round(share * d / p)) for d, p in zip(dense, per_rank)]
+
+
+def compress(model: nn.Module, ranks: Sequence[int] | int, embedding_factor: int | None = None) -> nn.Module:
+    """A copy of ``model`` with every encoder linear map replaced by :class:`KroneckerLinear`
+    (balanced factor shapes, the given rank per map, initialised by :func:`nearest_kronecker`), and,
+    with ``embedding_factor`` f, the word-embedding table (V, h) by the nearest ``A (V, h/f) (x) B (1, f)``.
+
+    Parameters
+    ----------
+    ranks : one rank for every map, or a rank per map in :func:`linear_maps` order
+    """
+    import copy
+
+    small = copy.deepcopy(model)
+    maps = linear_maps(small)
+    ranks = [ranks] * len(maps) if isinstance(ranks, int) else list(ranks)
+    if len(ranks) != len(maps):
+        raise ObceInputError(f"{len(ranks)} ranks for {len(maps)} linear maps")
+    for (parent, name), rank in zip(maps, ranks):
+        lin = getattr(parent, name)
+        a_shape, b_shape = balanced_shapes(lin.out_features, lin.in_features)
+        setattr(parent, name, KroneckerLinear.from_linear(lin, a_shape, b_shape, min(rank, min(
+            a_shape[0] * a_shape[1], b_shape[0] * b_shape[1]))))
+    if embedding_factor:
+        emb = small.base_model.embeddings
+        small.base_model.embeddings.word_embeddings = KroneckerEmbedding.from_embedding(emb.word_embeddings,
+                                                                                        embedding_factor)
+    return small
+
+
+class KroneckerEmbedding(nn.Module):
+    """A token table ``W (V, h) = A (V, h/f) (x) B (1, f)``: each token stores ``h/f`` numbers, and one
+    shared vector of ``f`` spreads them over the hidden size (the vocabulary rarely factors)."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, padding_idx: int | None = None):
+        super().__init__()
+        self.a, self.b = nn.Parameter(a.detach().clone()), nn.Parameter(b.detach().clone())
+        self.padding_idx = padding_idx
+        self.num_embeddings, self.embedding_dim = a.shape[0], a.shape[1] * b.shape[1]
+
+    @classmethod
+    def from_embedding(cls, emb: nn.Embedding, factor: int) -> "KroneckerEmbedding":
+        v, h = emb.weight.shape
+        if factor < 1 or h % factor:
+            raise ObceInputError(f"embedding factor {factor}: expected a divisor of the hidden size {h}")
+        a, b = nearest_kronecker(emb.weight.detach(), (v, h // factor), (1, factor))
+        return cls(a[0], b[0], emb.padding_idx)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        rows = nn.functional.embedding(input_ids, self.a)  # (..., h / f)
+        return (rows[..., :, None] * self.b[0]).flatten(-2)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
