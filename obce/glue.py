@@ -20,7 +20,7 @@ from torch import nn
 
 from .data import get_task, load_glue
 from .errors import ObceInputError
-from .models import (check_device, check_max_length, check_weights, ffn_layers, load_config,
+from .models import (check_device, check_max_length, check_weights, encoder_layers, load_config,
                      resolve_model_source, stored_dtype)
 from .paths import work_dir
 from .results import Timer, provenance, read_json, write_json
@@ -89,7 +89,8 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
                           device: str | None = None, bf16: bool | None = None,
                           output_dir: str | os.PathLike | None = None, progress: bool = True,
                           extra_provenance: dict[str, Any] | None = None, keep_model: bool = False,
-                          work_parent: str | os.PathLike | None = None, prepare=None) -> GlueResult:
+                          work_parent: str | os.PathLike | None = None, prepare=None,
+                          trainer_factory=None) -> GlueResult:
     """Fine-tune a BERT-family encoder on a GLUE task and evaluate it on the dev set.
 
     Parameters
@@ -121,8 +122,11 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         ``prepare(classifier) -> optimizer or None``, called on the classification model before
         training: a compression method that trains something else than the weights (learned masks)
         changes the model and returns its optimizer (default: the Trainer's AdamW over all weights).
-        An in-memory model whose layers differ in FFN size (removed sub-layers) is wrapped as it is,
-        without the checkpoint round trip a vanilla ``BertConfig`` could not express.
+        An in-memory model that a vanilla ``BertConfig`` cannot express (FFN sizes that differ by
+        layer, Kronecker factors, dynamic embeddings) is wrapped as it is, without a checkpoint round trip.
+    trainer_factory : callable, optional
+        Builds the trainer from the ``Trainer``'s keyword arguments (default ``Trainer``), e.g.
+        ``functools.partial(obce.distill.DistillationTrainer, teacher=...)``.
 
     Returns
     -------
@@ -138,7 +142,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     check_device(device)
     config = model.config if isinstance(model, nn.Module) else load_config(model)  # BERT-family only
     if isinstance(model, nn.Module):
-        ffn_layers(model)
+        encoder_layers(model)  # a BERT-family encoder (its linear maps may be factored)
     check_max_length(max_length, config)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if bf16 is None:
@@ -159,7 +163,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         devs_enc = {s: d.map(encode, batched=True, remove_columns=cols) for s, d in devs.items()}
         set_seed(seed)
         problem = "regression" if info.is_regression else "single_label_classification"
-        if source is None:  # per-layer FFN sizes: wrap the in-memory encoder as it is
+        if source is None:  # not a vanilla BERT checkpoint: wrap the in-memory encoder as it is
             head_config = copy.deepcopy(config)
             head_config.num_labels, head_config.problem_type = info.num_labels, problem
             clf = AutoModelForSequenceClassification.from_config(head_config)
@@ -177,7 +181,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
             warmup_steps=warmup_ratio, seed=seed, data_seed=seed, bf16=bf16,
             use_cpu=not device.startswith("cuda"), eval_strategy="no", save_strategy="no",
             report_to=[], logging_steps=50, disable_tqdm=not progress, dataloader_num_workers=0)
-        trainer = Trainer(model=clf, args=args, train_dataset=train_enc, processing_class=tok,
+        trainer = (trainer_factory or Trainer)(model=clf, args=args, train_dataset=train_enc, processing_class=tok,
                           optimizers=(optimizer, None))
         train_out = trainer.train()
         metrics: dict[str, float] = {}
@@ -258,10 +262,13 @@ def _model_source(model, tokenizer, tmp: str) -> tuple[str | None, str]:
     if isinstance(model, nn.Module):
         if tokenizer is None:
             raise ObceInputError("an in-memory model needs its tokenizer (tokenizer=...)")
-        sizes = {inter.out_features for inter, _ in ffn_layers(model)}
-        if sizes != {model.config.intermediate_size}:
-            name = getattr(model.config, "_name_or_path", "") or "in-memory model"
-            return None, f"{name} (in memory, FFN sizes per layer {[i.out_features for i, _ in ffn_layers(model)]})"
+        name = getattr(model.config, "_name_or_path", "") or "in-memory model"
+        widths = [block.intermediate.dense.out_features for block in encoder_layers(model)]
+        if set(widths) != {model.config.intermediate_size}:
+            return None, f"{name} (in memory, FFN sizes per layer {widths})"
+        custom = sorted({type(m).__name__ for m in model.modules() if type(m).__module__.startswith("obce.")})
+        if custom:
+            return None, f"{name} (in memory, with {', '.join(custom)})"
         path = Path(tmp) / "model"
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)

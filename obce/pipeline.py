@@ -17,7 +17,7 @@ from typing import Any
 
 from .data import check_corpus_size, get_task, load_corpus
 from .errors import ObceInputError
-from .methods import METHODS, method_spec
+from .methods import METHODS, NEEDS_TEACHER, method_spec
 from .models import check_device, check_max_length, ffn_layers, load_config, load_model, stored_dtype
 from .pruning import LEVELS, count_parameters, prune
 from .results import CHECKPOINT_RECORD, Timer, cache_key, corpus_hash, provenance, read_json, to_jsonable
@@ -303,8 +303,11 @@ def run_method(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, task
         texts = load_corpus(c.get("source_task") or task, n=c["samples"], split=c.get("split", "train"),
                             glue_dir=cfg.glue_dir, seed=corpus_seed(cfg, seed))
     extra = dict(scoring=expected_method_corpus(cfg, spec, seed))
+    teacher = None
+    if spec["name"] in NEEDS_TEACHER or spec["params"].get("distill"):  # cached under <out>/finetuned
+        teacher = finetuned_model(cfg, model, tokenizer, task, progress, seed=seed)
     return run(spec, model, tokenizer, task, level, seed=seed, finetune=cfg.finetune, texts=texts,
-               glue_dir=cfg.glue_dir, progress=progress, work_parent=work, extra_provenance=extra)
+               glue_dir=cfg.glue_dir, progress=progress, work_parent=work, extra_provenance=extra, teacher=teacher)
 
 
 def expected_method_corpus(cfg: PipelineConfig, spec: dict[str, Any], seed: int) -> dict[str, Any] | None:

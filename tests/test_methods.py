@@ -170,7 +170,8 @@ def test_method_specs_are_checked():
     assert method_spec({"name": "layer_removal"}) == dict(name="layer_removal", label="layer_removal",
                                                           params=dict(criterion="residual_change"))
     assert method_spec({"name": "masks", "mask_lr": 0.1, "label": "masks-fast"})["params"]["mask_lr"] == 0.1
-    for bad, match in (({"name": "kronecker"}, "'kronecker'"), ({"name": "masks", "lr": 1}, r"\['lr'\]"),
+    for bad, match in (({"name": "tucker"}, "'tucker'"), ({"name": "eelbert", "ngram_sizes": [0]}, "ngram_sizes"),
+                       ({"name": "kronecker", "distill": True}, r"\['distill'\]"), ({"name": "masks", "lr": 1}, r"\['lr'\]"),
                        ({"name": "layer_removal", "criterion": "middle"}, "'middle'"),
                        ({"name": "masks", "mask_lr": -1}, "mask_lr"), ("masks", "mapping")):
         with pytest.raises(ObceInputError, match=match):
@@ -336,3 +337,27 @@ def test_kronecker_compress_meets_a_budget_and_is_exact_with_full_rank(tiny_bert
     assert obce.count_parameters(tiny.embeddings.word_embeddings) == 30522 * 4 + 8
     with torch.no_grad():
         assert tiny(**batch).last_hidden_state.shape == model(**batch).last_hidden_state.shape
+
+
+@pytest.mark.parametrize("spec", [{"name": "kronecker"}, {"name": "eelbert", "fit_epochs": 5, "distill": True}])
+def test_run_distils_factored_and_dynamic_models_to_the_budget(spec, tiny_bert, glue_dir, tmp_path):
+    from transformers import BertForSequenceClassification
+
+    from obce.methods import level_budget, run
+
+    model, tok = tiny_bert
+    teacher = BertForSequenceClassification(model.config).eval()
+    ft = dict(epochs=1, lr=1e-4, batch_size=8, max_length=32, max_train_samples=16, max_eval_samples=16)
+    result = run(spec, model, tok, "rte", level=2, seed=0, finetune=ft, glue_dir=glue_dir, progress=False,
+                 work_parent=tmp_path, teacher=teacher)
+    prov = result.provenance
+    assert prov["method"] == spec["name"] and "distilled" in prov["training"]
+    assert set(result.metrics) == {"accuracy"} and prov["size_on_disk_bytes"] > 0
+    budget = level_budget(model, 2)
+    if spec["name"] == "eelbert":  # whole table rows: within one row of hidden size of the budget
+        assert prov["buckets"] * 32 == 30522 * 32 - (obce.count_parameters(model) - budget)
+        assert abs(prov["parameters"] - budget) < 32
+    else:
+        assert abs(prov["parameters"] - budget) < 0.05 * obce.count_parameters(model)
+    with pytest.raises(ObceInputError, match="give the teacher"):
+        run(spec, model, tok, "rte", level=2, finetune=ft, glue_dir=glue_dir, progress=False)

@@ -6,6 +6,11 @@
   change the residual stream over a corpus).
 * :mod:`obce.methods.masks`: adapting by pruning: learn a binary mask over the frozen pre-trained
   weights for the task.
+* :mod:`obce.methods.kronecker`: KroneckerBERT: every encoder linear map as a sum of Kronecker
+  products, initialised from the pre-trained weights and trained by distillation from the unpruned
+  model fine-tuned on the task (:mod:`obce.distill`).
+* :mod:`obce.methods.eelbert`: EELBERT: the word-embedding table replaced by hashed character
+  n-gram embeddings fitted to it, then fine-tuned (optionally with distillation).
 
 A budget is the encoder's parameter count after compression. :func:`level_budget` gives OBCE level
 k's, and each method comes as close to it as its granularity allows (:func:`run` records the exact
@@ -24,11 +29,16 @@ import numpy as np
 from torch import nn
 
 from ..errors import ObceInputError
-from . import ffn_pruning, layer_removal, masks
+from . import eelbert, ffn_pruning, kronecker, layer_removal, masks
 
 #: Methods the pipeline's ``methods:`` entries name, with their parameters' defaults.
-METHODS = {"layer_removal": layer_removal, "masks": masks}
-METHOD_DEFAULTS = {"layer_removal": dict(criterion="residual_change"), "masks": dict(masks.DEFAULTS)}
+METHODS = {"layer_removal": layer_removal, "masks": masks, "kronecker": kronecker, "eelbert": eelbert}
+DISTILL_DEFAULTS = dict(alpha=0.5, temperature=2.0, hidden_weight=1.0)
+METHOD_DEFAULTS = {"layer_removal": dict(criterion="residual_change"), "masks": dict(masks.DEFAULTS),
+                   "kronecker": dict(DISTILL_DEFAULTS, embedding_factor=0),
+                   "eelbert": dict(DISTILL_DEFAULTS, distill=False, ngram_sizes=[2, 3, 4], fit_epochs=200)}
+#: Methods that train from a teacher (the unpruned model fine-tuned on the task).
+NEEDS_TEACHER = ("kronecker",)
 
 __all__ = ["METHODS", "ffn_pruning", "layer_removal", "masks", "level_budget", "method_spec", "run",
            "size_on_disk"]
@@ -69,11 +79,19 @@ def method_spec(spec: dict[str, Any]) -> dict[str, Any]:
     if name == "layer_removal" and params["criterion"] not in layer_removal.CRITERIA:
         raise ObceInputError(f"method layer_removal criterion {params['criterion']!r}: expected one of "
                              f"{layer_removal.CRITERIA}")
-    if name == "masks":
-        for key in ("mask_lr", "head_lr"):
-            v = params[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ObceInputError(f"method masks {key}={v!r}: expected a positive number")
+    for key, default in METHOD_DEFAULTS[name].items():
+        v = params[key]
+        if isinstance(default, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(default, (int, float)):
+            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0 and (v > 0 or key in (
+                "alpha", "hidden_weight", "embedding_factor"))
+        elif isinstance(default, list):
+            ok = isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
+        else:
+            ok = isinstance(v, type(default))
+        if not ok:
+            raise ObceInputError(f"method {name} {key}={v!r}: expected a value like {default!r}")
     label = spec.get("label", name)
     if not isinstance(label, str) or not label or "/" in label:
         raise ObceInputError(f"method label {label!r}: expected a non-empty name without '/'")
@@ -82,7 +100,8 @@ def method_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int, *, seed: int = 0,
         finetune: dict[str, Any] | None = None, texts=None, glue_dir=None, progress: bool = True,
-        work_parent: str | os.PathLike | None = None, extra_provenance: dict[str, Any] | None = None):
+        work_parent: str | os.PathLike | None = None, extra_provenance: dict[str, Any] | None = None,
+        teacher: nn.Module | None = None):
     """Compress the pretrained ``model`` with a method to OBCE level ``level``'s budget, train it on
     ``task`` and evaluate it on dev.
 
@@ -93,6 +112,7 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     level : int in 1..3, the budget (:func:`level_budget`)
     finetune : the fine-tuning keys of the pipeline (epochs, lr, batch_size, max_length, ...)
     texts : the corpus that data-driven choices use (layer removal's ``residual_change``)
+    teacher : the unpruned model fine-tuned on ``task`` (with its head), for the methods that distil
 
     Returns
     -------
@@ -111,8 +131,34 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     full = count_parameters(model)
     info: dict[str, Any] = dict(method=spec["name"], method_params=spec["params"], importance=spec["label"],
                                 level=level, budget_parameters=budget, parameters_full=full)
-    prepare, small = None, model
-    if spec["name"] == "layer_removal":
+    prepare, factory, small, p = None, None, model, spec["params"]
+    if spec["name"] in NEEDS_TEACHER or p.get("distill"):
+        if teacher is None:
+            raise ObceInputError(f"method {spec['name']} distils: give the teacher (the unpruned model fine-tuned "
+                                 f"on {task})")
+        from functools import partial
+
+        from ..distill import DistillationTrainer
+
+        factory = partial(DistillationTrainer, teacher=teacher, alpha=p["alpha"], temperature=p["temperature"],
+                          hidden_weight=p["hidden_weight"])
+        info.update(training="distilled from the unpruned model fine-tuned on the task (prediction layer and "
+                             "hidden states), with the task loss, for the fine-tuning epochs")
+    if spec["name"] == "kronecker":
+        small = kronecker.compress(model, kronecker.ranks_for_budget(model, full - budget),
+                                   embedding_factor=p["embedding_factor"] or None)
+        info.update(ranks=[getattr(q, n).a.shape[0] for q, n in kronecker.linear_maps(small)])
+    elif spec["name"] == "eelbert":
+        table = model.embeddings.word_embeddings.weight
+        buckets = (table.numel() - (full - budget)) // table.shape[1]
+        if buckets < 1:
+            raise ObceInputError(f"level {level}'s budget removes more than the word-embedding table holds")
+        import copy
+
+        small = eelbert.compress(copy.deepcopy(model), tokenizer, buckets=int(buckets), ngram_sizes=p["ngram_sizes"],
+                                 epochs=p["fit_epochs"], seed=seed)
+        info.update(buckets=int(buckets))
+    elif spec["name"] == "layer_removal":
         per_block = full - count_parameters(layer_removal.compress(model, layers=[0]))
         n_remove = int(np.clip(round((full - budget) / per_block), 0, len(layer_removal.layer_sizes(model))))
         small = layer_removal.compress(model, n_remove=n_remove, criterion=spec["params"]["criterion"],
@@ -120,7 +166,7 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
                                        max_length=finetune.get("max_length", 64))
         sizes = layer_removal.layer_sizes(small)
         info.update(removed_layers=[i for i, s in enumerate(sizes) if s == 0], intermediate_size=sizes)
-    else:
+    elif spec["name"] == "masks":
         sparsity = masks.sparsity_for(model, full - budget)
         info.update(sparsity=sparsity, training="masks and head trained on the task for the fine-tuning epochs; "
                                                 "pre-trained weights frozen")
@@ -129,7 +175,7 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
             masks.add_masks(clf, sparsity)
             return masks.optimizer(clf, spec["params"]["mask_lr"], spec["params"]["head_lr"])
     result = finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=glue_dir, seed=seed, progress=progress,
-                                   keep_model=True, work_parent=work_parent, prepare=prepare,
+                                   keep_model=True, work_parent=work_parent, prepare=prepare, trainer_factory=factory,
                                    extra_provenance={**info, **(extra_provenance or {})}, **finetune)
     clf = result.model
     if spec["name"] == "masks":
