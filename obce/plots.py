@@ -386,8 +386,9 @@ def plot_information(information: np.ndarray, scores: np.ndarray, label: str = "
 
 
 def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric_label: str = "GLUE average x 100"):
-    """Parameters against the GLUE score averaged over tasks: one line per method through its
-    budgets (levels), error bars the standard deviation over seeds, the unpruned model a star.
+    """Parameters (left) and run time (right) against the GLUE score averaged over tasks: one line per
+    method through its budgets (levels), error bars the standard deviation over seeds, the unpruned
+    model a star; one legend. The right panel shows whether a method wins by training longer.
 
     Parameters
     ----------
@@ -396,23 +397,25 @@ def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.9), sharey=True)
     methods = [m for m in dict.fromkeys(p["method"] for p in points) if m != "none"]
-    for i, m in enumerate(methods):
-        own = sorted((p for p in points if p["method"] == m), key=lambda p: p["parameters"])
-        style = "-" if m in ("layer_removal", "masks", "merge_radius") else ":"
-        ax.errorbar([p["parameters"] / 1e6 for p in own], [p["score"] for p in own],
-                    yerr=[0 if p["seed_std"] != p["seed_std"] else p["seed_std"] for p in own], marker="o", ms=4,
-                    lw=1.6 if style == "-" else 1.1, ls=style, capsize=2, color=plt.get_cmap("tab10")(i % 10),
-                    label=(names or {}).get(m, m))
-    for p in points:
-        if p["method"] == "none":
-            ax.errorbar([p["parameters"] / 1e6], [p["score"]], yerr=[0 if p["seed_std"] != p["seed_std"] else
-                                                                      p["seed_std"]],
-                        marker="*", ms=12, color="black", ls="none", capsize=2, label=(names or {}).get("none", "none"))
-    ax.set_xlabel("encoder parameters (M)")
-    ax.set_ylabel(metric_label)
-    handles, labels = ax.get_legend_handles_labels()
+    sd = [0 if p["seed_std"] != p["seed_std"] else p["seed_std"] for p in points]
+    spread = dict(zip(map(id, points), sd))
+    for ax, key, scale, label in ((axes[0], "parameters", 1e6, "encoder parameters (M)"),
+                                  (axes[1], "train_time_s", 60, "run time (min, 2 CPU cores)")):
+        for i, m in enumerate(methods):
+            own = sorted((p for p in points if p["method"] == m), key=lambda p: p["level"])
+            main = m in ("layer_removal", "masks", "kronecker", "eelbert", "merge_radius")
+            ax.errorbar([p[key] / scale for p in own], [p["score"] for p in own], yerr=[spread[id(p)] for p in own],
+                        marker="o", ms=4, lw=1.6 if main else 1.0, ls="-" if main else ":", capsize=2,
+                        color=plt.get_cmap("tab10")(i % 10), label=(names or {}).get(m, m))
+        for p in points:
+            if p["method"] == "none":
+                ax.errorbar([p[key] / scale], [p["score"]], yerr=[spread[id(p)]], marker="*", ms=12, color="black",
+                            ls="none", capsize=2, label=(names or {}).get("none", "none"))
+        ax.set_xlabel(label)
+    axes[0].set_ylabel(metric_label)
+    handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.1 + 0.05 * (-(-len(labels) // 3)), 1, 1))
     return fig
