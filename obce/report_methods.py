@@ -146,10 +146,16 @@ def _main(record: dict[str, Any]) -> float:
 
 
 def covered_tasks(records: list[dict[str, Any]], tasks: tuple[str, ...], methods: tuple[str, ...]) -> tuple[str, ...]:
-    """The tasks of ``tasks`` on which every one of ``methods`` has at least one record: the tasks a
-    partial grid lets the methods be averaged over."""
-    ran = {(r["task"], r["provenance"].get("importance")) for r in records}
-    return tuple(t for t in tasks if all((t, m) in ran for m in methods))
+    """The tasks of ``tasks`` on which every one of ``methods`` has run every level it has run anywhere:
+    the tasks a partial grid lets the methods be averaged over at every level."""
+    levels: dict[str, set] = {}
+    for r in records:
+        p = r["provenance"]
+        if p.get("importance") in methods:
+            levels.setdefault(p["importance"], set()).add((r["task"], p.get("level")))
+    every = {m: {lv for _, lv in pairs} for m, pairs in levels.items()}
+    return tuple(t for t in tasks if all(m in levels and all((t, lv) in levels[m] for lv in every[m])
+                                         for m in methods))
 
 
 def method_table(points: list[dict[str, Any]], records: list[dict[str, Any]]):

@@ -54,3 +54,15 @@ def test_equal_budget_verdicts_and_facts(records):
     assert facts["mt_best_L2"] == "adapting by pruning (masks)"
     assert facts["mt_masks_L2"] > facts["mt_ref_L2"] and np.isnan(facts["mt_layer_removal_L2"])
     assert facts["mt_masks_record"].startswith("4 wins, 0 ties and 0 losses") and facts["mt_levels"] == "1, 2"
+
+
+def test_covered_tasks_need_every_level_of_every_method(records):
+    from obce.report_methods import covered_tasks
+
+    assert covered_tasks(records, ("rte", "stsb"), ("masks",)) == ("rte", "stsb")
+    # layer removal ran level 2 on RTE only: STS-B is not covered
+    assert covered_tasks(records, ("rte", "stsb"), ("masks", "layer_removal")) == ("rte",)
+    records.append({"task": "rte", "metrics": {"accuracy": 0.5}, "provenance": {"importance": "layer_removal",
+                                                                                 "level": 3, "seed": 0}})
+    assert covered_tasks(records, ("rte", "stsb"), ("masks", "layer_removal")) == ("rte",)
+    assert covered_tasks(records, ("rte",), ("kronecker",)) == ()
