@@ -3,7 +3,9 @@ inference latency (batch x seq tokens) as ratios to the unpruned MiniLM, measure
 
 OBCE prunes neurons by random scores here (the score does not change the shapes); layer removal
 removes the last blocks (the criterion does not change the shapes); the masks are drawn at random
-at the level's sparsity and applied as zeros: a dense model, which is what its checkpoint is.
+at the level's sparsity and applied as zeros: a dense model, which is what its checkpoint is; the
+Kronecker factors are the nearest ones with the budget's ranks (untrained); EELBERT's table is fitted
+for one step only (its shape, not its values, sets the cost).
 """
 from __future__ import annotations
 
@@ -16,16 +18,24 @@ import torch
 
 from _common import median_time, save, table
 from obce import count_parameters, load_model, prune
-from obce.methods import layer_removal, level_budget, masks, size_on_disk
+from obce.methods import eelbert, kronecker, layer_removal, level_budget, masks, size_on_disk
 
 
-def compressed(model, method: str, level: int):
+def compressed(model, tokenizer, method: str, level: int):
     """``model`` compressed by ``method`` to level ``level``'s budget (shapes as the real runs')."""
     if method == "none":
         return model
+    full = count_parameters(model)
+    if method == "kronecker":
+        return kronecker.compress(model, kronecker.ranks_for_budget(model, full - level_budget(model, level)))
+    if method == "eelbert":
+        import copy
+
+        table = model.embeddings.word_embeddings.weight
+        buckets = (table.numel() - (full - level_budget(model, level))) // table.shape[1]
+        return eelbert.compress(copy.deepcopy(model), tokenizer, buckets=int(buckets), epochs=1)
     if method == "obce":
         return prune(model, np.random.default_rng(level).random((6, 1536)), level=level)
-    full = count_parameters(model)
     if method == "layer_removal":
         per_block = full - count_parameters(layer_removal.compress(model, layers=[0]))
         return layer_removal.compress(model, n_remove=round((full - level_budget(model, level)) / per_block))
@@ -44,13 +54,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
     args = ap.parse_args()
-    model, _ = load_model("minilm")
+    model, tokenizer = load_model("minilm")
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 30000, (args.batch, args.seq), generator=g)
     mask = torch.ones_like(ids)
     rows, base = [], None
-    for method, level in [("none", 0)] + [(m, k) for k in (1, 2, 3) for m in ("obce", "layer_removal", "masks")]:
-        m = compressed(model, method, level).eval()
+    for method, level in [("none", 0)] + [(m, k) for k in (1, 2, 3) for m in ("obce", "layer_removal", "masks",
+                                                                            "kronecker", "eelbert")]:
+        m = compressed(model, tokenizer, method, level).eval()
 
         def run():
             with torch.inference_mode():

@@ -244,8 +244,10 @@ def test_kronecker_linear_equals_its_dense_weight_and_counts_exactly():
     torch.manual_seed(0)
     lin = torch.nn.Linear(384, 1536)
     k = KroneckerLinear.from_linear(lin, (48, 24), (32, 16), rank=2)
-    x = torch.randn(2, 7, 384)
-    torch.testing.assert_close(k(x), torch.nn.functional.linear(x, k.weight(), lin.bias), rtol=1e-4, atol=1e-5)
+    for x in (torch.randn(2, 7, 384), torch.randn(1, 384)):  # a batch forms W; one token applies A X B^T
+        torch.testing.assert_close(k(x), torch.nn.functional.linear(x, k.weight(), lin.bias), rtol=1e-4, atol=1e-5)
+    dense = sum(torch.kron(a, b) for a, b in zip(k.a, k.b))
+    torch.testing.assert_close(k.weight(), dense)
     assert obce.count_parameters(k) == 2 * (48 * 24 + 32 * 16) + 1536
 
 

@@ -4,8 +4,9 @@ products ``W = sum_k A_k (x) B_k``.
 :func:`nearest_kronecker` initialises the factors from a pre-trained weight by the nearest Kronecker
 product (Van Loan and Pitsianis 1993): rearranging ``W`` so that each ``A (x) B`` becomes the rank-one
 matrix ``vec(A) vec(B)^T`` turns the problem into a truncated SVD, so ``rank`` terms leave exactly the
-Frobenius error of that SVD. :class:`KroneckerLinear` applies the factors without forming ``W``:
-``y = A X B^T`` with ``X`` the input reshaped to ``(n1, n2)``.
+Frobenius error of that SVD. :class:`KroneckerLinear` stores only the factors. For a few tokens it
+applies them as ``y = A X B^T`` (``X`` the input reshaped to ``(n1, n2)``); for a batch, where that
+costs more than forming ``W`` once, it forms ``W`` and multiplies.
 
 :func:`compress` replaces every linear map of the encoder (and optionally the word-embedding table)
 by its factors; :func:`ranks_for_budget` picks the ranks that meet a parameter budget. Training the
@@ -62,7 +63,7 @@ def kronecker_error_bound(weight: torch.Tensor, a_shape: tuple[int, int], b_shap
 
 
 class KroneckerLinear(nn.Module):
-    """A linear map whose weight is ``sum_k kron(A[k], B[k])``, applied without forming it.
+    """A linear map whose weight is ``sum_k kron(A[k], B[k])``, storing only the factors.
 
     Parameters
     ----------
@@ -89,12 +90,18 @@ class KroneckerLinear(nn.Module):
         return cls(a, b, None if linear.bias is None else linear.bias.detach())
 
     def weight(self) -> torch.Tensor:
-        """The dense weight of shape (out_features, in_features) (for checks; the forward never forms it)."""
-        return sum(torch.kron(x, y) for x, y in zip(self.a, self.b))
+        """The dense weight ``sum_k kron(A[k], B[k])`` of shape (out_features, in_features)."""
+        r, m1, n1 = self.a.shape
+        _, m2, n2 = self.b.shape
+        return torch.einsum("kij,kml->imjl", self.a, self.b).reshape(m1 * m2, n1 * n2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.numel() // self.in_features
+        r, m1, n1 = self.a.shape
+        _, m2, n2 = self.b.shape
+        if tokens * (n1 * n2 * m2 + m1 * n1 * m2) > m1 * m2 * n1 * n2:  # forming W once is cheaper
+            return nn.functional.linear(x, self.weight(), self.bias)
         lead = x.shape[:-1]
-        n1, n2 = self.a.shape[2], self.b.shape[2]
         xs = x.reshape(-1, n1, n2)
         y = torch.einsum("kij,bjl,kml->bim", self.a, xs, self.b).reshape(*lead, self.out_features)
         return y if self.bias is None else y + self.bias
