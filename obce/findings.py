@@ -18,7 +18,8 @@ from .report import (LEARNING_MARGIN, controls_of, learned_tasks, paired_compari
 #: Names of the scores in prose.
 SCORE_NAMES = {"merge_radius": "r_f", "random": "random neurons", "magnitude": "weight magnitude",
                "activation_variance": "activation variance", "mean_abs_activation": "mean |activation|",
-               "total_persistence": "total persistence", "taylor": "Taylor importance", "none": "unpruned"}
+               "total_persistence": "total persistence", "taylor": "Taylor importance", "fisher": "Fisher importance",
+               "wifv": "WIFV (variance x output-weight norm)", "none": "unpruned"}
 #: The strongest control of the records' protocols (the score that beats r_f most often).
 STRONGEST = "activation_variance"
 
