@@ -84,6 +84,17 @@
 # Several configs run one after the other; all are checked before the first run starts.
 # `--tasks`, `--importances`, `--levels` and `--seeds` restrict every config to some of its runs
 # (e.g. one task per GPU call); the records are the same ones the whole config writes.
+#
+# ## Other compression methods
+# A config's `methods:` list runs other compression methods through the same protocol beside (or
+# instead of) its `importances` (`obce.methods.run`): each entry names a method (`layer_removal`,
+# `masks`, `kronecker`, `eelbert`), optionally a `label:` (the name of its records) and the method's
+# parameters; levels 1-3 are parameter budgets. `params/methods_cpu.yaml` is chapter 7's config;
+# `obce pipeline --config params/methods_cpu.yaml --importances masks --tasks rte` runs one method
+# on one task (`--importances` selects method labels too). A wrong entry fails before any compute
+# with exit code 2. KroneckerBERT (and EELBERT with `distill: true`) learn from the unpruned model
+# fine-tuned on the task, cached under `<out>/finetuned/`.
+#
 # `obce report results` prints the summary and the paired verdicts as markdown, one section per
 # fine-tuning protocol (records of different protocols are never averaged together); with `--by-level`
 # it prints one row per task and level and one column per score instead (the README's table).
