@@ -285,3 +285,15 @@ def test_bad_method_entries_are_refused(config, methods, match):
     config["methods"] = methods
     with pytest.raises(ObceInputError, match=match):
         PipelineConfig.from_dict(config)
+
+
+def test_pipeline_distils_kronecker_from_its_cached_teacher(config, tmp_path):
+    from obce.report import load_records
+
+    config.update(importances=[], levels=[2], methods=[{"name": "kronecker", "hidden_weight": 0.5}])
+    paths = run_pipeline(PipelineConfig.from_dict(config), progress=False)
+    (rec,) = load_records(tmp_path / "out" / "glue")
+    prov = rec["provenance"]
+    assert paths[0].exists() and prov["method"] == "kronecker" and "distilled" in prov["training"]
+    assert prov["method_params"]["hidden_weight"] == 0.5 and len(prov["ranks"]) == 3 * 6
+    assert len(list((tmp_path / "out" / "finetuned").glob("rte-*"))) == 1  # the teacher, cached once
