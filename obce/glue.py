@@ -26,6 +26,8 @@ from .paths import work_dir
 from .results import Timer, provenance, read_json, write_json
 
 logger = logging.getLogger(__name__)
+#: Distillation settings a fine-tuning ``distill`` mapping may give, and their defaults.
+DISTILL_DEFAULTS = dict(alpha=0.5, temperature=2.0, hidden_weight=1.0)
 
 
 @dataclass
@@ -90,7 +92,8 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
                           output_dir: str | os.PathLike | None = None, progress: bool = True,
                           extra_provenance: dict[str, Any] | None = None, keep_model: bool = False,
                           work_parent: str | os.PathLike | None = None, prepare=None,
-                          trainer_factory=None) -> GlueResult:
+                          trainer_factory=None, distill: dict[str, Any] | None = None,
+                          teacher: nn.Module | None = None) -> GlueResult:
     """Fine-tune a BERT-family encoder on a GLUE task and evaluate it on the dev set.
 
     Parameters
@@ -127,6 +130,11 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     trainer_factory : callable, optional
         Builds the trainer from the ``Trainer``'s keyword arguments (default ``Trainer``), e.g.
         ``functools.partial(obce.distill.DistillationTrainer, teacher=...)``.
+    distill : dict, optional
+        Train by distillation from ``teacher`` (``alpha``, ``temperature``, ``hidden_weight`` of
+        :class:`obce.distill.DistillationTrainer`): "prune, then distil". The setting is part of the
+        record's fine-tuning parameters, so distilled and plain runs are never pooled.
+    teacher : the model fine-tuned on the task that ``distill`` learns from
 
     Returns
     -------
@@ -139,6 +147,15 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
 
     info = get_task(task)
     _check_hyper(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length)
+    if distill is not None:
+        if teacher is None:
+            raise ObceInputError("distill needs the teacher (the model fine-tuned on the task)")
+        from functools import partial
+
+        from .distill import DistillationTrainer
+
+        distill = {**DISTILL_DEFAULTS, **distill}
+        trainer_factory = partial(DistillationTrainer, teacher=teacher, **distill)
     check_device(device)
     config = model.config if isinstance(model, nn.Module) else load_config(model)  # BERT-family only
     if isinstance(model, nn.Module):
@@ -196,6 +213,8 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     params = dict(task=info.name, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                   weight_decay=weight_decay, warmup_ratio=warmup_ratio, bf16=bf16,
                   max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    if distill is not None:
+        params["distill"] = distill
     extra = {**_pruning_provenance(model), **(extra_provenance or {})}
     prov = provenance(params=params, seed=seed, device=actual_device, wall_time_s=timer.seconds,
                       model=model_name, data=_data_description(glue_dir, info),

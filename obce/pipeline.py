@@ -117,7 +117,7 @@ class PipelineConfig(ConfigFile):
                 raise ObceInputError(f"pipeline config {key}: expected a mapping of keys")
         for key, allowed in (("corpus", PipelineConfig().corpus), ("scoring", PipelineConfig().scoring),
                              ("finetune", {**PipelineConfig().finetune, "weight_decay": 0, "warmup_ratio": 0,
-                                           "bf16": None})):
+                                           "bf16": None, "distill": None})):
             unknown = set(getattr(self, key)) - set(allowed)
             if unknown:
                 raise ObceInputError(f"pipeline config {key}: unknown key(s) {sorted(unknown)}; "
@@ -145,6 +145,17 @@ class PipelineConfig(ConfigFile):
         for key in ("max_train_samples", "max_eval_samples"):
             if ft.get(key) is not None:
                 _expect(ft[key], int, f"finetune.{key}", minimum=1)
+        if "distill" in ft and ft["distill"] is None:
+            del ft["distill"]
+        elif "distill" in ft:  # prune, then distil from the unpruned model fine-tuned on the task
+            from .glue import DISTILL_DEFAULTS
+
+            if not isinstance(ft["distill"], dict) or set(ft["distill"]) - set(DISTILL_DEFAULTS):
+                raise ObceInputError(f"pipeline config finetune.distill: {ft['distill']!r}: expected a mapping of "
+                                     f"{sorted(DISTILL_DEFAULTS)}")
+            ft["distill"] = {**DISTILL_DEFAULTS, **ft["distill"]}
+            for key, v in ft["distill"].items():
+                _expect(v, (int, float), f"finetune.distill.{key}", minimum=0)
         for t in self.tasks:
             get_task(t)
         for imp in self.importances:
@@ -282,6 +293,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
                      scoring=expected_scoring(cfg, imp, seed) if level else None, config_note=cfg.note,
                      model_weights=weights)
         ft = {k: v for k, v in cfg.finetune.items()}
+        if ft.get("distill"):  # the teacher: the unpruned model fine-tuned on the task, cached
+            ft["teacher"] = finetuned_model(cfg, model, tokenizer, task, progress, seed=seed)
         result = finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=cfg.glue_dir, seed=seed,
                                        progress=progress, extra_provenance=extra, work_parent=work, **ft)
         result.provenance["model"] = cfg.model
@@ -304,7 +317,7 @@ def run_method(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, task
                             glue_dir=cfg.glue_dir, seed=corpus_seed(cfg, seed))
     extra = dict(scoring=expected_method_corpus(cfg, spec, seed))
     teacher = None
-    if spec["name"] in NEEDS_TEACHER or spec["params"].get("distill"):  # cached under <out>/finetuned
+    if spec["name"] in NEEDS_TEACHER or spec["params"].get("distill") or cfg.finetune.get("distill"):
         teacher = finetuned_model(cfg, model, tokenizer, task, progress, seed=seed)
     return run(spec, model, tokenizer, task, level, seed=seed, finetune=cfg.finetune, texts=texts,
                glue_dir=cfg.glue_dir, progress=progress, work_parent=work, extra_provenance=extra, teacher=teacher)
@@ -402,6 +415,7 @@ def cached_finetune(model_name: str, model, tokenizer, task: str, finetune: dict
     from .glue import finetune_and_evaluate
     from .results import atomic_dir
 
+    finetune = {k: v for k, v in finetune.items() if k != "distill"}  # the teacher itself trains plainly
     key = cache_key(model=model_name, task=task, finetune=finetune, seed=seed)
     path = Path(out) / "finetuned" / f"{task}-{key[:8]}"
     if (path / "config.json").is_file():

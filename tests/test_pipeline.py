@@ -297,3 +297,23 @@ def test_pipeline_distils_kronecker_from_its_cached_teacher(config, tmp_path):
     assert paths[0].exists() and prov["method"] == "kronecker" and "distilled" in prov["training"]
     assert prov["method_params"]["hidden_weight"] == 0.5 and len(prov["ranks"]) == 3 * 6
     assert len(list((tmp_path / "out" / "finetuned").glob("rte-*"))) == 1  # the teacher, cached once
+
+
+def test_prune_then_distil_is_its_own_protocol_and_resumes(config, tmp_path):
+    from obce.report import load_records, protocol
+
+    config.update(importances=["random"], levels=[2])
+    plain = run_pipeline(PipelineConfig.from_dict({**config, "out": str(tmp_path / "plain")}), progress=False)
+    config["finetune"] = {**config["finetune"], "distill": {"alpha": 0.7}}
+    cfg = PipelineConfig.from_dict(config)
+    assert cfg.finetune["distill"] == {"alpha": 0.7, "temperature": 2.0, "hidden_weight": 1.0}
+    paths = run_pipeline(cfg, progress=False)
+    (rec,) = load_records(tmp_path / "out" / "glue")
+    (ref,) = load_records(plain[0].parent)
+    assert rec["provenance"]["params"]["distill"]["alpha"] == 0.7
+    assert protocol(rec) != protocol(ref)  # never pooled with plain fine-tuning
+    stamp = paths[0].stat().st_mtime_ns
+    run_pipeline(cfg, progress=False)
+    assert paths[0].stat().st_mtime_ns == stamp
+    with pytest.raises(ObceInputError, match="finetune.distill"):
+        PipelineConfig.from_dict({**config, "finetune": {**config["finetune"], "distill": {"beta": 1}}})

@@ -29,11 +29,11 @@ import numpy as np
 from torch import nn
 
 from ..errors import ObceInputError
+from ..glue import DISTILL_DEFAULTS
 from . import eelbert, ffn_pruning, kronecker, layer_removal, masks
 
 #: Methods the pipeline's ``methods:`` entries name, with their parameters' defaults.
 METHODS = {"layer_removal": layer_removal, "masks": masks, "kronecker": kronecker, "eelbert": eelbert}
-DISTILL_DEFAULTS = dict(alpha=0.5, temperature=2.0, hidden_weight=1.0)
 METHOD_DEFAULTS = {"layer_removal": dict(criterion="residual_change"), "masks": dict(masks.DEFAULTS),
                    "kronecker": dict(DISTILL_DEFAULTS, embedding_factor=0),
                    "eelbert": dict(DISTILL_DEFAULTS, distill=False, ngram_sizes=[2, 3, 4], fit_epochs=200)}
@@ -174,8 +174,11 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
         def prepare(clf):
             masks.add_masks(clf, sparsity)
             return masks.optimizer(clf, spec["params"]["mask_lr"], spec["params"]["head_lr"])
+    if finetune.get("distill"):  # the protocol distils every run: the method's own setting gives way
+        factory = None
     result = finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=glue_dir, seed=seed, progress=progress,
                                    keep_model=True, work_parent=work_parent, prepare=prepare, trainer_factory=factory,
+                                   teacher=teacher,
                                    extra_provenance={**info, **(extra_provenance or {})}, **finetune)
     clf = result.model
     if spec["name"] == "masks":
