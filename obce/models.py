@@ -259,6 +259,17 @@ def ffn_layers(model: nn.Module) -> list[tuple[nn.Linear, nn.Linear]]:
     return pairs
 
 
+def encoder_linear_maps(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    """(parent module, attribute) of every linear map of the encoder's blocks: attention query, key,
+    value and output, FFN in and out, in that order per block (so that a method can replace them)."""
+    out = []
+    for block in encoder_layers(model):
+        att = block.attention
+        out += [(att.self, "query"), (att.self, "key"), (att.self, "value"), (att.output, "dense"),
+                (block.intermediate, "dense"), (block.output, "dense")]
+    return out
+
+
 def intermediate_modules(model: nn.Module) -> list[nn.Module]:
     """The ``intermediate`` module of every block; its output is the FFN neurons' activations."""
     return [block.intermediate for block in encoder_layers(model)]

@@ -118,16 +118,11 @@ def balanced_shapes(out_features: int, in_features: int) -> tuple[tuple[int, int
 
 
 def linear_maps(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """(parent, attribute) of every linear map of the encoder's blocks: attention query, key, value
-    and output, FFN in and out."""
-    from ..models import encoder_layers
+    """(parent, attribute) of every linear map the factors replace: all of the encoder's blocks'
+    (:func:`obce.models.encoder_linear_maps`)."""
+    from ..models import encoder_linear_maps
 
-    out = []
-    for block in encoder_layers(model):
-        att = block.attention
-        out += [(att.self, "query"), (att.self, "key"), (att.self, "value"), (att.output, "dense"),
-                (block.intermediate, "dense"), (block.output, "dense")]
-    return out
+    return encoder_linear_maps(model)
 
 
 def ranks_for_budget(model: nn.Module, remove: int) -> list[int]:

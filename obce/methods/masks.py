@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import ObceInputError
-from ..models import encoder_layers
+from ..models import encoder_linear_maps
 
 #: Method parameters and their defaults (the pipeline's ``methods`` entries may set them).
 DEFAULTS = dict(mask_lr=1e-2, head_lr=1e-3)
@@ -68,13 +68,9 @@ class MaskedLinear(nn.Module):
 
 
 def masked_linears(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """(parent module, attribute) of every linear map of the encoder's blocks that masks cover."""
-    out = []
-    for block in encoder_layers(model):
-        att = block.attention
-        out += [(att.self, "query"), (att.self, "key"), (att.self, "value"), (att.output, "dense"),
-                (block.intermediate, "dense"), (block.output, "dense")]
-    return out
+    """(parent module, attribute) of every linear map that masks cover: all of the encoder's blocks'
+    (:func:`obce.models.encoder_linear_maps`)."""
+    return encoder_linear_maps(model)
 
 
 def add_masks(model: nn.Module, sparsity: float) -> nn.Module:
