@@ -107,7 +107,7 @@ def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], 
     average at level k) and its score ``mt_best_score_L{k}``; ``mt_ref_L{k}`` r_f's; for each other
     method ``m``: ``mt_{m}_L{k}``, and ``mt_{m}_record`` its wins/ties/losses against r_f over every
     level as a phrase; ``mt_records`` those phrases of the methods that ran, as one sentence;
-    ``mt_level2`` each method's level-2 average as a phrase; ``mt_unpruned``; ``mt_levels`` the levels
+    ``mt_level2`` every method's and score's level-2 average, best first, as a phrase; ``mt_unpruned``; ``mt_levels`` the levels
     where some other method ran."""
     facts: dict[str, Any] = {"mt_unpruned": float("nan"), "mt_levels": "none yet"}
     for p in points:
@@ -133,8 +133,7 @@ def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], 
     ran = [m for m in others if any(v["method"] == m for v in verdicts)]
     facts["mt_records"] = ("; ".join(f"{method_name(m)}, {facts[f'mt_{m}_record']}" for m in ran) + "."
                            if ran else "No other method has run yet.")
-    at2 = sorted((p for p in points if p["level"] == 2 and p["method"] in (*others, reference)),
-                 key=lambda p: -p["score"])
+    at2 = sorted((p for p in points if p["level"] == 2), key=lambda p: -p["score"])
     facts["mt_level2"] = ", ".join(f"{method_name(p['method'])} {p['score']:.1f}" for p in at2) or "nothing yet"
     return facts
 
