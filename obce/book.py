@@ -221,9 +221,12 @@ def table(df, formats: dict[str, str] | str | None = None, caption: str | None =
 
     Parameters
     ----------
-    formats : one format for every column, or column -> format (e.g. ``"{:.3f}"``)
+    formats : one format for every column, or column -> format (e.g. ``"{:.3f}"``); a missing value
+        (not run, not measured) shows as the tables' "–"
     """
-    style = df.style.format(formats) if formats is not None else df.style
+    from .report import NOT_RUN
+
+    style = df.style.format(formats, na_rep=NOT_RUN) if formats is not None else df.style.format(na_rep=NOT_RUN)
     if not index:
         style = style.hide(axis="index")
     if caption:
