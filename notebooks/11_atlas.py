@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # Appendix: a neuron atlas
+# # 11. Appendix: a neuron atlas
 #
 # For each layer, the neurons with the highest and the lowest merge radius $r_f$ on a labelled
 # corpus (the task and its size are in the parameters below). Each row gives:
