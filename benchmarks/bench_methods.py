@@ -25,23 +25,21 @@ def compressed(model, tokenizer, method: str, level: int):
     """``model`` compressed by ``method`` to level ``level``'s budget (shapes as the real runs')."""
     if method == "none":
         return model
-    full = count_parameters(model)
+    remove = count_parameters(model) - level_budget(model, level)
     if method == "kronecker":
-        return kronecker.compress(model, kronecker.ranks_for_budget(model, full - level_budget(model, level)))
+        return kronecker.compress(model, kronecker.ranks_for_budget(model, remove))
     if method == "eelbert":
         import copy
 
-        table = model.embeddings.word_embeddings.weight
-        buckets = (table.numel() - (full - level_budget(model, level))) // table.shape[1]
-        return eelbert.compress(copy.deepcopy(model), tokenizer, buckets=int(buckets), epochs=1)
+        buckets = eelbert.buckets_for(model, remove)
+        return eelbert.compress(copy.deepcopy(model), tokenizer, buckets=buckets, epochs=1)
     if method == "obce":
         return prune(model, np.random.default_rng(level).random((6, 1536)), level=level)
     if method == "layer_removal":
-        per_block = full - count_parameters(layer_removal.compress(model, layers=[0]))
-        return layer_removal.compress(model, n_remove=round((full - level_budget(model, level)) / per_block))
+        return layer_removal.compress(model, n_remove=layer_removal.blocks_for(model, remove))
     import copy
 
-    m = masks.add_masks(copy.deepcopy(model), masks.sparsity_for(model, full - level_budget(model, level)))
+    m = masks.add_masks(copy.deepcopy(model), masks.sparsity_for(model, remove))
     gen = torch.Generator().manual_seed(level)
     for parent, name in masks.masked_linears(m):
         with torch.no_grad():

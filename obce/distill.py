@@ -76,6 +76,17 @@ def hidden_loss(student_hidden: Sequence[torch.Tensor], teacher_hidden: Sequence
     return torch.stack(losses).mean()
 
 
+def distilling(teacher: nn.Module, **settings):
+    """A trainer factory (``Trainer``'s keyword arguments -> :class:`DistillationTrainer`) that
+    distils ``teacher`` with ``settings`` (``alpha``, ``temperature``, ``hidden_weight``; defaults
+    :data:`obce.glue.DISTILL_DEFAULTS`)."""
+    from functools import partial
+
+    from .glue import DISTILL_DEFAULTS
+
+    return partial(DistillationTrainer, teacher=teacher, **{**DISTILL_DEFAULTS, **settings})
+
+
 class DistillationTrainer(Trainer):
     """A ``Trainer`` whose loss distils a frozen teacher into the model it trains.
 

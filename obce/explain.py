@@ -278,17 +278,13 @@ def neuron_atlas(model: nn.Module, tokenizer, texts: Sequence[Text], labels, lay
     list of dict, one per neuron
     """
     from .baselines import activation_scores, magnitude_scores
-    from .persistence import h0_deaths, summarize
 
     clouds = collect_ffn_activations(model, tokenizer, texts, layers=[layer], max_length=max_length,
                                      progress=False)[layer]
     lengths = token_lengths(tokenizer, texts, max_length)
-    deaths = h0_deaths(clouds)
-    scores = {"merge_radius": summarize(deaths, "merge_radius"),
-              "total_persistence": summarize(deaths, "total_persistence"),
-              "activation_variance": activation_scores(clouds, "variance", lengths),
-              "mean_abs_activation": activation_scores(clouds, "mean_abs", lengths),
-              "magnitude": magnitude_scores(model)[layer]}
+    scores = {name: values[0] for name, values in layer_scores({layer: clouds}, lengths).items()}
+    scores.update(mean_abs_activation=activation_scores(clouds, "mean_abs", lengths),
+                  magnitude=magnitude_scores(model)[layer])
     if neurons is None:
         order = np.argsort(-scores["merge_radius"], kind="stable")
         neurons = [*order[:extremes], *order[-extremes:]]

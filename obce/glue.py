@@ -150,12 +150,10 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     if distill is not None:
         if teacher is None:
             raise ObceInputError("distill needs the teacher (the model fine-tuned on the task)")
-        from functools import partial
-
-        from .distill import DistillationTrainer
+        from .distill import distilling
 
         distill = {**DISTILL_DEFAULTS, **distill}
-        trainer_factory = partial(DistillationTrainer, teacher=teacher, **distill)
+        trainer_factory = distilling(teacher, **distill)
     check_device(device)
     config = model.config if isinstance(model, nn.Module) else load_config(model)  # BERT-family only
     if isinstance(model, nn.Module):

@@ -189,10 +189,6 @@ def _expect(value, kind, name: str, minimum: float | None = None, strict: bool =
                              f"{'above' if strict else 'of at least'} {minimum}")
 
 
-#: The compression methods a record's ``method`` may name besides FFN neuron pruning.
-METHOD_NAMES = tuple(METHODS)
-
-
 def record_path(out: str | os.PathLike, task: str, importance: str, level: int, seed: int) -> Path:
     """Where the GLUE record of one run lives."""
     name = "none" if level == 0 else importance
@@ -266,6 +262,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
     stored = stored_dtype(load_config(cfg.model))
     weights = f"stored as {stored}, upcast to float32" if stored and stored != "float32" else "float32"
     paths = []
+    specs = method_specs(cfg)
     for task, imp, level, seed in planned_runs(cfg):
         path = record_path(out, task, imp, level, seed)
         paths.append(path)
@@ -277,8 +274,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
             set_aside(path, record_state(path, cfg)[1])
         elif state == "other":
             logger.warning("%s was made with other inputs: replacing it (--force)", path)
-        if imp in method_specs(cfg):
-            result = run_method(cfg, method_specs(cfg)[imp], model, tokenizer, task, level, seed, progress, work)
+        if imp in specs:
+            result = run_method(cfg, specs[imp], model, tokenizer, task, level, seed, progress, work)
             result.provenance.update(model=cfg.model, config_note=cfg.note, model_weights=weights)
             result.save(path)
             logger.info("wrote %s: %s", path, result.metrics)
@@ -469,7 +466,7 @@ def record_differences(rec: dict, cfg: PipelineConfig) -> list[str]:
             diff.append(f"finetune.{key}: {ft.get(key, '(absent)')!r} in the record, "
                         f"{expected_ft.get(key, '(absent)')!r} in the config")
     specs = method_specs(cfg)
-    if prov.get("method") in METHOD_NAMES and prov.get("level") != 0:
+    if prov.get("method") in METHODS and prov.get("level") != 0:
         spec = specs.get(prov.get("importance"))
         if spec is None:
             return diff + [f"method label {prov.get('importance')!r}: not among the config's methods"]

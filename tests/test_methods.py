@@ -363,3 +363,15 @@ def test_run_distils_factored_and_dynamic_models_to_the_budget(spec, tiny_bert, 
         assert abs(prov["parameters"] - budget) < 0.05 * obce.count_parameters(model)
     with pytest.raises(ObceInputError, match="give the teacher"):
         run(spec, model, tok, "rte", level=2, finetune=ft, glue_dir=glue_dir, progress=False)
+
+
+def test_budgets_in_whole_blocks_and_table_rows(minilm):
+    from obce.methods import eelbert, level_budget
+
+    model, _ = minilm
+    full = obce.count_parameters(model)
+    # one block holds 1,181,568 parameters; levels 1-3 remove 1,771,776 x level: nearest 1, 3 and 4 blocks
+    assert [layer_removal.blocks_for(model, full - level_budget(model, k)) for k in (1, 2, 3)] == [1, 3, 4]
+    assert eelbert.buckets_for(model, 384 * 1000 + 5) == 30522 - 1001
+    with pytest.raises(ObceInputError, match="word-embedding table"):
+        eelbert.buckets_for(model, 30522 * 384)

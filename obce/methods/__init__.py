@@ -40,8 +40,8 @@ METHOD_DEFAULTS = {"layer_removal": dict(criterion="residual_change"), "masks": 
 #: Methods that train from a teacher (the unpruned model fine-tuned on the task).
 NEEDS_TEACHER = ("kronecker",)
 
-__all__ = ["METHODS", "ffn_pruning", "layer_removal", "masks", "level_budget", "method_spec", "run",
-           "size_on_disk"]
+__all__ = ["METHODS", "eelbert", "ffn_pruning", "kronecker", "layer_removal", "masks", "level_budget", "method_spec",
+           "run", "size_on_disk"]
 
 
 def level_budget(model: nn.Module, level: int) -> int:
@@ -56,8 +56,8 @@ def level_budget(model: nn.Module, level: int) -> int:
     if level not in LEVELS:
         raise ObceInputError(f"level {level!r}: expected one of {LEVELS}")
     base = getattr(model, "base_model", model)
-    shape = (len(layer_removal.layer_sizes(base)), layer_removal.layer_sizes(base)[0])
-    return count_parameters(prune(base, np.zeros(shape), level=level))
+    sizes = layer_removal.layer_sizes(base)
+    return count_parameters(prune(base, np.zeros((len(sizes), sizes[0])), level=level))
 
 
 def method_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -136,12 +136,9 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
         if teacher is None:
             raise ObceInputError(f"method {spec['name']} distils: give the teacher (the unpruned model fine-tuned "
                                  f"on {task})")
-        from functools import partial
+        from ..distill import distilling
 
-        from ..distill import DistillationTrainer
-
-        factory = partial(DistillationTrainer, teacher=teacher, alpha=p["alpha"], temperature=p["temperature"],
-                          hidden_weight=p["hidden_weight"])
+        factory = distilling(teacher, **{k: p[k] for k in DISTILL_DEFAULTS})
         info.update(training="distilled from the unpruned model fine-tuned on the task (prediction layer and "
                              "hidden states), with the task loss, for the fine-tuning epochs")
     if spec["name"] == "kronecker":
@@ -149,19 +146,14 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
                                    embedding_factor=p["embedding_factor"] or None)
         info.update(ranks=[getattr(q, n).a.shape[0] for q, n in kronecker.linear_maps(small)])
     elif spec["name"] == "eelbert":
-        table = model.embeddings.word_embeddings.weight
-        buckets = (table.numel() - (full - budget)) // table.shape[1]
-        if buckets < 1:
-            raise ObceInputError(f"level {level}'s budget removes more than the word-embedding table holds")
+        buckets = eelbert.buckets_for(model, full - budget)
         import copy
 
-        small = eelbert.compress(copy.deepcopy(model), tokenizer, buckets=int(buckets), ngram_sizes=p["ngram_sizes"],
+        small = eelbert.compress(copy.deepcopy(model), tokenizer, buckets=buckets, ngram_sizes=p["ngram_sizes"],
                                  epochs=p["fit_epochs"], seed=seed)
-        info.update(buckets=int(buckets))
+        info.update(buckets=buckets)
     elif spec["name"] == "layer_removal":
-        per_block = full - count_parameters(layer_removal.compress(model, layers=[0]))
-        n_remove = int(np.clip(round((full - budget) / per_block), 0, len(layer_removal.layer_sizes(model))))
-        small = layer_removal.compress(model, n_remove=n_remove, criterion=spec["params"]["criterion"],
+        small = layer_removal.compress(model, n_remove=layer_removal.blocks_for(model, full - budget), criterion=spec["params"]["criterion"],
                                        tokenizer=tokenizer, texts=texts,
                                        max_length=finetune.get("max_length", 64))
         sizes = layer_removal.layer_sizes(small)
@@ -174,8 +166,6 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
         def prepare(clf):
             masks.add_masks(clf, sparsity)
             return masks.optimizer(clf, spec["params"]["mask_lr"], spec["params"]["head_lr"])
-    if finetune.get("distill"):  # the protocol distils every run: the method's own setting gives way
-        factory = None
     result = finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=glue_dir, seed=seed, progress=progress,
                                    keep_model=True, work_parent=work_parent, prepare=prepare, trainer_factory=factory,
                                    teacher=teacher,

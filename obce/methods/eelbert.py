@@ -122,6 +122,16 @@ def fit_to_embeddings(dyn: DynamicEmbedding, target: torch.Tensor, epochs: int =
     return history
 
 
+def buckets_for(model: nn.Module, remove: int) -> int:
+    """The table rows left when the word-embedding table (V, h) gives up ``remove`` parameters:
+    ``(V * h - remove) // h``."""
+    table = model.base_model.embeddings.word_embeddings.weight
+    buckets = (table.numel() - remove) // table.shape[1]
+    if buckets < 1:
+        raise ObceInputError(f"removing {remove} parameters: the word-embedding table holds only {table.numel()}")
+    return int(buckets)
+
+
 def compress(model: nn.Module, tokenizer, buckets: int = 4096, ngram_sizes: Sequence[int] = (2, 3, 4),
              epochs: int = 200, lr: float = 0.05, seed: int = 0) -> nn.Module:
     """``model`` with its word-embedding table replaced by a :class:`DynamicEmbedding` fitted to it (in

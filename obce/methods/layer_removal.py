@@ -116,6 +116,14 @@ def remove_ffn(block: nn.Module) -> None:
         block.output.dense = nn.Linear(0, out.out_features, bias=False, dtype=out.weight.dtype)
 
 
+def blocks_for(model: nn.Module, remove: int) -> int:
+    """How many whole FFN blocks come nearest to removing ``remove`` parameters (each block: both
+    maps with their biases)."""
+    inter, out = ffn_layers(model)[0]
+    per_block = sum(p.numel() for p in (*inter.parameters(), *out.parameters()))
+    return int(np.clip(round(remove / per_block), 0, len(layer_sizes(model))))
+
+
 def layer_sizes(model: nn.Module) -> list[int]:
     """Each layer's FFN size (0 for a removed block)."""
     return [inter.out_features for inter, _ in ffn_layers(model)]
