@@ -8,9 +8,11 @@ The student's loss mixes three terms:
   squared error between their outputs for a regression task (STS-B);
 * the task loss on the labels;
 * intermediate-layer distillation (optional): the mean squared error between hidden states of the
-  student's layers and the teacher's layers they are mapped to.
+  student's layers and the teacher's layers they are mapped to (``hidden``), and between the outputs
+  of their attention sub-layers (``attention``: each block's self-attention after its output
+  projection and LayerNorm, the stream the FFN reads), as KroneckerBERT distils both.
 
-``loss = alpha * distillation + (1 - alpha) * task + hidden_weight * hidden``.
+``loss = alpha * distillation + (1 - alpha) * task + hidden_weight * hidden + attention_weight * attention``.
 """
 from __future__ import annotations
 
@@ -76,9 +78,33 @@ def hidden_loss(student_hidden: Sequence[torch.Tensor], teacher_hidden: Sequence
     return torch.stack(losses).mean()
 
 
+def attention_outputs(model: nn.Module):
+    """A context manager that collects the output of every block's attention sub-layer while the model
+    runs: yields a list that each forward pass fills with Tensors of shape (batch, seq, hidden), in
+    block order."""
+    from contextlib import contextmanager
+
+    from .models import encoder_layers
+
+    @contextmanager
+    def collecting():
+        outputs: list[torch.Tensor] = []
+        hooks = [block.attention.register_forward_hook(
+            lambda _m, _i, out: outputs.append(out[0] if isinstance(out, tuple) else out))
+            for block in encoder_layers(model)]
+        try:
+            yield outputs
+        finally:
+            for h in hooks:
+                h.remove()
+
+    return collecting()
+
+
 def distilling(teacher: nn.Module, **settings):
     """A trainer factory (``Trainer``'s keyword arguments -> :class:`DistillationTrainer`) that
-    distils ``teacher`` with ``settings`` (``alpha``, ``temperature``, ``hidden_weight``; defaults
+    distils ``teacher`` with ``settings`` (``alpha``, ``temperature``, ``hidden_weight``,
+    ``attention_weight``; defaults
     :data:`obce.glue.DISTILL_DEFAULTS`)."""
     from functools import partial
 
@@ -94,33 +120,44 @@ class DistillationTrainer(Trainer):
     ----------
     teacher : the teacher model (same task head); kept in eval mode and never updated
     temperature, alpha : see :func:`distillation_loss`
-    hidden_weight : float, the weight of :func:`hidden_loss` (0: none)
+    hidden_weight : float, the weight of :func:`hidden_loss` over hidden states (0: none)
+    attention_weight : float, the weight of :func:`hidden_loss` over the attention sub-layers' outputs
+        (:func:`attention_outputs`; 0: none)
     layer_map : (student, teacher) hidden-state indices; default every student layer to the teacher's
-        layer of the same index
+        layer of the same index (attention outputs follow it: hidden state ``i`` is block ``i - 1``'s)
     Other arguments are the ``Trainer``'s.
     """
 
     def __init__(self, *args, teacher: nn.Module, temperature: float = 2.0, alpha: float = 0.5,
-                 hidden_weight: float = 0.0, layer_map: Sequence[tuple[int, int]] | None = None, **kwargs):
+                 hidden_weight: float = 0.0, attention_weight: float = 0.0,
+                 layer_map: Sequence[tuple[int, int]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.temperature, self.alpha, self.hidden_weight = temperature, alpha, hidden_weight
-        self.layer_map = layer_map
+        self.attention_weight, self.layer_map = attention_weight, layer_map
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.get("labels")
         features = {k: v for k, v in inputs.items() if k != "labels"}
-        hidden = self.hidden_weight > 0
-        out = model(**features, output_hidden_states=hidden)
+        hidden, attention = self.hidden_weight > 0, self.attention_weight > 0
+        from contextlib import nullcontext
+
+        with attention_outputs(model) if attention else nullcontext([]) as s_att:
+            out = model(**features, output_hidden_states=hidden)
         self.teacher.to(out.logits.device)
-        with torch.no_grad():
+        with torch.no_grad(), attention_outputs(self.teacher) if attention else nullcontext([]) as t_att:
             t = self.teacher(**features, output_hidden_states=hidden)
         regression = getattr(model.config, "problem_type", None) == "regression" or out.logits.shape[-1] == 1
         loss = distillation_loss(out.logits, t.logits, labels, self.temperature, self.alpha, regression)
+        mask = features.get("attention_mask")
+        if hidden or attention:
+            n = len(s_att) + 1 if attention else len(out.hidden_states)
+            pairs = self.layer_map or [(i, i) for i in range(n)]
         if hidden:
-            pairs = self.layer_map or [(i, i) for i in range(len(out.hidden_states))]
-            loss = loss + self.hidden_weight * hidden_loss(out.hidden_states, t.hidden_states, pairs,
-                                                           features.get("attention_mask"))
+            loss = loss + self.hidden_weight * hidden_loss(out.hidden_states, t.hidden_states, pairs, mask)
+        if attention:  # hidden state i (i >= 1) leaves block i - 1
+            blocks = [(i - 1, j - 1) for i, j in pairs if i >= 1 and j >= 1]
+            loss = loss + self.attention_weight * hidden_loss(s_att, t_att, blocks, mask)
         return (loss, out) if return_outputs else loss

@@ -27,7 +27,7 @@ from .results import Timer, provenance, read_json, write_json
 
 logger = logging.getLogger(__name__)
 #: Distillation settings a fine-tuning ``distill`` mapping may give, and their defaults.
-DISTILL_DEFAULTS = dict(alpha=0.5, temperature=2.0, hidden_weight=1.0)
+DISTILL_DEFAULTS = dict(alpha=0.5, temperature=2.0, hidden_weight=1.0, attention_weight=1.0)
 
 
 @dataclass
@@ -131,7 +131,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         Builds the trainer from the ``Trainer``'s keyword arguments (default ``Trainer``), e.g.
         ``functools.partial(obce.distill.DistillationTrainer, teacher=...)``.
     distill : dict, optional
-        Train by distillation from ``teacher`` (``alpha``, ``temperature``, ``hidden_weight`` of
+        Train by distillation from ``teacher`` (``alpha``, ``temperature``, ``hidden_weight``, ``attention_weight`` of
         :class:`obce.distill.DistillationTrainer`): "prune, then distil". The setting is part of the
         record's fine-tuning parameters, so distilled and plain runs are never pooled.
     teacher : the model fine-tuned on the task that ``distill`` learns from

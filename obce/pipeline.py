@@ -220,14 +220,23 @@ def restrict(cfg: PipelineConfig, **only: list | None) -> PipelineConfig:
 
 def planned_runs(cfg: PipelineConfig) -> list[tuple[str, str, int, int]]:
     """(task, importance or method label, level, seed) of every run, level 0 once per task and seed;
-    seed-major."""
+    seed-major. A method with a size of its own (:func:`obce.methods.own_size`, e.g. KroneckerBERT at
+    19x) runs once per task and seed whenever a level is planned, filed under the last level of
+    :data:`obce.pruning.LEVELS` (its record says ``budget: "own"``), so that restricting the levels
+    neither drops nor duplicates it."""
+    from .methods import own_size
+    from .pruning import LEVELS
+
+    specs = method_specs(cfg)
+    levels = [lv for lv in cfg.levels if lv != 0]
     runs = []  # seed-major, so that an interrupted run leaves whole seeds of every task
     for seed in cfg.seeds:
         for task in cfg.tasks:
             if 0 in cfg.levels:
                 runs.append((task, "none", 0, seed))
-            for imp in [*cfg.importances, *method_specs(cfg)]:
-                runs.extend((task, imp, lv, seed) for lv in cfg.levels if lv != 0)
+            for imp in [*cfg.importances, *specs]:
+                own = imp in specs and own_size(specs[imp])
+                runs.extend((task, imp, lv, seed) for lv in ([LEVELS[-1]] if own and levels else levels))
     return runs
 
 

@@ -173,7 +173,10 @@ def test_method_specs_are_checked():
     for bad, match in (({"name": "tucker"}, "'tucker'"), ({"name": "eelbert", "ngram_sizes": [0]}, "ngram_sizes"),
                        ({"name": "kronecker", "distill": True}, r"\['distill'\]"), ({"name": "masks", "lr": 1}, r"\['lr'\]"),
                        ({"name": "layer_removal", "criterion": "middle"}, "'middle'"),
-                       ({"name": "masks", "mask_lr": -1}, "mask_lr"), ("masks", "mapping")):
+                       ({"name": "masks", "mask_lr": -1}, "mask_lr"), ("masks", "mapping"),
+                       ({"name": "kronecker", "compression": 0.5}, "factor > 1"),
+                       ({"name": "eelbert", "buckets": 10.5}, "whole number"),
+                       ({"name": "eelbert", "buckets": -3}, "buckets=-3")):
         with pytest.raises(ObceInputError, match=match):
             method_spec(bad)
 
@@ -375,3 +378,24 @@ def test_budgets_in_whole_blocks_and_table_rows(minilm):
     assert eelbert.buckets_for(model, 384 * 1000 + 5) == 30522 - 1001
     with pytest.raises(ObceInputError, match="word-embedding table"):
         eelbert.buckets_for(model, 30522 * 384)
+
+
+def test_own_sizes_kronecker_19x_and_a_small_hash_table(minilm):
+    """A size of its own: KroneckerBERT at 19x of MiniLM's encoder (with the word table factored), and
+    EELBERT with a table of 1,000 hash rows; a 19x that the factors cannot reach is refused."""
+    from obce.methods import METHOD_DEFAULTS, kronecker, method_spec, own_size
+
+    model, _ = minilm
+    full = obce.count_parameters(model)
+    assert not own_size(method_spec({"name": "kronecker"})) and own_size(method_spec({"name": "eelbert", "buckets": 8}))
+    assert METHOD_DEFAULTS["kronecker"]["attention_weight"] > 0  # KroneckerBERT distils attention outputs too
+    saved = kronecker.embedding_saving(model, 24)
+    assert saved == 30522 * 384 - (30522 * 16 + 24)
+    small = kronecker.compress(model, kronecker.ranks_for_budget(model, full - full // 19 - saved), embedding_factor=24)
+    assert abs(obce.count_parameters(small) - full / 19) < 0.01 * full
+    with pytest.raises(ObceInputError, match="larger embedding_factor"):
+        kronecker.ranks_for_budget(model, full - full // 19 - kronecker.embedding_saving(model, 2))
+    from obce.methods import eelbert
+
+    dyn = eelbert.DynamicEmbedding(["[PAD]", "hello", "##lo"], 384, buckets=1000, padding_idx=0)
+    assert obce.count_parameters(dyn) == 1000 * 384

@@ -277,6 +277,20 @@ def test_cli_refuses_a_bad_method_entry_with_exit_2(config, tmp_path, capsys):
     assert "masks-L2-s0.json" in capsys.readouterr().out
 
 
+def test_a_method_with_its_own_size_runs_once_per_task_and_seed(config, tmp_path, capsys):
+    config.update(levels=[0, 1, 2], seeds=[0, 1], importances=["random"],
+                  methods=[{"name": "kronecker", "label": "kron19", "compression": 19, "embedding_factor": 8},
+                           {"name": "eelbert"}])
+    runs = planned_runs(PipelineConfig.from_dict(config))
+    assert [r for r in runs if r[1] == "kron19"] == [("rte", "kron19", 3, 0), ("rte", "kron19", 3, 1)]
+    assert [r[2] for r in runs if r[1] == "eelbert"] == [1, 2, 1, 2]
+    good = tmp_path / "own.yaml"
+    good.write_text(yaml.safe_dump(config))
+    assert main(["pipeline", "--config", str(good), "--dry-run", "--levels", "2", "--seeds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "kron19-L3-s0.json" in out and "eelbert-L2-s0.json" in out and "L1" not in out
+
+
 @pytest.mark.parametrize("methods, match", [([{"name": "pruning"}], "'pruning'"),
                                             ([{"name": "masks"}, {"name": "masks"}], "give each a `label:`"),
                                             ([{"name": "masks", "label": "random"}], r"\['random'\]"),
@@ -306,7 +320,8 @@ def test_prune_then_distil_is_its_own_protocol_and_resumes(config, tmp_path):
     plain = run_pipeline(PipelineConfig.from_dict({**config, "out": str(tmp_path / "plain")}), progress=False)
     config["finetune"] = {**config["finetune"], "distill": {"alpha": 0.7}}
     cfg = PipelineConfig.from_dict(config)
-    assert cfg.finetune["distill"] == {"alpha": 0.7, "temperature": 2.0, "hidden_weight": 1.0}
+    assert cfg.finetune["distill"] == {"alpha": 0.7, "temperature": 2.0, "hidden_weight": 1.0,
+                                        "attention_weight": 1.0}
     paths = run_pipeline(cfg, progress=False)
     (rec,) = load_records(tmp_path / "out" / "glue")
     (ref,) = load_records(plain[0].parent)

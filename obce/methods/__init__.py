@@ -13,7 +13,9 @@
   n-gram embeddings fitted to it, then fine-tuned (optionally with distillation).
 
 A budget is the encoder's parameter count after compression. :func:`level_budget` gives OBCE level
-k's, and each method comes as close to it as its granularity allows (:func:`run` records the exact
+k's, and each method comes as close to it as its granularity allows; a method given a size of its own
+(:data:`OWN_SIZE`, e.g. KroneckerBERT at 19x) ignores the level, runs once per task and seed, and its
+record says so (``budget: "own"``) (:func:`run` records the exact
 count reached). :func:`run` compresses a pretrained model to a level's budget, fine-tunes (or, for
 masks, trains the masks and head) and evaluates it on a GLUE task; the pipeline and ``obce pipeline``
 drive every method through it, so their records share one schema.
@@ -35,12 +37,15 @@ from . import eelbert, ffn_pruning, kronecker, layer_removal, masks
 #: Methods the pipeline's ``methods:`` entries name, with their parameters' defaults.
 METHODS = {"layer_removal": layer_removal, "masks": masks, "kronecker": kronecker, "eelbert": eelbert}
 METHOD_DEFAULTS = {"layer_removal": dict(criterion="residual_change"), "masks": dict(masks.DEFAULTS),
-                   "kronecker": dict(DISTILL_DEFAULTS, embedding_factor=0),
-                   "eelbert": dict(DISTILL_DEFAULTS, distill=False, ngram_sizes=[2, 3, 4], fit_epochs=200)}
+                   "kronecker": dict(DISTILL_DEFAULTS, embedding_factor=0, compression=0),
+                   "eelbert": dict(DISTILL_DEFAULTS, distill=False, ngram_sizes=[2, 3, 4], fit_epochs=200, buckets=0)}
+#: Parameters that give a method a size of its own instead of a level's budget (0: the level's budget):
+#: KroneckerBERT's compression factor of the whole encoder (the paper's 19x), EELBERT's hash buckets.
+OWN_SIZE = {"kronecker": "compression", "eelbert": "buckets"}
 #: Methods that train from a teacher (the unpruned model fine-tuned on the task).
 NEEDS_TEACHER = ("kronecker",)
 
-__all__ = ["METHODS", "eelbert", "ffn_pruning", "kronecker", "layer_removal", "masks", "level_budget", "method_spec",
+__all__ = ["METHODS", "OWN_SIZE", "own_size", "eelbert", "ffn_pruning", "kronecker", "layer_removal", "masks", "level_budget", "method_spec",
            "run", "size_on_disk"]
 
 
@@ -58,6 +63,13 @@ def level_budget(model: nn.Module, level: int) -> int:
     base = getattr(model, "base_model", model)
     sizes = layer_removal.layer_sizes(base)
     return count_parameters(prune(base, np.zeros((len(sizes), sizes[0])), level=level))
+
+
+def own_size(spec: dict[str, Any]) -> bool:
+    """Whether a completed ``methods:`` entry (:func:`method_spec`) sets its own size (:data:`OWN_SIZE`)
+    rather than taking a level's budget."""
+    key = OWN_SIZE.get(spec["name"])
+    return bool(key and spec["params"].get(key))
 
 
 def method_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -85,13 +97,18 @@ def method_spec(spec: dict[str, Any]) -> dict[str, Any]:
             ok = isinstance(v, bool)
         elif isinstance(default, (int, float)):
             ok = not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0 and (v > 0 or key in (
-                "alpha", "hidden_weight", "embedding_factor"))
+                "alpha", "hidden_weight", "attention_weight", "embedding_factor", "compression", "buckets"))
         elif isinstance(default, list):
             ok = isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
         else:
             ok = isinstance(v, type(default))
         if not ok:
             raise ObceInputError(f"method {name} {key}={v!r}: expected a value like {default!r}")
+    if name == "kronecker" and 0 < params["compression"] <= 1:
+        raise ObceInputError(f"method kronecker compression={params['compression']!r}: expected a factor > 1 "
+                             "(the full encoder's parameters over the compressed one's), or 0 for the level's budget")
+    if name == "eelbert" and not float(params["buckets"]).is_integer():
+        raise ObceInputError(f"method eelbert buckets={params['buckets']!r}: expected a whole number of hash buckets")
     label = spec.get("label", name)
     if not isinstance(label, str) or not label or "/" in label:
         raise ObceInputError(f"method label {label!r}: expected a non-empty name without '/'")
@@ -109,7 +126,8 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     ----------
     spec : a ``methods:`` entry (see :func:`method_spec`)
     model, tokenizer : the pretrained encoder (not changed)
-    level : int in 1..3, the budget (:func:`level_budget`)
+    level : int in 1..3, the budget (:func:`level_budget`); a method with a size of its own
+        (:func:`own_size`) records it but keeps its own size
     finetune : the fine-tuning keys of the pipeline (epochs, lr, batch_size, max_length, ...)
     texts : the corpus that data-driven choices use (layer removal's ``residual_change``)
     teacher : the unpruned model fine-tuned on ``task`` (with its head), for the methods that distil
@@ -127,11 +145,20 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
 
     spec = method_spec(spec)
     finetune = dict(finetune or {})
-    budget = level_budget(model, level)
     full = count_parameters(model)
-    info: dict[str, Any] = dict(method=spec["name"], method_params=spec["params"], importance=spec["label"],
-                                level=level, budget_parameters=budget, parameters_full=full)
-    prepare, factory, small, p = None, None, model, spec["params"]
+    own = own_size(spec)
+    p = spec["params"]
+    if own and spec["name"] == "kronecker":
+        budget = int(full / p["compression"])
+    elif own:
+        budget = full - model.base_model.embeddings.word_embeddings.weight.numel() + int(p["buckets"]) * (
+            model.config.hidden_size)
+    else:
+        budget = level_budget(model, level)
+    info: dict[str, Any] = dict(method=spec["name"], method_params=p, importance=spec["label"],
+                                level=level, budget="own" if own else "level", budget_parameters=budget,
+                                parameters_full=full)
+    prepare, factory, small = None, None, model
     if spec["name"] in NEEDS_TEACHER or p.get("distill"):
         if teacher is None:
             raise ObceInputError(f"method {spec['name']} distils: give the teacher (the unpruned model fine-tuned "
@@ -139,14 +166,15 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
         from ..distill import distilling
 
         factory = distilling(teacher, **{k: p[k] for k in DISTILL_DEFAULTS})
-        info.update(training="distilled from the unpruned model fine-tuned on the task (prediction layer and "
-                             "hidden states), with the task loss, for the fine-tuning epochs")
+        info.update(training="distilled from the unpruned model fine-tuned on the task (prediction layer, hidden "
+                             "states and attention outputs), with the task loss, for the fine-tuning epochs")
     if spec["name"] == "kronecker":
-        small = kronecker.compress(model, kronecker.ranks_for_budget(model, full - budget),
-                                   embedding_factor=p["embedding_factor"] or None)
+        f = p["embedding_factor"] or None
+        saved = kronecker.embedding_saving(model, f) if f else 0  # what the factored table gives up
+        small = kronecker.compress(model, kronecker.ranks_for_budget(model, full - budget - saved), embedding_factor=f)
         info.update(ranks=[getattr(q, n).a.shape[0] for q, n in kronecker.linear_maps(small)])
     elif spec["name"] == "eelbert":
-        buckets = eelbert.buckets_for(model, full - budget)
+        buckets = int(p["buckets"]) or eelbert.buckets_for(model, full - budget)
         import copy
 
         small = eelbert.compress(copy.deepcopy(model), tokenizer, buckets=buckets, ngram_sizes=p["ngram_sizes"],

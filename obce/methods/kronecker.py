@@ -132,10 +132,22 @@ def ranks_for_budget(model: nn.Module, remove: int) -> list[int]:
     maps = [getattr(p, n) for p, n in linear_maps(model)]
     dense = [m.weight.numel() for m in maps]
     per_rank = [sum(a * b for a, b in balanced_shapes(m.out_features, m.in_features)) for m in maps]
-    if not 0 <= remove < sum(dense):
-        raise ObceInputError(f"removing {remove} parameters: the linear maps hold {sum(dense)}")
+    floor = sum(per_rank)  # rank 1 everywhere
+    if not 0 <= remove <= sum(dense) - floor:
+        raise ObceInputError(f"removing {remove} parameters from the linear maps: they hold {sum(dense)}, and "
+                             f"at rank 1 still {floor}; a larger embedding_factor or a smaller compression "
+                             "reaches the budget")
     share = (sum(dense) - remove) / sum(dense)
     return [max(1, round(share * d / p)) for d, p in zip(dense, per_rank)]
+
+
+def embedding_saving(model: nn.Module, factor: int) -> int:
+    """The parameters that :class:`KroneckerEmbedding` with ``factor`` saves on the word-embedding table
+    (V, h): ``V * h - (V * h / factor + factor)``."""
+    v, h = model.base_model.embeddings.word_embeddings.weight.shape
+    if factor < 1 or h % factor:
+        raise ObceInputError(f"embedding factor {factor}: expected a divisor of the hidden size {h}")
+    return v * h - (v * h // factor + factor)
 
 
 def compress(model: nn.Module, ranks: Sequence[int] | int, embedding_factor: int | None = None) -> nn.Module:
