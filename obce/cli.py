@@ -158,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--overwrite", action="store_true", help="replace an existing --figure file")
     rp.add_argument("--glue-dir", default=None, help="local GLUE directory for --findings and --figure "
                     "(default $OBCE_GLUE_DIR, else the hub)")
+    rp.add_argument("--methods", metavar="SCORES_DIR",
+                    help="RESULTS holds other compression methods' records: compare them with the importance "
+                         "scores and the unpruned model of SCORES_DIR (same fine-tuning) at equal budgets; with "
+                         "--findings the README's two sentences, with --figure parameters and run time against the "
+                         "GLUE average")
     rp.add_argument("--score", default="merge_radius", help="the score --pooled compares with the others")
     rp.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (and, with --averages, "
                     "the average over exactly these)")
@@ -379,6 +384,9 @@ def cmd_report(args) -> None:
         check_output_file(args.figure, "--figure")
         if Path(args.figure).exists() and not args.overwrite:
             raise ObceInputError(f"--figure {args.figure!r} exists; pass --overwrite to replace it")
+    if args.methods:
+        _report_methods(args)
+        return
     if args.findings and (Path(args.results) / "posttrain.jsonl").is_file():
         _report_posttrain(args)
         return
@@ -419,6 +427,37 @@ def cmd_report(args) -> None:
             print(markdown_table(by_level.reset_index()) if len(by_level) else "no pruned models")
         else:
             print(markdown_summary(recs))
+
+
+def _report_methods(args) -> None:
+    """``obce report METHODS_DIR --methods SCORES_DIR``: the comparison of compression methods."""
+    from .data import get_task
+    from .report import load_records, majority_baseline, markdown_table
+    from .report_methods import METHOD_NAMES, compare_methods, method_table, methods_findings
+
+    if not Path(args.methods).is_dir():
+        raise ObceInputError(f"--methods {args.methods!r}: the scores' records directory does not exist")
+    found = {d: load_records(d) for d in (args.methods, args.results)}
+    for d, recs in found.items():
+        if not recs:
+            raise ObceInputError(f"no GLUE records under {d!r}")
+    tasks = {r["task"] for recs in found.values() for r in recs}
+    floors = {t: majority_baseline(t, args.glue_dir)[get_task(t).main_metric] for t in tasks}
+    cmp = compare_methods(found[args.methods], found[args.results], floors)
+    if args.findings:
+        print("> " + methods_findings(cmp["facts"]))
+    elif not args.figure:
+        print(markdown_table(method_table(cmp["points"], cmp["records"]).round(
+            {"parameters (M)": 2, "GLUE average": 1, "sd over seeds": 1, "disk (MB)": 1, "run time (min)": 1})))
+    if args.figure:
+        from . import plots
+        from .results import atomic_path
+
+        plots.set_style()
+        fig = plots.plot_methods(cmp["points"], names=METHOD_NAMES)
+        with atomic_path(args.figure) as tmp:
+            fig.savefig(tmp, format="png", dpi=96)
+        print(f"figure -> {args.figure}")
 
 
 def _report_one_protocol(args, records: list, sections: dict) -> None:

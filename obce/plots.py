@@ -387,8 +387,8 @@ def plot_information(information: np.ndarray, scores: np.ndarray, label: str = "
 
 def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric_label: str = "GLUE average x 100"):
     """Parameters (left) and run time (right) against the GLUE score averaged over tasks: one line per
-    method through its budgets (levels), error bars the standard deviation over seeds, the unpruned
-    model a star; one legend. The right panel shows whether a method wins by training longer.
+    method through its budgets (levels), a diamond for a method with a size of its own, error bars the
+    standard deviation over seeds, the unpruned model a star; one legend. The right panel shows whether a method wins by training longer.
 
     Parameters
     ----------
@@ -406,8 +406,10 @@ def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric
         for i, m in enumerate(methods):
             own = sorted((p for p in points if p["method"] == m), key=lambda p: p["level"])
             main = m in ("layer_removal", "masks", "kronecker", "eelbert", "merge_radius")
+            single = all(p.get("own") for p in own)  # a size of its own: one point, no line
             ax.errorbar([p[key] / scale for p in own], [p["score"] for p in own], yerr=[spread[id(p)] for p in own],
-                        marker="o", ms=4, lw=1.6 if main else 1.0, ls="-" if main else ":", capsize=2,
+                        marker="D" if single else "o", ms=6 if single else 4, lw=1.6 if main else 1.0,
+                        ls="none" if single else "-" if main else ":", capsize=2,
                         color=plt.get_cmap("tab10")(i % 10), label=(names or {}).get(m, m))
         for p in points:
             if p["method"] == "none":

@@ -36,7 +36,14 @@ METHOD_NAMES = {"merge_radius": "OBCE (r_f)", "activation_variance": "FFN prunin
                 "total_persistence": "FFN pruning by total persistence",
                 "layer_removal": "FFN sub-layer removal", "masks": "adapting by pruning (masks)",
                 "kronecker": "KroneckerBERT (distilled)", "eelbert": "EELBERT (fitted embeddings)",
+                "kronecker_19x": "KroneckerBERT at 19x (distilled)", "eelbert_1k": "EELBERT, 1,000 hash rows",
                 "none": "unpruned"}
+
+
+def own_size_labels(records: list[dict[str, Any]]) -> set[str]:
+    """The labels of the methods whose records have a size of their own (``budget: "own"``), not a
+    level's budget: they are points of the figure, never in an equal-budget comparison."""
+    return {r["provenance"].get("importance") for r in records if r["provenance"].get("budget") == "own"}
 
 
 def method_name(label: str) -> str:
@@ -52,10 +59,12 @@ def method_points(records: list[dict[str, Any]], tasks: tuple[str, ...]) -> list
     Returns
     -------
     list of dict: ``method``, ``level``, ``parameters``, ``score``, ``seed_std``, ``seeds``,
-    ``train_time_s`` (mean wall time of a run: compressing, training and evaluating)
+    ``train_time_s`` (mean wall time of a run: compressing, training and evaluating), ``own`` (a size
+    of its own rather than the level's budget)
     """
     if not tasks:
         raise ObceInputError("method_points needs at least one task")
+    own = own_size_labels(records)
     by_run = {run_key(r): r for r in records if r["task"] in tasks}
     groups: dict[tuple[str, int], dict[int, dict[str, dict]]] = {}
     for (task, method, level, seed), rec in by_run.items():
@@ -71,8 +80,8 @@ def method_points(records: list[dict[str, Any]], tasks: tuple[str, ...]) -> list
         points.append(dict(method=method, level=level, parameters=int(max(params)),
                            score=100 * float(np.mean(per_seed)),
                            seed_std=100 * float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
-                           seeds=len(per_seed), train_time_s=float(np.mean([r["provenance"]["wall_time_s"]
-                                                                              for r in recs]))))
+                           seeds=len(per_seed), own=method in own,
+                           train_time_s=float(np.mean([r["provenance"]["wall_time_s"] for r in recs]))))
     return points
 
 
@@ -87,7 +96,7 @@ def equal_budget_verdicts(records: list[dict[str, Any]], tasks: tuple[str, ...],
     list of dict: ``method``, ``level``, ``tasks``, ``wins``, ``ties``, ``losses``, ``mean_diff``
     """
     rows = []
-    methods = sorted({run_key(r)[1] for r in records} - {reference, "none"})
+    methods = sorted({run_key(r)[1] for r in records} - {reference, "none"} - own_size_labels(records))
     for m in methods:
         cells = [c for c in paired_comparison([r for r in records if r["task"] in tasks], m, reference,
                                               baselines=baselines) if c["task"] in tasks]
@@ -107,12 +116,17 @@ def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], 
     average at level k) and its score ``mt_best_score_L{k}``; ``mt_ref_L{k}`` r_f's; for each other
     method ``m``: ``mt_{m}_L{k}``, and ``mt_{m}_record`` its wins/ties/losses against r_f over every
     level as a phrase; ``mt_records`` those phrases of the methods that ran, as one sentence;
-    ``mt_level2`` every method's and score's level-2 average, best first, as a phrase; ``mt_unpruned``; ``mt_levels`` the levels
-    where some other method ran."""
+    ``mt_level2`` every method's and score's level-2 average, best first, as a phrase; ``mt_unpruned``;
+    ``mt_levels`` the levels where some other method ran; ``mt_own`` the methods with a size of their
+    own, with their parameters and average, as a phrase."""
     facts: dict[str, Any] = {"mt_unpruned": float("nan"), "mt_levels": "none yet"}
     for p in points:
         if p["method"] == "none":
             facts["mt_unpruned"] = p["score"]
+    own_points = [p for p in points if p.get("own")]
+    facts["mt_own"] = ", ".join(f"{method_name(p['method'])} {p['score']:.1f} with {p['parameters'] / 1e6:.2f}M "
+                                f"parameters" for p in sorted(own_points, key=lambda p: p["parameters"])) or "none yet"
+    points = [p for p in points if not p.get("own")]
     levels = sorted({p["level"] for p in points if p["method"] in others})
     facts["mt_levels"] = ", ".join(str(k) for k in levels) or "none yet"
     for k in (1, 2, 3):
@@ -159,7 +173,8 @@ def covered_tasks(records: list[dict[str, Any]], tasks: tuple[str, ...], methods
 
 def method_table(points: list[dict[str, Any]], records: list[dict[str, Any]]):
     """The figure's points as a table, with each (method, level)'s mean size on disk (MB, where the
-    records measured it) and mean run time, rows ordered by level then score."""
+    records measured it) and mean run time, rows ordered by budget (levels 1-3, then own sizes) then
+    score."""
     import pandas as pd
 
     disk: dict[tuple[str, int], list[int]] = {}
@@ -167,11 +182,11 @@ def method_table(points: list[dict[str, Any]], records: list[dict[str, Any]]):
         size = r["provenance"].get("size_on_disk_bytes")
         if size:
             disk.setdefault(run_key(r)[1:3], []).append(size)
-    rows = [{"level": p["level"], "method": method_name(p["method"]), "parameters (M)": p["parameters"] / 1e6,
+    rows = [{"budget": "own" if p.get("own") else f"level {p['level']}" if p["level"] else "full", "method": method_name(p["method"]), "parameters (M)": p["parameters"] / 1e6,
              "GLUE average": p["score"], "sd over seeds": p["seed_std"], "seeds": p["seeds"],
              "disk (MB)": np.mean(disk[p["method"], p["level"]]) / 1e6 if (p["method"], p["level"]) in disk
              else float("nan"), "run time (min)": p["train_time_s"] / 60} for p in points]
-    return pd.DataFrame(rows).sort_values(["level", "GLUE average"], ascending=[True, False]).reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values(["budget", "GLUE average"], ascending=[True, False]).reset_index(drop=True)
 
 
 def removed_blocks(records: list[dict[str, Any]], label: str = "layer_removal") -> str:
@@ -185,6 +200,55 @@ def removed_blocks(records: list[dict[str, Any]], label: str = "layer_removal") 
     if not found:
         return "not run yet"
     levels = sorted(found)
-    join = (lambda xs: ", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else xs[0])  # noqa: E731
-    return (f"{join([str(found[k][0]) for k in levels])} of the {found[levels[0]][1]} blocks at "
-            f"level{'s' if len(levels) > 1 else ''} {join([str(k) for k in levels])}")
+    return (f"{_join([str(found[k][0]) for k in levels])} of the {found[levels[0]][1]} blocks at "
+            f"level{'s' if len(levels) > 1 else ''} {_join([str(k) for k in levels])}")
+
+
+def _join(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+#: The importance scores the comparison draws beside the other methods, and the methods' labels.
+COMPARED_SCORES = ("merge_radius", "activation_variance", "random")
+COMPARED_METHODS = ("layer_removal", "masks", "kronecker", "eelbert", "kronecker_19x", "eelbert_1k")
+
+
+def compare_methods(score_records: list[dict[str, Any]], method_records: list[dict[str, Any]],
+                    baselines: dict[str, float], scores: tuple[str, ...] = COMPARED_SCORES,
+                    methods: tuple[str, ...] = COMPARED_METHODS) -> dict[str, Any]:
+    """The comparison the book's chapter 7 and ``obce report --methods`` show, from the records of the
+    importance scores (with the unpruned model) and of the other methods (one fine-tuning protocol).
+
+    Parameters
+    ----------
+    baselines : task -> the majority-class main metric (:func:`obce.report.majority_baseline`)
+
+    Returns
+    -------
+    dict: ``records`` (those compared), ``tasks`` (the tasks that learn and that every method that ran
+    covers, :func:`covered_tasks`), ``points`` (:func:`method_points`), ``verdicts``
+    (:func:`equal_budget_verdicts`) and ``facts`` (:func:`methods_facts`, with ``mt_tasks``)
+    """
+    from .data import get_task
+    from .report import learned_tasks
+
+    records = [r for r in [*score_records, *method_records]
+               if r["provenance"].get("importance", "none") in ("none", *scores, *methods)]
+    ran = tuple(m for m in methods if any(r["provenance"].get("importance") == m for r in records))
+    tasks = covered_tasks(records, learned_tasks(score_records, baselines), ran)
+    if not tasks:
+        raise ObceInputError(f"no task that learns has records of every method that ran ({', '.join(ran)}) "
+                             "and of the scores")
+    points = method_points(records, tasks)
+    verdicts = equal_budget_verdicts(records, tasks, baselines=baselines)
+    facts = methods_facts(points, verdicts)
+    facts["mt_tasks"] = _join([get_task(t).dir_name for t in tasks])
+    return dict(records=records, tasks=tasks, points=points, verdicts=verdicts, facts=facts)
+
+
+def methods_findings(facts: dict[str, Any]) -> str:
+    """The README's two sentences on the other methods, from :func:`methods_facts`."""
+    return (f"At the parameter budget of OBCE level 2, averaged over {facts['mt_tasks']} with MiniLM, the best "
+            f"is {facts['mt_best_L2']} ({facts['mt_best_score_L2']:.1f}; unpruned {facts['mt_unpruned']:.1f}), and "
+            f"the order is {facts['mt_level2']}. Far smaller, at sizes of their own: {facts['mt_own']}.")

@@ -354,3 +354,25 @@ def test_report_writes_the_readme_figure_and_never_overwrites_it(glue_dir, tmp_p
     readme = (REPO / "README.md").read_text()
     for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
         assert (REPO / image).is_file(), f"README shows {image}, which does not exist"
+
+
+def test_report_compares_methods_with_the_scores_and_draws_their_figure(glue_dir, tmp_path, capsys):
+    from obce.cli import main
+    from obce.report import load_records
+    from obce.report_methods import compare_methods, methods_findings
+
+    methods, scores = REPO / "results" / "methods_fulltrain" / "glue", REPO / "results" / "glue_fulltrain" / "glue"
+    assert main(["report", str(methods), "--methods", str(scores), "--glue-dir", str(glue_dir), "--findings"]) == 0
+    out = capsys.readouterr().out
+    from obce.data import get_task
+    from obce.report import majority_baseline
+
+    floors = {t: majority_baseline(t, glue_dir)[get_task(t).main_metric] for t in ("cola", "mrpc", "rte", "stsb", "wnli")}
+    cmp = compare_methods(load_records(scores), load_records(methods), floors)
+    assert out.strip() == "> " + methods_findings(cmp["facts"])
+    assert "unpruned" in out and "level 2" in out and len(re.findall(r"\. ", out)) >= 1
+    fig = tmp_path / "methods.png"
+    assert main(["report", str(methods), "--methods", str(scores), "--glue-dir", str(glue_dir), "--figure",
+                 str(fig)]) == 0 and fig.read_bytes().startswith(b"\x89PNG")
+    assert main(["report", str(methods), "--methods", str(tmp_path / "none"), "--findings"]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -66,3 +66,24 @@ def test_covered_tasks_need_every_level_of_every_method(records):
                                                                                  "level": 3, "seed": 0}})
     assert covered_tasks(records, ("rte", "stsb"), ("masks", "layer_removal")) == ("rte",)
     assert covered_tasks(records, ("rte",), ("kronecker",)) == ()
+
+
+def test_a_method_with_its_own_size_is_a_point_but_never_an_equal_budget_verdict(records):
+    from obce.report_methods import method_table
+
+    for seed in (0, 1, 2):
+        for task in ("rte", "stsb"):
+            rec = _rec(task, "kronecker_19x", 3, seed, 0.55, 5)
+            rec["provenance"]["budget"] = "own"
+            records.append(rec)
+    points = method_points(records, ("rte", "stsb"))
+    tiny = [p for p in points if p["method"] == "kronecker_19x"]
+    assert len(tiny) == 1 and tiny[0]["own"] and tiny[0]["parameters"] == 5
+    assert not any(p["own"] for p in points if p["method"] != "kronecker_19x")
+    verdicts = equal_budget_verdicts(records, ("rte", "stsb"))
+    assert "kronecker_19x" not in {v["method"] for v in verdicts}
+    facts = methods_facts(points, verdicts)
+    assert facts["mt_own"] == "KroneckerBERT at 19x (distilled) 55.0 with 0.00M parameters"
+    assert facts["mt_best_score_L3"] != facts["mt_best_score_L3"]  # no level-3 point but the own size: NaN
+    table = method_table(points, records)
+    assert table["budget"].tolist()[-1] == "own" and table["budget"].tolist()[0] == "full"
