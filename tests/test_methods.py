@@ -399,3 +399,22 @@ def test_own_sizes_kronecker_19x_and_a_small_hash_table(minilm):
 
     dyn = eelbert.DynamicEmbedding(["[PAD]", "hello", "##lo"], 384, buckets=1000, padding_idx=0)
     assert obce.count_parameters(dyn) == 1000 * 384
+
+
+def test_kronecker_save_and_load_round_trip_with_identical_outputs(tiny_bert, sentences, tmp_path):
+    from transformers import BertForSequenceClassification
+
+    from obce.methods import kronecker
+
+    model, tok = tiny_bert
+    clf = BertForSequenceClassification(model.config).eval()
+    small = kronecker.compress(clf, [1, 2, 3] * 6, embedding_factor=8)  # ranks differ map by map
+    kronecker.save(small, tmp_path / "k", tok)
+    back = kronecker.load(tmp_path / "k")
+    batch = obce.activations.tokenize(tok, sentences, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(back(**batch).logits, small(**batch).logits, rtol=0, atol=0)
+    assert obce.count_parameters(back) == obce.count_parameters(small) < obce.count_parameters(clf)
+    assert isinstance(back.bert.embeddings.word_embeddings, kronecker.KroneckerEmbedding)
+    with pytest.raises(ObceInputError, match="not a checkpoint written by kronecker.save"):
+        kronecker.load(tmp_path)

@@ -11,15 +11,25 @@ costs more than forming ``W`` once, it forms ``W`` and multiplies.
 :func:`compress` replaces every linear map of the encoder (and optionally the word-embedding table)
 by its factors; :func:`ranks_for_budget` picks the ranks that meet a parameter budget. Training the
 factors by distillation from the unpruned model (:mod:`obce.distill`) is the method's second step.
+
+A vanilla ``BertConfig`` cannot express factored maps: :func:`save` writes ``save_pretrained``'s files
+plus :data:`CONFIG_FILE` (the factor shapes), and :func:`load` rebuilds the model from them.
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from ..errors import ObceInputError
+
+#: The file :func:`save` writes beside the weights: every factored map's factor shapes, the word
+#: table's factor and the model class.
+CONFIG_FILE = "obce_kronecker.json"
 
 
 def nearest_kronecker(weight: torch.Tensor, a_shape: tuple[int, int], b_shape: tuple[int, int],
@@ -203,3 +213,54 @@ class KroneckerEmbedding(nn.Module):
 
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def save(model: nn.Module, path: str | os.PathLike, tokenizer=None) -> Path:
+    """``save_pretrained`` (the factors are its weights) plus :data:`CONFIG_FILE`: the factor shapes of
+    every map in :func:`linear_maps` order, and the word table's factor (``null``: a dense table)."""
+    path = Path(path)
+    model.save_pretrained(path)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path)
+    maps = []
+    for parent, name in linear_maps(model):
+        lin = getattr(parent, name)
+        maps.append(dict(a=list(lin.a.shape), b=list(lin.b.shape), bias=lin.bias is not None)
+                    if isinstance(lin, KroneckerLinear) else None)
+    emb = model.base_model.embeddings.word_embeddings
+    meta = dict(maps=maps, embedding_factor=emb.b.shape[1] if isinstance(emb, KroneckerEmbedding) else None,
+                model_class=type(model).__name__)
+    (path / CONFIG_FILE).write_text(json.dumps(meta) + "\n")
+    return path
+
+
+def load(path: str | os.PathLike) -> nn.Module:
+    """Load a model written by :func:`save`: the architecture from its config, every factored map and
+    the word table rebuilt with the saved shapes, then the weights (which must match exactly)."""
+    import transformers
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file():
+        raise ObceInputError(f"{path}: no {CONFIG_FILE}; not a checkpoint written by kronecker.save")
+    meta = json.loads((path / CONFIG_FILE).read_text())
+    config = transformers.AutoConfig.from_pretrained(path)
+    model = getattr(transformers, meta["model_class"])(config)
+    maps = linear_maps(model)
+    if len(maps) != len(meta["maps"]):
+        raise ObceInputError(f"{path / CONFIG_FILE}: {len(meta['maps'])} maps for an architecture of {len(maps)}")
+    for (parent, name), shapes in zip(maps, meta["maps"]):
+        if shapes is not None:
+            setattr(parent, name, KroneckerLinear(torch.zeros(shapes["a"]), torch.zeros(shapes["b"]),
+                                                  torch.zeros(shapes["a"][1] * shapes["b"][1]) if shapes["bias"]
+                                                  else None))
+    f = meta["embedding_factor"]
+    if f:
+        emb = model.base_model.embeddings.word_embeddings
+        v, h = emb.weight.shape
+        model.base_model.embeddings.word_embeddings = KroneckerEmbedding(torch.zeros(v, h // f), torch.zeros(1, f),
+                                                                         emb.padding_idx)
+    missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise ObceInputError(f"{path}: weights do not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval()
