@@ -103,7 +103,7 @@ for name, value in facts.items():
 # %% [markdown]
 # ## Parameters against the GLUE score
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: encoder parameters; right: run time of a run (compressing, training, evaluating); both against the dev score averaged over the tasks named above (x 100). Error bars: standard deviation over seeds; the star is the unpruned model.", "name": "fig-methods"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: encoder parameters; right: run time of a run (compressing, training, evaluating); both against the dev score averaged over the tasks named above (x 100). Error bars: standard deviation over seeds; the star is the unpruned model; diamonds (right only) are the sizes of their own, whose parameters the table gives.", "name": "fig-methods"}}
 fig = plots.plot_methods(points, names=METHOD_NAMES)
 
 # %% tags=["hide-input"]

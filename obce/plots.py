@@ -387,8 +387,9 @@ def plot_information(information: np.ndarray, scores: np.ndarray, label: str = "
 
 def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric_label: str = "GLUE average x 100"):
     """Parameters (left) and run time (right) against the GLUE score averaged over tasks: one line per
-    method through its budgets (levels), a diamond for a method with a size of its own, error bars the
-    standard deviation over seeds, the unpruned model a star; one legend. The right panel shows whether a method wins by training longer.
+    method through its budgets (levels), a diamond for a method with a size of its own (right panel
+    only: its parameters lie far left of the level budgets), error bars the standard deviation over
+    seeds, the unpruned model a star; one legend. The right panel shows whether a method wins by training longer.
 
     Parameters
     ----------
@@ -407,6 +408,8 @@ def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric
             own = sorted((p for p in points if p["method"] == m), key=lambda p: p["level"])
             main = m in ("layer_removal", "masks", "kronecker", "eelbert", "merge_radius")
             single = all(p.get("own") for p in own)  # a size of its own: one point, no line
+            if single and key == "parameters":  # far left of the level budgets: the table gives its size
+                continue
             ax.errorbar([p[key] / scale for p in own], [p["score"] for p in own], yerr=[spread[id(p)] for p in own],
                         marker="D" if single else "o", ms=6 if single else 4, lw=1.6 if main else 1.0,
                         ls="none" if single else "-" if main else ":", capsize=2,
@@ -417,7 +420,7 @@ def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric
                             ls="none", capsize=2, label=(names or {}).get("none", "none"))
         ax.set_xlabel(label)
     axes[0].set_ylabel(metric_label)
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = axes[1].get_legend_handles_labels()  # the right panel has every method
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.1 + 0.05 * (-(-len(labels) // 3)), 1, 1))
+    fig.tight_layout(rect=(0, 0.03 + 0.05 * (-(-len(labels) // 3)), 1, 1))
     return fig

@@ -31,7 +31,7 @@ REPORTED_METHODS = [
 
 #: How the book names each method's rows (FFN neuron pruning by a score is named by the score).
 METHOD_NAMES = {"merge_radius": "OBCE (r_f)", "activation_variance": "FFN pruning by variance",
-                "random": "FFN pruning, random neurons", "magnitude": "FFN pruning by weight magnitude",
+                "random": "FFN pruning of random neurons", "magnitude": "FFN pruning by weight magnitude",
                 "mean_abs_activation": "FFN pruning by mean |activation|",
                 "total_persistence": "FFN pruning by total persistence",
                 "layer_removal": "FFN sub-layer removal", "masks": "adapting by pruning (masks)",

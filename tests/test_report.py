@@ -318,7 +318,8 @@ def test_the_same_run_twice_is_refused():
 
 
 #: the README's findings pasted from `obce report ...` (the marker comment above names the command)
-README_TABLES = ["results/glue_fulltrain/glue --findings", "results/posttrain --findings"]
+README_TABLES = ["results/methods_fulltrain/glue --methods results/glue_fulltrain/glue --findings",
+                 "results/glue_fulltrain/glue --findings", "results/posttrain --findings"]
 
 
 @pytest.mark.parametrize("command", README_TABLES)
