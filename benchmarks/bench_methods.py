@@ -1,5 +1,6 @@
-"""Every compression method at the budgets of OBCE levels 1-3: encoder parameters, size on disk and
-inference latency (batch x seq tokens) as ratios to the unpruned MiniLM, measured in one run.
+"""Every compression method at the budgets of OBCE levels 1-3, and at the sizes of their own (level 0
+in the table): encoder parameters, size on disk and inference latency (batch x seq tokens) as ratios
+to the unpruned MiniLM, measured in one run.
 
 OBCE prunes neurons by random scores here (the score does not change the shapes); layer removal
 removes the last blocks (the criterion does not change the shapes); the masks are drawn at random
@@ -18,20 +19,31 @@ import torch
 
 from _common import median_time, save, table
 from obce import count_parameters, load_model, prune
-from obce.methods import eelbert, kronecker, layer_removal, level_budget, masks, size_on_disk
+from obce.methods import (eelbert, kronecker, layer_removal, level_budget, masks, method_budget, method_spec,
+                          size_on_disk)
+
+
+#: The sizes of their own that params/methods_cpu.yaml runs (labels as there).
+OWN = {"kronecker_19x": dict(name="kronecker", compression=19, embedding_factor=24),
+       "eelbert_1k": dict(name="eelbert", buckets=1000)}
 
 
 def compressed(model, tokenizer, method: str, level: int):
-    """``model`` compressed by ``method`` to level ``level``'s budget (shapes as the real runs')."""
+    """``model`` compressed by ``method`` to level ``level``'s budget, or to the size of its own of an
+    :data:`OWN` label (shapes as the real runs')."""
     if method == "none":
         return model
-    remove = count_parameters(model) - level_budget(model, level)
+    spec = method_spec(OWN[method]) if method in OWN else None
+    params = spec["params"] if spec else {}
+    budget = method_budget(spec, model, level) if spec else level_budget(model, level)
+    remove = count_parameters(model) - budget
+    method = spec["name"] if spec else method
     if method == "kronecker":
-        return kronecker.compress(model, kronecker.ranks_for_budget(model, remove))
+        return kronecker.compress_to(model, budget, embedding_factor=params.get("embedding_factor") or None)
     if method == "eelbert":
         import copy
 
-        buckets = eelbert.buckets_for(model, remove)
+        buckets = int(params.get("buckets", 0)) or eelbert.buckets_for(model, remove)
         return eelbert.compress(copy.deepcopy(model), tokenizer, buckets=buckets, epochs=1)
     if method == "obce":
         return prune(model, np.random.default_rng(level).random((6, 1536)), level=level)
@@ -58,7 +70,8 @@ def main() -> None:
     mask = torch.ones_like(ids)
     rows, base = [], None
     for method, level in [("none", 0)] + [(m, k) for k in (1, 2, 3) for m in ("obce", "layer_removal", "masks",
-                                                                            "kronecker", "eelbert")]:
+                                                                            "kronecker", "eelbert")] + [
+            (label, 0) for label in OWN]:
         m = compressed(model, tokenizer, method, level).eval()
 
         def run():

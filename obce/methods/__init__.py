@@ -45,7 +45,7 @@ OWN_SIZE = {"kronecker": "compression", "eelbert": "buckets"}
 #: Methods that train from a teacher (the unpruned model fine-tuned on the task).
 NEEDS_TEACHER = ("kronecker",)
 
-__all__ = ["METHODS", "OWN_SIZE", "own_size", "eelbert", "ffn_pruning", "kronecker", "layer_removal", "masks", "level_budget", "method_spec",
+__all__ = ["METHODS", "OWN_SIZE", "own_size", "method_budget", "eelbert", "ffn_pruning", "kronecker", "layer_removal", "masks", "level_budget", "method_spec",
            "run", "size_on_disk"]
 
 
@@ -70,6 +70,22 @@ def own_size(spec: dict[str, Any]) -> bool:
     rather than taking a level's budget."""
     key = OWN_SIZE.get(spec["name"])
     return bool(key and spec["params"].get(key))
+
+
+def method_budget(spec: dict[str, Any], model: nn.Module, level: int) -> int:
+    """The encoder parameters a completed ``methods:`` entry aims at: level ``level``'s budget
+    (:func:`level_budget`), or its own size (:func:`own_size`): the full count over KroneckerBERT's
+    ``compression``, or the model with EELBERT's ``buckets`` table rows."""
+    from ..pruning import count_parameters
+
+    p = spec["params"]
+    if not own_size(spec):
+        return level_budget(model, level)
+    full = count_parameters(model)
+    if spec["name"] == "kronecker":
+        return int(full / p["compression"])
+    table = model.base_model.embeddings.word_embeddings.weight
+    return full - table.numel() + int(p["buckets"]) * table.shape[1]
 
 
 def method_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -148,13 +164,7 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     full = count_parameters(model)
     own = own_size(spec)
     p = spec["params"]
-    if own and spec["name"] == "kronecker":
-        budget = int(full / p["compression"])
-    elif own:
-        budget = full - model.base_model.embeddings.word_embeddings.weight.numel() + int(p["buckets"]) * (
-            model.config.hidden_size)
-    else:
-        budget = level_budget(model, level)
+    budget = method_budget(spec, model, level)
     info: dict[str, Any] = dict(method=spec["name"], method_params=p, importance=spec["label"],
                                 level=level, budget="own" if own else "level", budget_parameters=budget,
                                 parameters_full=full)
@@ -169,9 +179,7 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
         info.update(training="distilled from the unpruned model fine-tuned on the task (prediction layer, hidden "
                              "states and attention outputs), with the task loss, for the fine-tuning epochs")
     if spec["name"] == "kronecker":
-        f = p["embedding_factor"] or None
-        saved = kronecker.embedding_saving(model, f) if f else 0  # what the factored table gives up
-        small = kronecker.compress(model, kronecker.ranks_for_budget(model, full - budget - saved), embedding_factor=f)
+        small = kronecker.compress_to(model, budget, embedding_factor=p["embedding_factor"] or None)
         info.update(ranks=[getattr(q, n).a.shape[0] for q, n in kronecker.linear_maps(small)])
     elif spec["name"] == "eelbert":
         buckets = int(p["buckets"]) or eelbert.buckets_for(model, full - budget)

@@ -188,6 +188,17 @@ def compress(model: nn.Module, ranks: Sequence[int] | int, embedding_factor: int
     return small
 
 
+def compress_to(model: nn.Module, budget: int, embedding_factor: int | None = None) -> nn.Module:
+    """A copy of ``model`` factored (:func:`compress`) to about ``budget`` parameters: the word table
+    by ``embedding_factor`` (if given), then every linear map at the ranks that
+    :func:`ranks_for_budget` gives for the rest."""
+    from ..pruning import count_parameters
+
+    saved = embedding_saving(model, embedding_factor) if embedding_factor else 0
+    remove = count_parameters(model) - budget - saved
+    return compress(model, ranks_for_budget(model, remove), embedding_factor=embedding_factor)
+
+
 class KroneckerEmbedding(nn.Module):
     """A token table ``W (V, h) = A (V, h/f) (x) B (1, f)``: each token stores ``h/f`` numbers, and one
     shared vector of ``f`` spreads them over the hidden size (the vocabulary rarely factors)."""
