@@ -93,7 +93,12 @@
 # `obce pipeline --config params/methods_cpu.yaml --importances masks --tasks rte` runs one method
 # on one task (`--importances` selects method labels too). A wrong entry fails before any compute
 # with exit code 2. KroneckerBERT (and EELBERT with `distill: true`) learn from the unpruned model
-# fine-tuned on the task, cached under `<out>/finetuned/`.
+# fine-tuned on the task, cached under `<out>/finetuned/`. An entry with a size of its own
+# (`compression: 19` for KroneckerBERT, `buckets: 1000` for EELBERT) runs once per task and seed,
+# filed under level 3. Their models are not vanilla BERT checkpoints: `obce.methods.kronecker.save`
+# and `.load`, `eelbert.save` and `.load`, `layer_removal.save` and `.load` write and read them.
+# `obce report results/methods_fulltrain/glue --methods results/glue_fulltrain/glue` prints chapter
+# 7's table (`--findings`: the README's sentences; `--figure PNG`: its figure).
 #
 # `obce report results` prints the summary and the paired verdicts as markdown, one section per
 # fine-tuning protocol (records of different protocols are never averaged together); with `--by-level`
