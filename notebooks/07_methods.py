@@ -58,6 +58,8 @@ floors = {t: majority_baseline(t, glue_dir)[get_task(t).main_metric]
           for t in {r["task"] for recs in found.values() for r in recs}}
 cmp = compare_methods(found[results_dir], found[methods_dir], floors, scores=tuple(scores), methods=tuple(methods))
 records, tasks, points, verdicts, facts = (cmp[k] for k in ("records", "tasks", "points", "verdicts", "facts"))
+formats = {"parameters (M)": "{:.2f}", "GLUE average": "{:.1f}", "sd over seeds": "{:.1f}", "disk (MB)": "{:.1f}",
+           "run time (min)": "{:.1f}"}
 facts.update(mt_n_tasks=len(tasks),
              mt_runs=sum(r["provenance"].get("importance") in methods for r in records),
              mt_planned=sum(lv != 0 for _, _, lv, _ in planned_runs(PipelineConfig.from_yaml(in_project(config)))),
@@ -107,15 +109,24 @@ for name, value in facts.items():
 fig = plots.plot_methods(points, names=METHOD_NAMES)
 
 # %% tags=["hide-input"]
-table(method_table(points, records), {"parameters (M)": "{:.2f}", "GLUE average": "{:.1f}", "sd over seeds": "{:.1f}",
-                                      "disk (MB)": "{:.1f}", "run time (min)": "{:.1f}"}, index=False)
+table(method_table(points, records), formats, index=False)
 
 # %% [markdown]
 # At level 2's budget the best method is {glue:md}`mt_best_L2` ({glue:text}`mt_best_score_L2:.1f`,
 # against {glue:text}`mt_unpruned:.1f` unpruned); in order: {glue:md}`mt_level2`. At level 1 the best
-# is {glue:md}`mt_best_L1`, at level 3 {glue:md}`mt_best_L3`. At sizes of their own:
-# {glue:md}`mt_own`. The right panel shows what each method's score cost in training time.
+# is {glue:md}`mt_best_L1`, at level 3 {glue:md}`mt_best_L3`. The right panel shows what each
+# method's score cost in training time; the diamonds are the sizes of their own.
 #
+# ## Level 2 and the smallest models on more tasks
+#
+# The grid runs level 2's budget and the sizes of their own first, so they cover more tasks:
+# {glue:md}`mt2_tasks`. Averaged over them (unpruned {glue:text}`mt2_unpruned:.1f`), level 2 ranks
+# {glue:md}`mt2_order`. The smallest models: {glue:md}`mt2_own`.
+
+# %% tags=["hide-input"]
+table(method_table(cmp["points_l2"], records), formats, index=False)
+
+# %% [markdown]
 # ## Verdicts at equal budget
 #
 # Each method against OBCE's $r_f$ at the same level, task by task, seeds paired: a win or a loss

@@ -228,7 +228,10 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     -------
     dict: ``records`` (those compared), ``tasks`` (the tasks that learn and that every method that ran
     covers, :func:`covered_tasks`), ``points`` (:func:`method_points`), ``verdicts``
-    (:func:`equal_budget_verdicts`) and ``facts`` (:func:`methods_facts`, with ``mt_tasks``)
+    (:func:`equal_budget_verdicts`) and ``facts`` (:func:`methods_facts`, with ``mt_tasks``); and
+    the same for level 2 and the sizes of their own alone, which the grid runs first on more tasks:
+    ``tasks_l2``, ``points_l2`` and the facts ``mt2_tasks``, ``mt2_order`` (level 2, best first),
+    ``mt2_unpruned`` and ``mt2_own``
     """
     from .data import get_task
     from .report import learned_tasks
@@ -244,11 +247,24 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     verdicts = equal_budget_verdicts(records, tasks, baselines=baselines)
     facts = methods_facts(points, verdicts)
     facts["mt_tasks"] = _join([get_task(t).dir_name for t in tasks])
-    return dict(records=records, tasks=tasks, points=points, verdicts=verdicts, facts=facts)
+    # level 2 and the sizes of their own alone: the clearest comparison, run first on more tasks
+    own = own_size_labels(records)
+    at2 = [r for r in records if r["provenance"].get("level", 0) in (0, 2) or r["provenance"].get("importance") in own]
+    tasks2 = covered_tasks(at2, learned_tasks(score_records, baselines), ran)
+    points2 = method_points(at2, tasks2) if tasks2 else []
+    ranked = sorted((p for p in points2 if p["level"] == 2), key=lambda p: -p["score"])
+    facts.update(mt2_tasks=_join([get_task(t).dir_name for t in tasks2]) or "no task yet",
+                 mt2_order=", ".join(f"{method_name(p['method'])} {p['score']:.1f}" for p in ranked) or "nothing yet",
+                 mt2_unpruned=next((p["score"] for p in points2 if p["method"] == "none"), float("nan")),
+                 mt2_own=", ".join(f"{method_name(p['method'])} {p['score']:.1f} with {p['parameters'] / 1e6:.2f}M "
+                                   f"parameters" for p in sorted((p for p in points2 if p["own"]),
+                                                                 key=lambda p: p["parameters"])) or "none yet")
+    return dict(records=records, tasks=tasks, points=points, verdicts=verdicts, facts=facts, tasks_l2=tasks2,
+                points_l2=points2)
 
 
 def methods_findings(facts: dict[str, Any]) -> str:
-    """The README's two sentences on the other methods, from :func:`methods_facts`."""
-    return (f"At the parameter budget of OBCE level 2, averaged over {facts['mt_tasks']} with MiniLM, the best "
-            f"is {facts['mt_best_L2']} ({facts['mt_best_score_L2']:.1f}; unpruned {facts['mt_unpruned']:.1f}), and "
-            f"the order is {facts['mt_level2']}. Far smaller, at sizes of their own: {facts['mt_own']}.")
+    """The README's two sentences on the other methods, from :func:`compare_methods`'s level-2 facts."""
+    return (f"At the parameter budget of OBCE level 2, averaged over {facts['mt2_tasks']} with MiniLM (unpruned "
+            f"{facts['mt2_unpruned']:.1f}), the order is {facts['mt2_order']}. Far smaller, at sizes of their own: "
+            f"{facts['mt2_own']}.")
