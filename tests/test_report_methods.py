@@ -87,3 +87,21 @@ def test_a_method_with_its_own_size_is_a_point_but_never_an_equal_budget_verdict
     assert facts["mt_best_score_L3"] != facts["mt_best_score_L3"]  # no level-3 point but the own size: NaN
     table = method_table(points, records)
     assert table["budget"].tolist()[-1] == "own" and table["budget"].tolist()[0] == "full"
+
+
+def test_compare_methods_reads_level_2_over_the_tasks_where_it_ran(records):
+    """Layer removal ran level 2 on one task: the main view drops it (it covers no task fully with the
+    others), the level-2 view keeps RTE and ranks it there."""
+    from obce.report_methods import compare_methods, methods_findings
+
+    scores = [r for r in records if r["provenance"]["importance"] in ("none", "merge_radius")]
+    methods = [r for r in records if r["provenance"]["importance"] in ("masks", "layer_removal")]
+    cmp = compare_methods(scores, methods, {"rte": 0.5, "stsb": 0.0})
+    assert cmp["tasks"] == ("rte",)  # layer removal's only task
+    assert cmp["tasks_l2"] == ("rte",) and {p["level"] for p in cmp["points_l2"]} == {0, 2}
+    order = cmp["facts"]["mt2_order"]
+    assert order.index("adapting by pruning") < order.index("OBCE (r_f)") < order.index("FFN sub-layer removal")
+    assert "averaged over RTE" in methods_findings(cmp["facts"])
+    methods = [r for r in methods if r["provenance"]["importance"] == "masks"]
+    cmp = compare_methods(scores, methods, {"rte": 0.5, "stsb": 0.0})
+    assert cmp["tasks"] == cmp["tasks_l2"] == ("rte", "stsb")
