@@ -163,19 +163,14 @@ def save(model: nn.Module, path: str | os.PathLike, tokenizer) -> Path:
 def load(path: str | os.PathLike) -> nn.Module:
     """Load a model written by :func:`save` (the n-gram index is rebuilt from its tokenizer)."""
     import transformers
-    from safetensors.torch import load_file
+
+    from ._checkpoint import load_weights, read_meta
 
     path = Path(path)
-    if not (path / CONFIG_FILE).is_file():
-        raise ObceInputError(f"{path}: no {CONFIG_FILE}; not a checkpoint written by eelbert.save")
-    meta = json.loads((path / CONFIG_FILE).read_text())
-    config = transformers.AutoConfig.from_pretrained(path)
+    meta, config = read_meta(path, CONFIG_FILE, "eelbert.save")
     model = getattr(transformers, meta["model_class"])(config)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     vocab = tokenizer.convert_ids_to_tokens(list(range(config.vocab_size)))
     model.base_model.embeddings.word_embeddings = DynamicEmbedding(
         vocab, config.hidden_size, meta["buckets"], meta["ngram_sizes"], meta["padding_idx"])
-    missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise ObceInputError(f"{path}: weights do not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval()
+    return load_weights(model, path)

@@ -249,13 +249,11 @@ def load(path: str | os.PathLike) -> nn.Module:
     """Load a model written by :func:`save`: the architecture from its config, every factored map and
     the word table rebuilt with the saved shapes, then the weights (which must match exactly)."""
     import transformers
-    from safetensors.torch import load_file
+
+    from ._checkpoint import load_weights, read_meta
 
     path = Path(path)
-    if not (path / CONFIG_FILE).is_file():
-        raise ObceInputError(f"{path}: no {CONFIG_FILE}; not a checkpoint written by kronecker.save")
-    meta = json.loads((path / CONFIG_FILE).read_text())
-    config = transformers.AutoConfig.from_pretrained(path)
+    meta, config = read_meta(path, CONFIG_FILE, "kronecker.save")
     model = getattr(transformers, meta["model_class"])(config)
     maps = linear_maps(model)
     if len(maps) != len(meta["maps"]):
@@ -271,7 +269,4 @@ def load(path: str | os.PathLike) -> nn.Module:
         v, h = emb.weight.shape
         model.base_model.embeddings.word_embeddings = KroneckerEmbedding(torch.zeros(v, h // f), torch.zeros(1, f),
                                                                          emb.padding_idx)
-    missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise ObceInputError(f"{path}: weights do not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval()
+    return load_weights(model, path)

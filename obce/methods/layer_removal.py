@@ -141,26 +141,17 @@ def save(model: nn.Module, path: str | os.PathLike, tokenizer=None) -> Path:
 
 def load(path: str | os.PathLike, model_class=None) -> nn.Module:
     """Load a checkpoint written by :func:`save` (``AutoModel`` by default, or ``model_class``)."""
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
+
+    from ._checkpoint import load_weights, read_meta
 
     path = Path(path)
-    sizes_file = path / LAYERS_FILE
-    if not sizes_file.is_file():
-        raise ObceInputError(f"{path}: no {LAYERS_FILE}; not a checkpoint written by layer_removal.save")
-    sizes = json.loads(sizes_file.read_text())["intermediate_sizes"]
-    config = AutoConfig.from_pretrained(path)
+    meta, config = read_meta(path, LAYERS_FILE, "layer_removal.save")
     model = (model_class or AutoModel).from_config(config)
-    for block, size in zip(encoder_layers(model), sizes):
+    for block, size in zip(encoder_layers(model), meta["intermediate_sizes"]):
         if size == 0:
             remove_ffn(block)
         elif size != block.intermediate.dense.out_features:
-            raise ObceInputError(f"{sizes_file}: layer size {size} differs from the config's "
+            raise ObceInputError(f"{path / LAYERS_FILE}: layer size {size} differs from the config's "
                                  f"{block.intermediate.dense.out_features}")
-    from safetensors.torch import load_file
-
-    state = load_file(str(path / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise ObceInputError(f"{path}: weights do not match the architecture (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]})")
-    return model.eval()
+    return load_weights(model, path)
