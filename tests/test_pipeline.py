@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -275,6 +276,19 @@ def test_cli_refuses_a_bad_method_entry_with_exit_2(config, tmp_path, capsys):
     bad.write_text(yaml.safe_dump(config))
     assert main(["pipeline", "--config", str(bad), "--dry-run", "--importances", "masks"]) == 0
     assert "masks-L2-s0.json" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("entry, match", [({"name": "kronecker", "embedding_factor": 7}, "divisor of the hidden size"),
+                                          ({"name": "kronecker", "compression": 500}, "larger embedding_factor"),
+                                          ({"name": "eelbert", "buckets": 40000}, "more rows")])
+def test_a_budget_a_method_cannot_reach_fails_before_any_compute(config, tmp_path, capsys, entry, match):
+    config.update(importances=[], methods=[entry])
+    bad = tmp_path / "unreachable.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    assert main(["pipeline", "--config", str(bad)]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    out = tmp_path / "out"
+    assert not (out / "glue").exists() and not (out / "finetuned").exists()
 
 
 def test_a_method_with_its_own_size_runs_once_per_task_and_seed(config, tmp_path, capsys):
