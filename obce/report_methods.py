@@ -36,7 +36,7 @@ METHOD_NAMES = {"merge_radius": "OBCE (r_f)", "activation_variance": "FFN prunin
                 "total_persistence": "FFN pruning by total persistence",
                 "layer_removal": "FFN sub-layer removal", "masks": "adapting by pruning (masks)",
                 "kronecker": "KroneckerBERT (distilled)", "eelbert": "EELBERT (fitted embeddings)",
-                "kronecker_19x": "KroneckerBERT at 19x (distilled)", "eelbert_1k": "EELBERT, 1,000 hash rows",
+                "kronecker_19x": "KroneckerBERT at 19x (distilled)", "eelbert_1k": "EELBERT with 1,000 hash rows",
                 "none": "unpruned"}
 
 
