@@ -117,15 +117,12 @@ def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], 
     method ``m``: ``mt_{m}_L{k}``, and ``mt_{m}_record`` its wins/ties/losses against r_f over every
     level as a phrase; ``mt_records`` those phrases of the methods that ran, as one sentence;
     ``mt_level2`` every method's and score's level-2 average, best first, as a phrase; ``mt_unpruned``;
-    ``mt_levels`` the levels where some other method ran; ``mt_own`` the methods with a size of their
-    own, with their parameters and average, as a phrase."""
+    ``mt_levels`` the levels where some other method ran (points with a size of their own are left
+    out: :func:`compare_methods` reads them)."""
     facts: dict[str, Any] = {"mt_unpruned": float("nan"), "mt_levels": "none yet"}
     for p in points:
         if p["method"] == "none":
             facts["mt_unpruned"] = p["score"]
-    own_points = [p for p in points if p.get("own")]
-    facts["mt_own"] = ", ".join(f"{method_name(p['method'])} {p['score']:.1f} with {p['parameters'] / 1e6:.2f}M "
-                                f"parameters" for p in sorted(own_points, key=lambda p: p["parameters"])) or "none yet"
     points = [p for p in points if not p.get("own")]
     levels = sorted({p["level"] for p in points if p["method"] in others})
     facts["mt_levels"] = ", ".join(str(k) for k in levels) or "none yet"
@@ -229,9 +226,10 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     dict: ``records`` (those compared), ``tasks`` (the tasks that learn and that every method that ran
     covers, :func:`covered_tasks`), ``points`` (:func:`method_points`), ``verdicts``
     (:func:`equal_budget_verdicts`) and ``facts`` (:func:`methods_facts`, with ``mt_tasks``); and
-    the same for level 2 and the sizes of their own alone, which the grid runs first on more tasks:
-    ``tasks_l2``, ``points_l2`` and the facts ``mt2_tasks``, ``mt2_order`` (level 2, best first),
-    ``mt2_unpruned`` and ``mt2_own``
+    the same for level 2 alone and for the sizes of their own alone, which the grid runs first on
+    more tasks: ``tasks_l2``, ``points_l2``, ``tasks_own``, ``points_own`` and the facts
+    ``mt2_tasks``, ``mt2_order`` (level 2, best first), ``mt2_unpruned``, ``mt_own_tasks``,
+    ``mt_own`` (their averages and sizes, smallest first) and ``mt_own_unpruned``
     """
     from .data import get_task
     from .report import learned_tasks
@@ -239,7 +237,8 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     records = [r for r in [*score_records, *method_records]
                if r["provenance"].get("importance", "none") in ("none", *scores, *methods)]
     ran = tuple(m for m in methods if any(r["provenance"].get("importance") == m for r in records))
-    tasks = covered_tasks(records, learned_tasks(score_records, baselines), ran)
+    own = own_size_labels(records)  # points where they cover the tasks, but never what sets them
+    tasks = covered_tasks(records, learned_tasks(score_records, baselines), tuple(m for m in ran if m not in own))
     if not tasks:
         raise ObceInputError(f"no task that learns has records of every method that ran ({', '.join(ran)}) "
                              "and of the scores")
@@ -247,24 +246,34 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     verdicts = equal_budget_verdicts(records, tasks, baselines=baselines)
     facts = methods_facts(points, verdicts)
     facts["mt_tasks"] = _join([get_task(t).dir_name for t in tasks])
-    # level 2 and the sizes of their own alone: the clearest comparison, run first on more tasks
-    own = own_size_labels(records)
-    at2 = [r for r in records if r["provenance"].get("level", 0) in (0, 2) or r["provenance"].get("importance") in own]
-    tasks2 = covered_tasks(at2, learned_tasks(score_records, baselines), ran)
-    points2 = method_points(at2, tasks2) if tasks2 else []
+    # level 2 alone, and the sizes of their own alone: the clearest comparisons, run first on more tasks
+    learned = learned_tasks(score_records, baselines)
+    views = {}
+    for name, keep in (("l2", lambda r: r["provenance"].get("level", 0) in (0, 2) and
+                        r["provenance"].get("importance") not in own),
+                       ("own", lambda r: r["provenance"].get("level", 0) == 0 or r["provenance"].get("importance") in own)):
+        recs = [r for r in records if keep(r)]
+        labels = tuple(m for m in ran if any(r["provenance"].get("importance") == m for r in recs))
+        view_tasks = covered_tasks(recs, learned, labels) if labels else ()
+        views[name] = (view_tasks, method_points(recs, view_tasks) if view_tasks else [])
+    (tasks2, points2), (tasks_own, points_own) = views["l2"], views["own"]
     ranked = sorted((p for p in points2 if p["level"] == 2), key=lambda p: -p["score"])
+    unpruned = {k: next((p["score"] for p in pts if p["method"] == "none"), float("nan"))
+                for k, pts in (("l2", points2), ("own", points_own))}
     facts.update(mt2_tasks=_join([get_task(t).dir_name for t in tasks2]) or "no task yet",
                  mt2_order=", ".join(f"{method_name(p['method'])} {p['score']:.1f}" for p in ranked) or "nothing yet",
-                 mt2_unpruned=next((p["score"] for p in points2 if p["method"] == "none"), float("nan")),
-                 mt2_own=", ".join(f"{method_name(p['method'])} {p['score']:.1f} with {p['parameters'] / 1e6:.2f}M "
-                                   f"parameters" for p in sorted((p for p in points2 if p["own"]),
-                                                                 key=lambda p: p["parameters"])) or "none yet")
+                 mt2_unpruned=unpruned["l2"], mt_own_unpruned=unpruned["own"],
+                 mt_own_tasks=_join([get_task(t).dir_name for t in tasks_own]) or "no task yet",
+                 mt_own=", ".join(f"{method_name(p['method'])} {p['score']:.1f} with {p['parameters'] / 1e6:.2f}M "
+                                  f"parameters" for p in sorted((p for p in points_own if p["own"]),
+                                                                key=lambda p: p["parameters"])) or "none yet")
     return dict(records=records, tasks=tasks, points=points, verdicts=verdicts, facts=facts, tasks_l2=tasks2,
-                points_l2=points2)
+                points_l2=points2, tasks_own=tasks_own, points_own=points_own)
 
 
 def methods_findings(facts: dict[str, Any]) -> str:
-    """The README's two sentences on the other methods, from :func:`compare_methods`'s level-2 facts."""
+    """The README's two sentences on the other methods, from :func:`compare_methods`'s level-2 and
+    own-size facts."""
     return (f"At the parameter budget of OBCE level 2, averaged over {facts['mt2_tasks']} with MiniLM (unpruned "
-            f"{facts['mt2_unpruned']:.1f}), the order is {facts['mt2_order']}. Far smaller, at sizes of their own: "
-            f"{facts['mt2_own']}.")
+            f"{facts['mt2_unpruned']:.1f}), the order is {facts['mt2_order']}. Far smaller, over "
+            f"{facts['mt_own_tasks']} (unpruned {facts['mt_own_unpruned']:.1f}): {facts['mt_own']}.")

@@ -83,7 +83,6 @@ def test_a_method_with_its_own_size_is_a_point_but_never_an_equal_budget_verdict
     verdicts = equal_budget_verdicts(records, ("rte", "stsb"))
     assert "kronecker_19x" not in {v["method"] for v in verdicts}
     facts = methods_facts(points, verdicts)
-    assert facts["mt_own"] == "KroneckerBERT at 19x (distilled) 55.0 with 0.00M parameters"
     assert facts["mt_best_score_L3"] != facts["mt_best_score_L3"]  # no level-3 point but the own size: NaN
     table = method_table(points, records)
     assert table["budget"].tolist()[-1] == "own" and table["budget"].tolist()[0] == "full"
@@ -101,7 +100,16 @@ def test_compare_methods_reads_level_2_over_the_tasks_where_it_ran(records):
     assert cmp["tasks_l2"] == ("rte",) and {p["level"] for p in cmp["points_l2"]} == {0, 2}
     order = cmp["facts"]["mt2_order"]
     assert order.index("adapting by pruning") < order.index("OBCE (r_f)") < order.index("FFN sub-layer removal")
-    assert "averaged over RTE" in methods_findings(cmp["facts"])
+    assert "averaged over RTE" in methods_findings(cmp["facts"]) and cmp["facts"]["mt_own"] == "none yet"
+    tiny = []
+    for seed in (0, 1, 2):
+        rec = _rec("stsb", "kronecker_19x", 3, seed, 0.55, 5)
+        rec["provenance"]["budget"] = "own"
+        tiny.append(rec)
+    cmp = compare_methods(scores, methods + tiny, {"rte": 0.5, "stsb": 0.0})
+    assert cmp["tasks_l2"] == ("rte",) and cmp["tasks_own"] == ("stsb",)  # each view its own tasks
+    assert cmp["facts"]["mt_own"] == "KroneckerBERT at 19x (distilled) 55.0 with 0.00M parameters"
+    assert "over STS-B (unpruned 81.0)" in methods_findings(cmp["facts"])
     methods = [r for r in methods if r["provenance"]["importance"] == "masks"]
     cmp = compare_methods(scores, methods, {"rte": 0.5, "stsb": 0.0})
     assert cmp["tasks"] == cmp["tasks_l2"] == ("rte", "stsb")
