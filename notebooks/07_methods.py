@@ -120,14 +120,16 @@ table(method_table(points, records), formats, index=False)
 # ## Level 2 and the smallest models on more tasks
 #
 # The grid runs level 2's budget and the sizes of their own first, so they cover more tasks. Level
-# 2 over {glue:md}`mt2_tasks` (unpruned {glue:text}`mt2_unpruned:.1f`) ranks {glue:md}`mt2_order`.
+# 2 over {glue:md}`mt2_tasks` (unpruned {glue:text}`mt2_unpruned:.1f`, majority class
+# {glue:text}`mt2_floor:.1f`) ranks {glue:md}`mt2_order`.
 
 # %% tags=["hide-input"]
 table(method_table(cmp["points_l2"], records), formats, index=False)
 
 # %% [markdown]
-# The smallest models, over {glue:md}`mt_own_tasks` (unpruned {glue:text}`mt_own_unpruned:.1f`):
-# {glue:md}`mt_own`.
+# The smallest models, over {glue:md}`mt_own_tasks` (unpruned {glue:text}`mt_own_unpruned:.1f`,
+# predicting the majority class {glue:text}`mt_own_floor:.1f`): {glue:md}`mt_own`. A score at the
+# majority class means the model learned nothing of the task.
 
 # %% tags=["hide-input"]
 table(method_table(cmp["points_own"], records), formats, index=False)

@@ -229,7 +229,8 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     the same for level 2 alone and for the sizes of their own alone, which the grid runs first on
     more tasks: ``tasks_l2``, ``points_l2``, ``tasks_own``, ``points_own`` and the facts
     ``mt2_tasks``, ``mt2_order`` (level 2, best first), ``mt2_unpruned``, ``mt_own_tasks``,
-    ``mt_own`` (their averages and sizes, smallest first) and ``mt_own_unpruned``
+    ``mt_own`` (their averages and sizes, smallest first), ``mt_own_unpruned``, and ``mt2_floor`` and
+    ``mt_own_floor``: the majority-class prediction's average over the same tasks (x 100)
     """
     from .data import get_task
     from .report import learned_tasks
@@ -260,6 +261,9 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     ranked = sorted((p for p in points2 if p["level"] == 2), key=lambda p: -p["score"])
     unpruned = {k: next((p["score"] for p in pts if p["method"] == "none"), float("nan"))
                 for k, pts in (("l2", points2), ("own", points_own))}
+    floor = {k: 100 * float(np.mean([baselines[t] for t in ts])) if ts else float("nan")
+             for k, ts in (("l2", tasks2), ("own", tasks_own))}
+    facts.update(mt2_floor=floor["l2"], mt_own_floor=floor["own"])
     facts.update(mt2_tasks=_join([get_task(t).dir_name for t in tasks2]) or "no task yet",
                  mt2_order=", ".join(f"{method_name(p['method'])} {p['score']:.1f}" for p in ranked) or "nothing yet",
                  mt2_unpruned=unpruned["l2"], mt_own_unpruned=unpruned["own"],
@@ -275,5 +279,6 @@ def methods_findings(facts: dict[str, Any]) -> str:
     """The README's two sentences on the other methods, from :func:`compare_methods`'s level-2 and
     own-size facts."""
     return (f"At the parameter budget of OBCE level 2, averaged over {facts['mt2_tasks']} with MiniLM (unpruned "
-            f"{facts['mt2_unpruned']:.1f}), the order is {facts['mt2_order']}. Far smaller, over "
-            f"{facts['mt_own_tasks']} (unpruned {facts['mt_own_unpruned']:.1f}): {facts['mt_own']}.")
+            f"{facts['mt2_unpruned']:.1f}, majority class {facts['mt2_floor']:.1f}), the order is {facts['mt2_order']}. "
+            f"Far smaller, over {facts['mt_own_tasks']} (unpruned {facts['mt_own_unpruned']:.1f}, majority class "
+            f"{facts['mt_own_floor']:.1f}): {facts['mt_own']}.")
