@@ -16,6 +16,7 @@ The student's loss mixes three terms:
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Sequence
 
 import torch
@@ -142,8 +143,6 @@ class DistillationTrainer(Trainer):
         labels = inputs.get("labels")
         features = {k: v for k, v in inputs.items() if k != "labels"}
         hidden, attention = self.hidden_weight > 0, self.attention_weight > 0
-        from contextlib import nullcontext
-
         with attention_outputs(model) if attention else nullcontext([]) as s_att:
             out = model(**features, output_hidden_states=hidden)
         self.teacher.to(out.logits.device)

@@ -269,13 +269,13 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
                          pair=len(get_task(task).text_fields) == 2)
     from .methods import check_fits
 
-    for spec in method_specs(cfg).values():  # budgets a method cannot reach fail here, before any compute
+    specs = method_specs(cfg)
+    for spec in specs.values():  # budgets a method cannot reach fail here, before any compute
         check_fits(spec, model, [lv for lv in cfg.levels if lv != 0] or [1])
     n_full = count_parameters(model.base_model)
     stored = stored_dtype(load_config(cfg.model))
     weights = f"stored as {stored}, upcast to float32" if stored and stored != "float32" else "float32"
     paths = []
-    specs = method_specs(cfg)
     for task, imp, level, seed in planned_runs(cfg):
         path = record_path(out, task, imp, level, seed)
         paths.append(path)

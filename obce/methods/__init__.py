@@ -45,8 +45,8 @@ OWN_SIZE = {"kronecker": "compression", "eelbert": "buckets"}
 #: Methods that train from a teacher (the unpruned model fine-tuned on the task).
 NEEDS_TEACHER = ("kronecker",)
 
-__all__ = ["METHODS", "OWN_SIZE", "own_size", "method_budget", "check_fits", "eelbert", "ffn_pruning", "kronecker", "layer_removal", "masks", "level_budget", "method_spec",
-           "run", "size_on_disk"]
+__all__ = ["METHODS", "OWN_SIZE", "check_fits", "eelbert", "ffn_pruning", "kronecker", "layer_removal", "level_budget",
+           "masks", "method_budget", "method_spec", "own_size", "run", "size_on_disk"]
 
 
 def level_budget(model: nn.Module, level: int) -> int:
@@ -92,15 +92,11 @@ def check_fits(spec: dict[str, Any], model: nn.Module, levels) -> None:
     """Raise :class:`ObceInputError` before any compute if a completed ``methods:`` entry cannot reach
     its budget on ``model`` at any of ``levels`` (e.g. a word-table factor that does not divide the
     hidden size, a compression the factors cannot reach, more hash rows than the table has)."""
-    from ..pruning import count_parameters
-
     p = spec["params"]
     for level in ([max(levels)] if own_size(spec) else levels):
         budget = method_budget(spec, model, level)
         if spec["name"] == "kronecker":
-            f = p["embedding_factor"] or None
-            saved = kronecker.embedding_saving(model, f) if f else 0
-            kronecker.ranks_for_budget(model, count_parameters(model) - budget - saved)
+            kronecker.ranks_to(model, budget, p["embedding_factor"] or None)
         elif spec["name"] == "eelbert":
             rows = model.base_model.embeddings.word_embeddings.weight.shape[0]
             if int(p["buckets"]) > rows:

@@ -192,11 +192,16 @@ def compress_to(model: nn.Module, budget: int, embedding_factor: int | None = No
     """A copy of ``model`` factored (:func:`compress`) to about ``budget`` parameters: the word table
     by ``embedding_factor`` (if given), then every linear map at the ranks that
     :func:`ranks_for_budget` gives for the rest."""
+    return compress(model, ranks_to(model, budget, embedding_factor), embedding_factor=embedding_factor)
+
+
+def ranks_to(model: nn.Module, budget: int, embedding_factor: int | None = None) -> list[int]:
+    """The ranks (:func:`ranks_for_budget`) that bring ``model`` to about ``budget`` parameters once
+    its word table is factored by ``embedding_factor`` (if given); raises if they cannot."""
     from ..pruning import count_parameters
 
     saved = embedding_saving(model, embedding_factor) if embedding_factor else 0
-    remove = count_parameters(model) - budget - saved
-    return compress(model, ranks_for_budget(model, remove), embedding_factor=embedding_factor)
+    return ranks_for_budget(model, count_parameters(model) - budget - saved)
 
 
 class KroneckerEmbedding(nn.Module):
