@@ -40,7 +40,7 @@ from myst_nb import glue
 
 from obce import get_task, plots
 from obce.book import setup_notebook
-from obce.findings import ablation_facts, glue_facts, protocol_table
+from obce.findings import ablation_facts, draw_facts, glue_facts, protocol_table
 from obce.paths import in_project
 from obce.report import (average_table, learned_tasks, load_ablations, load_records, majority_baseline,
                          paired_table, short_columns, summarize_records, verdict_grid)
@@ -63,6 +63,7 @@ learn = learned_tasks(full, floors)
 facts = glue_facts(full, floors)
 facts.update({f"gpu_{k}": v for k, v in (glue_facts(gpu, floors) if gpu else {}).items()})
 facts.update(ablation_facts(full, ablation, floors))
+facts.update(draw_facts(full, ablation))
 facts["n_records"] = len(full)
 for name, value in facts.items():  # words as Markdown ({glue:md}), numbers as numbers ({glue:text})
     glue(name, Markdown(value) if isinstance(value, str) else value, display=False)
@@ -149,7 +150,7 @@ short_columns(average_table(full, tasks=learn))
 # {glue:text}`gpu_avg_merge_radius_L3:.1f`. Nor does it depend on the choices the paper leaves open:
 # in {glue:text}`abl_behind` of {glue:text}`abl_pairs` pairings across {glue:text}`abl_sets` ablation
 # sets (the point cloud, the corpus, the scored model), the ablated $r_f$ stays behind activation
-# variance. The appendix holds every table behind these sentences.
+# variance. {glue:md}`drw_text` The appendix holds every table behind these sentences.
 #
 # ## Summary
 # - Scores that read the activations keep more of the model than data-free ones, and $r_f$ is one

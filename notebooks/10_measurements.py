@@ -148,8 +148,9 @@ pd.DataFrame({f"level {lv}": {t: kept_overlap(stored[t, "merge_radius"], stored[
 # Each set under `results/ablations_cpu/<name>/` changes one choice the paper leaves open, under
 # the full-train protocol, in the cells named by its config (`params/ablations_cpu/`): the point
 # cloud (`representation_mean`, `representation_cls`), the corpus (`corpus_n128`, `corpus_n2048`,
-# `corpus_sst2`) and the scored model (`score_finetuned`: fine-tune, prune, fine-tune again, with
-# its own random control and the Taylor baseline). A set's scores are labelled `<score>[<name>]`;
+# `corpus_sst2`, and `corpus_per_seed`, which draws the scoring corpus per seed for $r_f$ and
+# activation variance) and the scored model (`score_finetuned`: fine-tune, prune, fine-tune again,
+# with its own random control and the Taylor baseline). A set's scores are labelled `<score>[<name>]`;
 # each is paired with the default $r_f$, with random neurons and, where trained as the main records,
 # with activation variance.
 

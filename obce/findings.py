@@ -141,6 +141,72 @@ def ablation_facts(main: list[dict[str, Any]], ablation: list[dict[str, Any]], b
             "abl_sets": len({r["provenance"].get("importance", "").split("[")[-1] for r in ablation})}
 
 
+#: The ablation set that draws the scoring corpus per seed (``params/ablations_cpu/corpus_per_seed.yaml``).
+DRAW_SET = "corpus_per_seed"
+
+
+def draw_facts(main: list[dict[str, Any]], ablation: list[dict[str, Any]], a: str = "merge_radius",
+               strongest: str = STRONGEST, name: str = DRAW_SET) -> dict[str, Any]:
+    """Whether ``a`` against ``strongest`` reads the same when the scoring corpus is drawn per seed
+    (the ablation set ``name``, e.g. ``merge_radius[corpus_per_seed]``) as with the main protocol's one
+    draw, in the (task, level) cells the set ran; and ``a`` drawn per seed against the main random
+    neurons (which read no corpus, so they are the same control).
+
+    Returns
+    -------
+    dict of str to float, int or str
+        ``drw_cells``, ``drw_seeds``, ``drw_tasks`` (names), ``drw_levels``; for the per-seed draws
+        (``drw_``) and the one draw (``drw_fixed_``): ``behind`` (cells with ``a`` behind ``strongest``
+        on the mean over seeds), ``losses`` (significant), ``diff`` (mean difference x 100 over the
+        cells) and ``sd`` (``a``'s median standard deviation over seeds x 100); ``drw_ahead_random``
+        (cells with ``a`` drawn per seed ahead of random neurons); ``drw_text``, a sentence that states
+        them (Markdown), or that the set has no records.
+    """
+    from .report import paired_comparison
+
+    tag = f"[{name}]"
+    drawn = [{**r, "provenance": {**r["provenance"], "importance": r["provenance"]["importance"][:-len(tag)]}}
+             for r in ablation if r["provenance"].get("importance", "").endswith(tag)]
+    cells = sorted({(r["task"], r["provenance"]["level"]) for r in drawn})
+    facts: dict[str, Any] = {"drw_cells": len(cells), "drw_tasks": ", ".join(get_task(t).dir_name
+                                                                           for t in sorted({t for t, _ in cells})),
+                             "drw_levels": ", ".join(str(lv) for lv in sorted({lv for _, lv in cells})),
+                             "drw_seeds": len({r["provenance"]["seed"] for r in drawn})}
+    fixed = [r for r in main if (r["task"], r["provenance"].get("level", 0)) in cells]
+    for key, records in (("drw", drawn), ("drw_fixed", fixed)):
+        pairs = [p for p in paired_comparison(records, a, strongest) if (p["task"], p["level"]) in cells]
+        sd = [100 * r["std"] for r in summarize_records(records) if r["importance"] == a and r["level"]]
+        facts.update({f"{key}_behind": sum(p["mean_diff"] < 0 for p in pairs),
+                      f"{key}_losses": sum(p["verdict"] == "loss" for p in pairs),
+                      f"{key}_pairs": len(pairs),
+                      f"{key}_diff": 100 * float(np.mean([p["mean_diff"] for p in pairs])) if pairs else np.nan,
+                      f"{key}_sd": float(np.median(sd)) if sd else np.nan})
+    controls = [r for r in fixed if r["provenance"].get("importance") == "random"]
+    vs_random = paired_comparison(drawn + controls, a, "random")
+    facts["drw_ahead_random"] = sum(p["mean_diff"] > 0 for p in vs_random)
+    facts["drw_random_cells"] = len(vs_random)
+    facts["drw_text"] = draw_text(facts, a, strongest)
+    return facts
+
+
+def draw_text(facts: dict[str, Any], a: str = "merge_radius", strongest: str = STRONGEST) -> str:
+    """The sentence that states :func:`draw_facts` (Markdown)."""
+    if not facts["drw_pairs"]:
+        return (f"The corpus-draw ablation ({DRAW_SET}) has no records with both {SCORE_NAMES[a]} and "
+                f"{SCORE_NAMES[strongest]} yet.")
+    names = {"a": SCORE_NAMES[a].replace("r_f", "$r_f$"), "b": SCORE_NAMES[strongest]}
+    opening = ("Nor does it rest on one corpus draw" if 2 * facts["drw_behind"] > facts["drw_pairs"]
+               else "The corpus draw does matter")
+    return opening + (
+        f": with the scoring corpus drawn per seed ({facts['drw_tasks']}, level {facts['drw_levels']}, "
+        f"{facts['drw_seeds']} seeds), {names['a']} is behind {names['b']} in {facts['drw_behind']} of "
+        f"{facts['drw_pairs']} cells (mean difference {facts['drw_diff']:+.1f}, {facts['drw_losses']} "
+        f"significant), against {facts['drw_fixed_behind']} of {facts['drw_fixed_pairs']} with one draw "
+        f"({facts['drw_fixed_diff']:+.1f}); it is ahead of random neurons in {facts['drw_ahead_random']} of "
+        f"{facts['drw_random_cells']} cells, and its spread over seeds is {facts['drw_sd']:.1f} points "
+        f"(median standard deviation) against {facts['drw_fixed_sd']:.1f} with one draw.")
+
+
 def findings_text(records: list[dict[str, Any]], baselines: dict[str, float], level: int = 2) -> str:
     """The README's two sentences of findings, computed from one protocol's records."""
     f = glue_facts(records, baselines)

@@ -282,6 +282,28 @@ def test_ablation_sets_pair_with_the_main_records_and_their_own_random_control(t
     assert pairs_also["merge_radius[corpus_n128]", "activation_variance"] == -4.0
 
 
+def test_draw_facts_compare_the_verdict_with_the_corpus_drawn_per_seed_and_with_one_draw():
+    from obce.findings import draw_facts
+    from obce.report import relabel
+
+    # one draw: r_f 0.80, 0.79, 0.78 against variance 0.82 each seed (behind by 3.0 on average)
+    main = [_record("stsb", imp, seed=s, value=v - s / 100)
+            for imp, v in (("merge_radius", 0.80), ("random", 0.60)) for s in range(3)]
+    main += [_record("stsb", "activation_variance", seed=s, value=0.82) for s in range(3)]
+    main += [_record("rte", imp, seed=s, value=0.6) for imp in ("merge_radius", "activation_variance") for s in range(3)]
+    # per-seed draws: r_f 0.70, 0.72, 0.74 against variance 0.71 (ahead by 1.0), spread 2 points
+    drawn = [_record("stsb", "merge_radius", seed=s, value=0.70 + 2 * s / 100) for s in range(3)]
+    drawn += [_record("stsb", "activation_variance", seed=s, value=0.71) for s in range(3)]
+    facts = draw_facts(main, relabel(drawn, "{importance}[corpus_per_seed]"))
+    assert (facts["drw_cells"], facts["drw_seeds"], facts["drw_tasks"], facts["drw_levels"]) == (1, 3, "STS-B", "2")
+    assert (facts["drw_behind"], facts["drw_pairs"], facts["drw_fixed_behind"], facts["drw_fixed_pairs"]) == (0, 1, 1, 1)
+    assert facts["drw_diff"] == pytest.approx(1.0) and facts["drw_fixed_diff"] == pytest.approx(-3.0)
+    assert facts["drw_sd"] == pytest.approx(2.0) and facts["drw_fixed_sd"] == pytest.approx(1.0)
+    assert (facts["drw_ahead_random"], facts["drw_random_cells"]) == (1, 1)  # RTE is not in the set's cells
+    assert facts["drw_text"].startswith("The corpus draw does matter") and "+1.0" in facts["drw_text"]
+    assert draw_facts(main, [])["drw_text"].endswith("yet.")
+
+
 def test_random_draw_of_old_and_new_records():
     from obce.report import random_draw
 
