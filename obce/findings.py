@@ -13,7 +13,7 @@ import numpy as np
 
 from .data import get_task
 from .report import (LEARNING_MARGIN, controls_of, learned_tasks, paired_comparison, pooled_comparison,
-                     summarize_records)
+                     run_key, summarize_records)
 
 #: Names of the scores in prose.
 SCORE_NAMES = {"merge_radius": "r_f", "random": "random neurons", "magnitude": "weight magnitude",
@@ -150,28 +150,35 @@ def draw_facts(main: list[dict[str, Any]], ablation: list[dict[str, Any]], a: st
     """Whether ``a`` against ``strongest`` reads the same when the scoring corpus is drawn per seed
     (the ablation set ``name``, e.g. ``merge_radius[corpus_per_seed]``) as with the main protocol's one
     draw, in the (task, level) cells the set ran; and ``a`` drawn per seed against the main random
-    neurons (which read no corpus, so they are the same control).
+    neurons (which read no corpus, so they are the same control). A main record whose run seed is its
+    corpus seed (seed 0 of a protocol scored on corpus seed 0) is the per-seed draw of that seed, the
+    same inputs, and stands in for it where the set lacks that run.
 
     Returns
     -------
     dict of str to float, int or str
-        ``drw_cells``, ``drw_seeds``, ``drw_tasks`` (names), ``drw_levels``; for the per-seed draws
+        ``drw_cells``, ``drw_seeds``, ``drw_tasks`` (names), ``drw_levels``, ``drw_borrowed`` (the seeds
+        whose main records stand in, as text); for the per-seed draws
         (``drw_``) and the one draw (``drw_fixed_``): ``behind`` (cells with ``a`` behind ``strongest``
         on the mean over seeds), ``losses`` (significant), ``diff`` (mean difference x 100 over the
         cells) and ``sd`` (``a``'s median standard deviation over seeds x 100); ``drw_ahead_random``
         (cells with ``a`` drawn per seed ahead of random neurons); ``drw_text``, a sentence that states
         them (Markdown), or that the set has no records.
     """
-    from .report import paired_comparison
-
     tag = f"[{name}]"
     drawn = [{**r, "provenance": {**r["provenance"], "importance": r["provenance"]["importance"][:-len(tag)]}}
              for r in ablation if r["provenance"].get("importance", "").endswith(tag)]
     cells = sorted({(r["task"], r["provenance"]["level"]) for r in drawn})
+    have = {run_key(r) for r in drawn}
+    borrowed = [r for r in main if r["provenance"].get("importance") in (a, strongest) and run_key(r) not in have
+                and (r["task"], r["provenance"].get("level", 0)) in cells
+                and (r["provenance"].get("scoring") or {}).get("seed") == r["provenance"]["seed"]]
+    drawn = drawn + borrowed
     facts: dict[str, Any] = {"drw_cells": len(cells), "drw_tasks": ", ".join(get_task(t).dir_name
                                                                            for t in sorted({t for t, _ in cells})),
                              "drw_levels": ", ".join(str(lv) for lv in sorted({lv for _, lv in cells})),
-                             "drw_seeds": len({r["provenance"]["seed"] for r in drawn})}
+                             "drw_seeds": len({r["provenance"]["seed"] for r in drawn}),
+                             "drw_borrowed": ", ".join(map(str, sorted({r["provenance"]["seed"] for r in borrowed})))}
     fixed = [r for r in main if (r["task"], r["provenance"].get("level", 0)) in cells]
     for key, records in (("drw", drawn), ("drw_fixed", fixed)):
         pairs = [p for p in paired_comparison(records, a, strongest) if (p["task"], p["level"]) in cells]
@@ -199,7 +206,9 @@ def draw_text(facts: dict[str, Any], a: str = "merge_radius", strongest: str = S
                else "The corpus draw does matter")
     return opening + (
         f": with the scoring corpus drawn per seed ({facts['drw_tasks']}, level {facts['drw_levels']}, "
-        f"{facts['drw_seeds']} seeds), {names['a']} is behind {names['b']} in {facts['drw_behind']} of "
+        f"{facts['drw_seeds']} seeds" + (f"; seed {facts['drw_borrowed']} draws the main protocol's corpus, so its "
+                                         "records stand in" if facts["drw_borrowed"] else "") + f"), "
+        f"{names['a']} is behind {names['b']} in {facts['drw_behind']} of "
         f"{facts['drw_pairs']} cells (mean difference {facts['drw_diff']:+.1f}, {facts['drw_losses']} "
         f"significant), against {facts['drw_fixed_behind']} of {facts['drw_fixed_pairs']} with one draw "
         f"({facts['drw_fixed_diff']:+.1f}); it is ahead of random neurons in {facts['drw_ahead_random']} of "

@@ -301,7 +301,13 @@ def test_draw_facts_compare_the_verdict_with_the_corpus_drawn_per_seed_and_with_
     assert facts["drw_sd"] == pytest.approx(2.0) and facts["drw_fixed_sd"] == pytest.approx(1.0)
     assert (facts["drw_ahead_random"], facts["drw_random_cells"]) == (1, 1)  # RTE is not in the set's cells
     assert facts["drw_text"].startswith("The corpus draw does matter") and "+1.0" in facts["drw_text"]
-    assert draw_facts(main, [])["drw_text"].endswith("yet.")
+    assert draw_facts(main, [])["drw_text"].endswith("yet.") and "stand in" not in facts["drw_text"]
+    # a main record scored on its own seed's draw (seed 0 on corpus seed 0) stands in for the set's missing run
+    for r in main:
+        r["provenance"]["scoring"] = {"seed": 0}
+    facts = draw_facts(main, relabel(drawn[1:3] + drawn[4:], "{importance}[corpus_per_seed]"))
+    assert facts["drw_borrowed"] == "0" and facts["drw_seeds"] == 3 and "seed 0 draws" in facts["drw_text"]
+    assert facts["drw_diff"] == pytest.approx(100 * (0.80 - 0.82 + 0.72 + 0.74 - 2 * 0.71) / 3)
 
 
 def test_random_draw_of_old_and_new_records():
