@@ -42,8 +42,8 @@ from obce.findings import posttrain_facts
 from obce.paths import in_project
 from obce.posttrain import RUNS, read_table
 from obce.report import majority_baseline, verdict_grid
-from obce.report_posttrain import (KWON_REPORTED, curves, draw_verdicts, kept_at_99, learned, level_table, load_table,
-                                   protocol)
+from obce.report_posttrain import (KWON_REPORTED, at_levels, curves, draw_verdicts, kept_at_99, learned, level_table,
+                                   load_table, protocol)
 
 setup_notebook()
 tables = [load_table(in_project(d)) for d in results_dirs]
@@ -98,7 +98,7 @@ level_table(df, learn)
 # mean difference x 100 (a paired t-test over draws, $p < 0.05$):
 
 # %% tags=["hide-input"]
-v = draw_verdicts(df, baselines=floors)
+v = draw_verdicts(at_levels(df), baselines=floors)
 none = v[v["compensation"] == "none"].rename(columns={"keep_fraction": "level"})
 verdict_grid(none.assign(level=none["level"].map({0.75: 1, 0.5: 2, 0.25: 3}).fillna(none["level"])), short=True)
 

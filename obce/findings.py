@@ -250,7 +250,8 @@ def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",
 
     Returns
     -------
-    dict: ``pt_tasks``, ``pt_n_tasks``, ``pt_cells``, ``pt_draws``; per level ``k`` and compensation
+    dict: ``pt_tasks``, ``pt_n_tasks``, ``pt_cells``, ``pt_draws``; read at the levels' keep fractions
+    only (:func:`obce.report_posttrain.at_levels`), per level ``k`` and compensation
     ``c``: ``pt_best_L{k}_{c}`` (the score with the best mean over the tasks that learn) and its mean
     ``pt_best_mean_L{k}_{c}``, ``pt_a_L{k}_{c}`` (r_f's mean), ``pt_var_L{k}_{c}``; ``pt_unpruned``;
     ``pt_comp_gain_{c}`` the mean gain of compensation ``c`` over none (all scores, levels and tasks);
@@ -258,7 +259,7 @@ def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",
     ``strongest`` across draws: ``pt_wins``, ``pt_losses``, ``pt_ties``, ``pt_cells_paired``; the median
     standard deviation over draws ``pt_sd_draws``.
     """
-    from .report_posttrain import draw_verdicts, learned, level_means, spread
+    from .report_posttrain import at_levels, draw_verdicts, learned, level_means, spread
 
     learn = learned(df, baselines)
     facts: dict[str, Any] = {"pt_tasks": ", ".join(get_task(t).dir_name for t in learn) or "none yet",
@@ -296,12 +297,13 @@ def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",
         for comp in sorted(set(flat.index.get_level_values(0)) - {"none"}):
             gain = (flat.loc[comp] - flat.loc["none"]).mean()
             facts[f"pt_comp_gain_{comp}"] = float(gain)
-    verdicts = draw_verdicts(df[df["task"].isin(learn) | (df["importance"] == "none")], a=a)
+    levels_only = at_levels(df)
+    verdicts = draw_verdicts(levels_only[levels_only["task"].isin(learn) | (levels_only["importance"] == "none")], a=a)
     vs = verdicts[verdicts["b"] == strongest] if len(verdicts) else verdicts
     facts["pt_cells_paired"] = int(len(vs))
     for name, word in (("pt_wins", "win"), ("pt_losses", "loss"), ("pt_ties", "tie")):
         facts[name] = int((vs["verdict"] == word).sum()) if len(vs) else 0
-    sd = spread(df)
+    sd = spread(levels_only)
     facts["pt_sd_draws"] = float(sd["std_draws"].median()) if len(sd) else float("nan")
     return facts
 

@@ -156,15 +156,24 @@ def draw_verdicts(df, a: str = "merge_radius", alpha: float = 0.05, baselines: d
     return pd.DataFrame(rows)
 
 
+def at_levels(df):
+    """The rows at the pruning levels' keep fractions (0.75, 0.5, 0.25) and the unpruned rows: a table
+    that also holds a finer curve (other keep fractions) reads its level summaries from these only."""
+    from .posttrain import LEVEL_FRACTIONS
+
+    return df[df["keep_fraction"].isin(list(LEVEL_FRACTIONS)) | (df["importance"] == "none")]
+
+
 def level_means(df, tasks: list[str]):
-    """Per (compensation, keep fraction), every score's mean over ``tasks`` of its mean over draws and
-    seeds (x 100), and the unpruned models' mean: which score keeps the most without retraining.
+    """Per (compensation, level's keep fraction), every score's mean over ``tasks`` of its mean over
+    draws and seeds (x 100), and the unpruned models' mean: which score keeps the most without
+    retraining. Other keep fractions (a finer curve) are left out (:func:`at_levels`).
 
     Returns
     -------
     pandas.DataFrame indexed by (compensation, keep_fraction), one column per score, plus ``unpruned``
     """
-    sub = df[df["task"].isin(tasks)]
+    sub = at_levels(df[df["task"].isin(tasks)])
     pruned = sub[sub["importance"] != "none"]
     per_task = pruned.groupby(["compensation", "keep_fraction", "importance", "task"])["main"].mean()
     complete = per_task.groupby(level=[0, 1, 2]).filter(lambda s: len(s) == len(tasks))

@@ -93,3 +93,53 @@ def test_committed_posttrain_configs_are_valid():
     for path in paths:
         cfg = PostTrainConfig.from_yaml(path)
         assert len(list(cells(cfg))) > len(cfg.tasks)
+
+
+def _table(extra_fractions=()):
+    """A synthetic retraining-free table: STS-B, 1 seed, 3 draws; r_f keeps f x 80 + draw, variance
+    f x 84 (draw-free), under no compensation and under ls (+2 for both)."""
+    import pandas as pd
+
+    rows = [dict(task="stsb", seed=0, draw=-1, importance="none", keep_fraction=1.0, compensation="none", main=85.0)]
+    for f in (0.75, 0.5, 0.25, *extra_fractions):
+        for comp, gain in (("none", 0.0), ("ls", 2.0)):
+            for d in range(3):
+                rows.append(dict(task="stsb", seed=0, draw=d, importance="merge_radius", keep_fraction=f,
+                                 compensation=comp, main=f * 80 + d + gain))
+                rows.append(dict(task="stsb", seed=0, draw=d, importance="activation_variance", keep_fraction=f,
+                                 compensation=comp, main=f * 84 + gain))
+    return pd.DataFrame(rows)
+
+
+def test_posttrain_summaries_read_the_table():
+    from obce.report_posttrain import curves, draw_verdicts, kept_at_99, level_means
+
+    df = _table()
+    c = curves(df)
+    rf = c[(c["importance"] == "merge_radius") & (c["compensation"] == "none")].set_index("keep_fraction")
+    assert rf.loc[0.5, "mean"] == pytest.approx(41.0) and rf.loc[0.5, "std"] == pytest.approx(1.0)
+    assert rf.loc[1.0, "mean"] == 85.0 and rf.loc[0.5, "draws"] == 3  # the unpruned model ends every curve
+    means = level_means(df, ["stsb"])
+    assert means.loc[("ls", 0.25), "activation_variance"] == pytest.approx(23.0)
+    assert means["unpruned"].iloc[0] == 85.0
+    v = draw_verdicts(df).set_index(["compensation", "keep_fraction"])
+    assert v.loc[("none", 0.75), "mean_diff"] == pytest.approx(round(0.75 * 80 + 1 - 0.75 * 84, 1))
+    # differences -3, -2, -1 over the draws: t = -3.46 with 2 degrees of freedom, p = 0.074, a tie
+    assert v.loc[("none", 0.75), "p_value"] == 0.074 and v.loc[("none", 0.75), "verdict"] == "tie"
+    assert v.loc[("none", 0.75), "wins"] == 0
+    # 99% of 85 is 84.15: nothing reaches it at 0.75, so no neuron can be removed
+    assert (kept_at_99(df).to_numpy() == 0).all()
+    assert kept_at_99(df, threshold=0.7).loc[("activation_variance", "none"), "stsb"] == 0.25
+
+
+def test_a_finer_curve_in_the_same_table_leaves_the_level_summaries_unchanged():
+    from obce.findings import posttrain_facts
+    from obce.report_posttrain import curves, level_means
+
+    coarse, fine = _table(), _table(extra_fractions=(0.9, 0.2))
+    assert level_means(fine, ["stsb"]).equals(level_means(coarse, ["stsb"]))
+    a, b = posttrain_facts(coarse, {"stsb": 0.0}), posttrain_facts(fine, {"stsb": 0.0})
+    same = json.dumps({k: v for k, v in a.items() if k != "pt_cells"}, sort_keys=True, default=float)
+    assert same == json.dumps({k: v for k, v in b.items() if k != "pt_cells"}, sort_keys=True, default=float)
+    assert a["pt_best_L2_none"] == "activation variance" and a["pt_comp_gain_ls"] == pytest.approx(2.0)
+    assert set(curves(fine)["keep_fraction"]) == {1.0, 0.9, 0.75, 0.5, 0.25, 0.2}  # the figure draws them all
