@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "scores and the unpruned model of SCORES_DIR (same fine-tuning) at equal budgets; with "
                          "--findings the README's two sentences, with --figure parameters and run time against the "
                          "GLUE average")
+    rp.add_argument("--tables", nargs="+", metavar="DIR", default=[],
+                    help="with --findings on a retraining-free table (RESULTS/posttrain.jsonl): more such tables "
+                         "read with it, e.g. another task's protocol (results/posttrain_sst2)")
     rp.add_argument("--score", default="merge_radius", help="the score --pooled compares with the others")
     rp.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (and, with --averages, "
                     "the average over exactly these)")
@@ -387,6 +390,8 @@ def cmd_report(args) -> None:
     if args.methods:
         _report_methods(args)
         return
+    if args.tables and not (args.findings and (Path(args.results) / "posttrain.jsonl").is_file()):
+        raise ObceInputError(f"--tables needs --findings and a retraining-free table {args.results}/posttrain.jsonl")
     if args.findings and (Path(args.results) / "posttrain.jsonl").is_file():
         _report_posttrain(args)
         return
@@ -485,13 +490,18 @@ def _report_one_protocol(args, records: list, sections: dict) -> None:
 
 
 def _report_posttrain(args) -> None:
-    """``obce report DIR --findings`` of a retraining-free table (``DIR/posttrain.jsonl``)."""
+    """``obce report DIR --findings [--tables DIR ...]`` of retraining-free tables (``DIR/posttrain.jsonl``)."""
     from .data import get_task
     from .findings import posttrain_text
     from .report import majority_baseline
     from .report_posttrain import load_table
 
-    df = load_table(args.results)
+    import pandas as pd
+
+    for extra in args.tables:
+        if not (Path(extra) / "posttrain.jsonl").is_file():
+            raise ObceInputError(f"--tables {extra!r}: no retraining-free table {extra}/posttrain.jsonl")
+    df = pd.concat([load_table(d) for d in (args.results, *args.tables)], ignore_index=True)
     floors = {t: majority_baseline(t, args.glue_dir)[get_task(t).main_metric] for t in set(df["task"])}
     print("> " + posttrain_text(df, floors))
 

@@ -385,6 +385,24 @@ def test_report_writes_the_readme_figure_and_never_overwrites_it(glue_dir, tmp_p
         assert (REPO / image).is_file(), f"README shows {image}, which does not exist"
 
 
+def test_report_reads_several_retraining_free_tables_together(glue_dir, tmp_path, capsys):
+    from obce.cli import main
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    rows = (REPO / "results" / "posttrain" / "posttrain.jsonl").read_text().splitlines(keepends=True)
+    for d, task in ((one, "rte"), (two, "mrpc")):
+        d.mkdir()
+        (d / "posttrain.jsonl").write_text("".join(r for r in rows if f'"task": "{task}"' in r))
+    assert main(["report", str(one), "--findings"]) == 0
+    alone = capsys.readouterr().out
+    assert main(["report", str(one), "--tables", str(two), "--findings"]) == 0
+    both = capsys.readouterr().out
+    assert "(RTE;" in alone and "(MRPC, RTE;" in both
+    assert main(["report", str(one), "--tables", str(tmp_path / "absent"), "--findings"]) == 2
+    assert "--tables" in capsys.readouterr().err and not (tmp_path / "absent").exists()
+    assert main(["report", str(one), "--tables", str(two)]) == 2  # only with --findings
+
+
 def test_report_compares_methods_with_the_scores_and_draws_their_figure(glue_dir, tmp_path, capsys):
     from obce.cli import main
     from obce.report import load_records
