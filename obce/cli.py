@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"obce {args.command}: interrupted; finished results are kept, rerun to resume", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader stopped early (`obce ... | head`): nothing went wrong here
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except Exception as exc:  # noqa: BLE001 - reported, exit 1
         logger.debug("failure", exc_info=True)
         print(f"obce {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -167,3 +167,17 @@ def test_explain_prints_the_atlas_entry_of_a_neuron(tiny_dir, glue_dir, capsys):
     assert main(["explain", "--model", str(tiny_dir), "--task", "sst2", "--glue-dir", str(glue_dir), "--layer", "0",
                  "--neuron", "64", "--samples", "16", "--max-length", "16"]) == 2
     assert "neurons [64]" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    """`obce ... | head` closes the pipe: the command stops quietly instead of printing a traceback."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    # `true` exits before reading anything, so the first line obce prints meets a closed pipe
+    cmd = f"{sys.executable} -m obce.cli pipeline --config params/glue_cpu_fulltrain.yaml --dry-run | true"
+    run = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert run.stderr == "" and run.returncode == 0
