@@ -235,8 +235,8 @@ def findings_text(records: list[dict[str, Any]], baselines: dict[str, float], le
     return first + " " + second
 
 
-__all__ = ["LEARNING_MARGIN", "SCORE_NAMES", "STRONGEST", "ablation_facts", "findings_text", "glue_facts", "level_averages",
-           "protocol_table"]
+__all__ = ["DRAW_SET", "LEARNING_MARGIN", "SCORE_NAMES", "STRONGEST", "ablation_facts", "draw_facts", "draw_text",
+           "findings_text", "glue_facts", "level_averages", "protocol_table"]
 
 
 def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import obce
-from obce.distill import DistillationTrainer, attention_outputs, distillation_loss, hidden_loss
+from obce.distill import DistillationTrainer, attention_outputs, distillation_loss, distillation_terms, hidden_loss
 from obce.errors import ObceInputError
 
 
@@ -93,3 +93,12 @@ def test_attention_term_is_the_error_between_attention_sublayer_outputs(tiny_ber
         extra = both.compute_loss(student, batch) - plain.compute_loss(student, batch)
         expected = 2.0 * hidden_loss(by_hand(student), by_hand(teacher), [(0, 0), (1, 1)], mask)
     torch.testing.assert_close(extra, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_the_record_names_only_the_terms_that_are_weighted():
+    from obce.glue import DISTILL_DEFAULTS
+
+    assert distillation_terms(**DISTILL_DEFAULTS) == "prediction layer, hidden states and attention outputs"
+    assert distillation_terms(**{**DISTILL_DEFAULTS, "attention_weight": 0}) == "prediction layer and hidden states"
+    assert distillation_terms(alpha=0.5, hidden_weight=0, attention_weight=0) == "prediction layer"
+    assert distillation_terms(alpha=0, hidden_weight=0, attention_weight=0) == "nothing"

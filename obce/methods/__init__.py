@@ -188,11 +188,13 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
         if teacher is None:
             raise ObceInputError(f"method {spec['name']} distils: give the teacher (the unpruned model fine-tuned "
                                  f"on {task})")
-        from ..distill import distilling
+        from ..distill import distillation_terms, distilling
 
-        factory = distilling(teacher, **{k: p[k] for k in DISTILL_DEFAULTS})
-        info.update(training="distilled from the unpruned model fine-tuned on the task (prediction layer, hidden "
-                             "states and attention outputs), with the task loss, for the fine-tuning epochs")
+        settings = {k: p[k] for k in DISTILL_DEFAULTS}
+        factory = distilling(teacher, **settings)
+        terms = distillation_terms(**settings)
+        info.update(training=f"distilled from the unpruned model fine-tuned on the task ({terms}), with the task "
+                             "loss, for the fine-tuning epochs")
     if spec["name"] == "kronecker":
         small = kronecker.compress_to(model, budget, embedding_factor=p["embedding_factor"] or None)
         info.update(ranks=[getattr(q, n).a.shape[0] for q, n in kronecker.linear_maps(small)])
