@@ -110,6 +110,11 @@ def equal_budget_verdicts(records: list[dict[str, Any]], tasks: tuple[str, ...],
     return rows
 
 
+def ranking(points: list[dict[str, Any]]) -> str:
+    """Points (best first) as the phrase "<method> <score>, <method> <score>, ..." ("nothing yet" when empty)."""
+    return ", ".join(f"{method_name(p['method'])} {p['score']:.1f}" for p in points) or "nothing yet"
+
+
 def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], reference: str = "merge_radius",
                   others: tuple[str, ...] = ("layer_removal", "masks", "kronecker", "eelbert")) -> dict[str, Any]:
     """The numbers the comparison chapter states, by name: ``mt_best_L{k}`` (the method with the best
@@ -145,7 +150,7 @@ def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], 
     facts["mt_records"] = ("; ".join(f"{method_name(m)}, {facts[f'mt_{m}_record']}" for m in ran) + "."
                            if ran else "No other method has run yet.")
     at2 = sorted((p for p in points if p["level"] == 2), key=lambda p: -p["score"])
-    facts["mt_level2"] = ", ".join(f"{method_name(p['method'])} {p['score']:.1f}" for p in at2) or "nothing yet"
+    facts["mt_level2"] = ranking(at2)
     return facts
 
 
@@ -239,7 +244,8 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
                if r["provenance"].get("importance", "none") in ("none", *scores, *methods)]
     ran = tuple(m for m in methods if any(r["provenance"].get("importance") == m for r in records))
     own = own_size_labels(records)  # points where they cover the tasks, but never what sets them
-    tasks = covered_tasks(records, learned_tasks(score_records, baselines), tuple(m for m in ran if m not in own))
+    learned = learned_tasks(score_records, baselines)
+    tasks = covered_tasks(records, learned, tuple(m for m in ran if m not in own))
     if not tasks:
         raise ObceInputError(f"no task that learns has records of every method that ran ({', '.join(ran)}) "
                              "and of the scores")
@@ -248,7 +254,6 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     facts = methods_facts(points, verdicts)
     facts["mt_tasks"] = _join([get_task(t).dir_name for t in tasks])
     # level 2 alone, and the sizes of their own alone: the clearest comparisons, run first on more tasks
-    learned = learned_tasks(score_records, baselines)
     views = {}
     for name, keep in (("l2", lambda r: r["provenance"].get("level", 0) in (0, 2) and
                         r["provenance"].get("importance") not in own),
@@ -265,7 +270,7 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
              for k, ts in (("l2", tasks2), ("own", tasks_own))}
     facts.update(mt2_floor=floor["l2"], mt_own_floor=floor["own"])
     facts.update(mt2_tasks=_join([get_task(t).dir_name for t in tasks2]) or "no task yet",
-                 mt2_order=", ".join(f"{method_name(p['method'])} {p['score']:.1f}" for p in ranked) or "nothing yet",
+                 mt2_order=ranking(ranked),
                  mt2_unpruned=unpruned["l2"], mt_own_unpruned=unpruned["own"],
                  mt_own_tasks=_join([get_task(t).dir_name for t in tasks_own]) or "no task yet",
                  mt_own=", ".join(f"{method_name(p['method'])} {p['score']:.1f} with {p['parameters'] / 1e6:.2f}M "
