@@ -74,7 +74,7 @@ protocol(configs).style.hide(axis="index")
 #
 # Dev score against the fraction of FFN neurons kept, one panel per task, without compensation
 # and then with the least-squares refit. Lines are means over the corpus draws; bands one standard
-# deviation over the draws; the dashed line is the majority class.
+# deviation over the draws; the dashed line is the majority class. {glue:md}`pt_curve`
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Without retraining, no compensation: dev score (x 100) against the fraction of FFN neurons kept; mean \u00b1 std over corpus draws.", "name": "fig-posttrain-none"}}
 c = curves(df)
@@ -145,9 +145,9 @@ kept_at_99(df, threshold=KWON_REPORTED["keep_percent"] / 100)
 #   changes the order.
 #
 # ## Exercises
-# 1. Rerun `obce posttrain` with `keep_fractions: [0.9, 0.1]` added to a copy of the config: the
-#    table grows by those cells only. Where does every score collapse? Expect a sharp drop below
-#    a quarter of the neurons.
+# 1. Rerun `obce posttrain` with `keep_fractions: [0.1]` and another task in a copy of
+#    `params/posttrain_cpu_curve.yaml`: the table grows by those cells only. Where does every score
+#    collapse? Expect a sharp drop below a quarter of the neurons.
 # 2. Compare `compensation` `bias` and `ls` for random neurons in the table above. Why can a
 #    repair help a poor choice of neurons more than a good one?
 # 3. Count in `draw_verdicts(df, a="fisher")` how often the Fisher score, which reads the task's

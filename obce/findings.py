@@ -250,7 +250,8 @@ def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",
 
     Returns
     -------
-    dict: ``pt_tasks``, ``pt_n_tasks``, ``pt_cells``, ``pt_draws``; read at the levels' keep fractions
+    dict: ``pt_curve`` (:func:`curve_text`), ``pt_tasks``, ``pt_n_tasks``, ``pt_cells``, ``pt_draws``; read
+    at the levels' keep fractions
     only (:func:`obce.report_posttrain.at_levels`), per level ``k`` and compensation
     ``c``: ``pt_best_L{k}_{c}`` (the score with the best mean over the tasks that learn) and its mean
     ``pt_best_mean_L{k}_{c}``, ``pt_a_L{k}_{c}`` (r_f's mean), ``pt_var_L{k}_{c}``; ``pt_unpruned``;
@@ -262,7 +263,8 @@ def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",
     from .report_posttrain import at_levels, draw_verdicts, learned, level_means, spread
 
     learn = learned(df, baselines)
-    facts: dict[str, Any] = {"pt_tasks": ", ".join(get_task(t).dir_name for t in learn) or "none yet",
+    facts: dict[str, Any] = {"pt_curve": curve_text(df),
+                             "pt_tasks": ", ".join(get_task(t).dir_name for t in learn) or "none yet",
                              "pt_n_tasks": len(learn), "pt_cells": int(len(df)),
                              "pt_draws": int(df["draw"].max() + 1) if len(df) else 0}
     # every name the chapter uses exists, "not run" / NaN until the table holds its cells
@@ -306,6 +308,30 @@ def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",
     sd = spread(levels_only)
     facts["pt_sd_draws"] = float(sd["std_draws"].median()) if len(sd) else float("nan")
     return facts
+
+
+def curve_text(df) -> str:
+    """A sentence naming the keep fractions a retraining-free table holds beyond the levels' (a finer
+    curve), per task, with their compensations (Markdown); empty when it holds none."""
+    from .posttrain import LEVEL_FRACTIONS
+
+    extra = df[~df["keep_fraction"].isin(list(LEVEL_FRACTIONS)) & (df["importance"] != "none")] if len(df) else df
+    if not len(extra):
+        return ""
+    comps = {"none": "without compensation", "bias": "with bias compensation", "ls": "with the least-squares refit"}
+    parts = []
+    for task, rows in extra.groupby("task"):
+        fractions = sorted(set(rows["keep_fraction"]), reverse=True)
+        how = " and ".join(comps.get(c, c) for c in sorted(set(rows["compensation"]), key=list(comps).index))
+        parts.append(f"{get_task(task).dir_name} also at keep fractions {_and([f'{f:g}' for f in fractions])} "
+                     f"({how}, {rows['draw'].nunique()} draws)")
+    levels = _and([f"{f:g}" for f in sorted(LEVEL_FRACTIONS, reverse=True)])
+    return f"The curves run finer on some tasks: {'; '.join(parts)}. The level summaries read {levels} only."
+
+
+def _and(words: list[str]) -> str:
+    """"a, b and c"."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
 def posttrain_text(df, baselines: dict[str, float]) -> str:
