@@ -114,8 +114,21 @@
 # `results/ablations_cpu/<name>/`) are in
 # `params/ablations_cpu/` (`representation_mean.yaml`, `representation_cls.yaml`, `corpus_n128.yaml`,
 # `corpus_n2048.yaml`, `corpus_sst2.yaml`, `score_finetuned.yaml`); each has a `<name>_cola.yaml` twin
-# that runs the same ablation on CoLA at level 3 (where $r_f$ does worst) into the same set. Chapter 6
-# reads every set found there.
+# that runs the same ablation on CoLA at level 3 (where $r_f$ does worst) into the same set.
+# `corpus_per_seed.yaml` draws the scoring corpus per seed (`corpus: {seed: run}`) for $r_f$ and
+# activation variance on MRPC and STS-B. Chapter 6 reads every set found there.
+#
+# ## Pruning without retraining
+# ```bash
+# obce posttrain --config params/posttrain_cpu.yaml       # five tasks, levels 1-3, 9 scores, 3 compensations,
+#                                                         #   5 corpus draws: results/posttrain/posttrain.jsonl
+# obce posttrain --config params/posttrain_cpu_sst2.yaml  # SST-2, fine-tuned on 20,000 sentences for 1 epoch
+# obce posttrain --config params/posttrain_cpu_curve.yaml # MRPC at finer keep fractions, into the same table
+# ```
+# One fine-tune per task and seed is cached under `<out>/finetuned/`; every cell is then a row of one
+# JSONL table (`runs.jsonl` holds each run's config and provenance once). A killed run resumes at the
+# next missing cell; a config with other inputs (model, fine-tuning, corpus, evaluation) is refused
+# for that table unless `--force`.
 #
 # ## On a lent GPU
 # `benchmarks/README.md` describes the device runbook: `benchmarks/gpu/prepare_carry.sh` packs the
