@@ -347,7 +347,8 @@ def test_the_same_run_twice_is_refused():
 
 #: the README's findings pasted from `obce report ...` (the marker comment above names the command)
 README_TABLES = ["results/methods_fulltrain/glue --methods results/glue_fulltrain/glue --findings",
-                 "results/glue_fulltrain/glue --findings", "results/posttrain --findings"]
+                 "results/glue_fulltrain/glue --findings",
+                 "results/posttrain --tables results/posttrain_sst2 --findings"]
 
 
 @pytest.mark.parametrize("command", README_TABLES)
