@@ -199,19 +199,27 @@ def level_table(df, tasks: list[str]):
     return long.rename(index=lambda i: SHORT_NAMES.get(i, i), level="importance")
 
 
-def kept_at_99(df, threshold: float = 0.99):
+def kept_at_99(df, threshold: float = 0.99, tasks: list[str] | None = None):
     """For every task, score and compensation: the largest fraction of FFN neurons removed (among the
     keep fractions run) at which the mean over draws keeps ``threshold`` of the unpruned dev metric
     (Kwon et al. 2022's criterion); 0 when none does.
 
+    Parameters
+    ----------
+    tasks : the columns (default every task of ``df``), e.g. the tasks that learn: where the unpruned
+        model sits at or below the majority class, "keeping" its score means nothing
+
     Returns
     -------
-    pandas.DataFrame indexed by (importance, compensation), one column per task
+    pandas.DataFrame indexed by (importance, compensation), one column per task (0 where no keep
+    fraction reaches the threshold)
     """
+    tasks = sorted(set(df["task"])) if tasks is None else list(tasks)
+    df = df[df["task"].isin(tasks)]
     c = curves(df)
     c = c[c["keep_fraction"] < 1]
     base = unpruned(df)
     ok = c[[m >= threshold * base[(t, s)] for t, s, m in zip(c["task"], c["seed"], c["mean"])]]
     removed = (1 - ok.groupby(["importance", "compensation", "task"])["keep_fraction"].min()).round(2)
-    table = removed.unstack("task")
+    table = removed.unstack("task").reindex(columns=tasks)
     return table.reindex(c.groupby(["importance", "compensation"]).size().index).fillna(0.0)

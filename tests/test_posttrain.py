@@ -112,6 +112,8 @@ def _table(extra_fractions=()):
 
 
 def test_posttrain_summaries_read_the_table():
+    import pandas as pd
+
     from obce.report_posttrain import curves, draw_verdicts, kept_at_99, level_means
 
     df = _table()
@@ -130,6 +132,13 @@ def test_posttrain_summaries_read_the_table():
     # 99% of 85 is 84.15: nothing reaches it at 0.75, so no neuron can be removed
     assert (kept_at_99(df).to_numpy() == 0).all()
     assert kept_at_99(df, threshold=0.7).loc[("activation_variance", "none"), "stsb"] == 0.25
+    # a task where nothing reaches the threshold still has its column (zeros), and tasks= picks the columns
+    other = df.assign(task="mrpc", main=df["main"] / 2)
+    other.loc[other["importance"] == "none", "main"] = 85.0
+    both = pd.concat([df, other], ignore_index=True)
+    assert list(kept_at_99(both, threshold=0.7).columns) == ["mrpc", "stsb"]
+    assert (kept_at_99(both, threshold=0.7)["mrpc"] == 0).all()
+    assert list(kept_at_99(both, threshold=0.7, tasks=["stsb"]).columns) == ["stsb"]
 
 
 def test_a_finer_curve_in_the_same_table_leaves_the_level_summaries_unchanged():
