@@ -135,7 +135,7 @@ kept_at_99(df, threshold=KWON_REPORTED["keep_percent"] / 100, tasks=learn)
 # with it, activation variance from {glue:text}`pt_var_L2_none:.1f` to {glue:text}`pt_var_L2_ls:.1f`.
 # A likely reason, not yet tested: the refit is fitted on the scoring corpus's tokens, and neurons
 # kept because one sentence stands apart (chapter 3) may be those whose corpus statistics say least
-# about other sentences. A larger ridge does not change it (the refit's `ridge` argument).
+# about other sentences. Exercise 4 asks.
 #
 # **Noise.** Repeating a cell over corpus draws is cheap: the median standard deviation over draws is
 # {glue:text}`pt_sd_draws:.1f` points. Paired over draws, $r_f$ against activation variance gives
@@ -157,3 +157,6 @@ kept_at_99(df, threshold=KWON_REPORTED["keep_percent"] / 100, tasks=learn)
 #    repair help a poor choice of neurons more than a good one?
 # 3. Count in `draw_verdicts(df, a="fisher")` how often the Fisher score, which reads the task's
 #    labels, beats activation variance, which does not.
+# 4. On MRPC at keep fraction 0.5, refit the neurons $r_f$ keeps with `obce.compensation.compensate`
+#    at `ridge` 1e-6 and 0.1, and evaluate both on dev. Then fit the refit's statistics on the dev
+#    sentences themselves. Which of the two removes the collapse, and what does that say?
