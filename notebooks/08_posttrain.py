@@ -157,6 +157,6 @@ kept_at_99(df, threshold=KWON_REPORTED["keep_percent"] / 100, tasks=learn)
 #    repair help a poor choice of neurons more than a good one?
 # 3. Count in `draw_verdicts(df, a="fisher")` how often the Fisher score, which reads the task's
 #    labels, beats activation variance, which does not.
-# 4. On MRPC at keep fraction 0.5, refit the neurons $r_f$ keeps with `obce.compensation.compensate`
-#    at `ridge` 1e-6 and 0.1, and evaluate both on dev. Then fit the refit's statistics on the dev
+# 4. On MRPC at level 2, refit the neurons $r_f$ keeps with `obce.compensation.compensate` at
+#    `ridge=1e-6` and `ridge=0.1`, and evaluate both on dev. Then fit the refit's statistics on the dev
 #    sentences themselves. Which of the two removes the collapse, and what does that say?
