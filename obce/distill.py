@@ -117,9 +117,11 @@ def distilling(teacher: nn.Module, **settings):
 def distillation_terms(alpha: float, hidden_weight: float, attention_weight: float, **_) -> str:
     """What a distillation with these weights matches in the teacher, in words, for a record (e.g.
     ``"prediction layer, hidden states and attention outputs"``); the terms of weight 0 are left out."""
+    from .report import join_words
+
     terms = [name for name, weight in (("prediction layer", alpha), ("hidden states", hidden_weight),
                                        ("attention outputs", attention_weight)) if weight > 0]
-    return " and ".join([", ".join(terms[:-1]), terms[-1]] if len(terms) > 1 else terms) or "nothing"
+    return join_words(terms) or "nothing"
 
 
 class DistillationTrainer(Trainer):

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from .data import get_task
-from .report import (LEARNING_MARGIN, controls_of, learned_tasks, paired_comparison, pooled_comparison,
-                     run_key, summarize_records)
+from .report import (LEARNING_MARGIN, controls_of, join_words, learned_tasks, paired_comparison,
+                     pooled_comparison, run_key, summarize_records)
 
 #: Names of the scores in prose.
 SCORE_NAMES = {"merge_radius": "r_f", "random": "random neurons", "magnitude": "weight magnitude",
@@ -251,8 +251,8 @@ def posttrain_facts(df, baselines: dict[str, float], a: str = "merge_radius",
     Returns
     -------
     dict: ``pt_curve`` (:func:`curve_text`), ``pt_tasks``, ``pt_n_tasks``, ``pt_cells``, ``pt_draws``; read
-    at the levels' keep fractions
-    only (:func:`obce.report_posttrain.at_levels`), per level ``k`` and compensation
+    at the levels' keep fractions only (:func:`obce.report_posttrain.at_levels`), per level ``k`` and
+    compensation
     ``c``: ``pt_best_L{k}_{c}`` (the score with the best mean over the tasks that learn) and its mean
     ``pt_best_mean_L{k}_{c}``, ``pt_a_L{k}_{c}`` (r_f's mean), ``pt_var_L{k}_{c}``; ``pt_unpruned``;
     ``pt_comp_gain_{c}`` the mean gain of compensation ``c`` over none (all scores, levels and tasks);
@@ -323,15 +323,10 @@ def curve_text(df) -> str:
     for task, rows in extra.groupby("task"):
         fractions = sorted(set(rows["keep_fraction"]), reverse=True)
         how = " and ".join(comps.get(c, c) for c in sorted(set(rows["compensation"]), key=list(comps).index))
-        parts.append(f"{get_task(task).dir_name} also at keep fractions {_and([f'{f:g}' for f in fractions])} "
+        parts.append(f"{get_task(task).dir_name} also at keep fractions {join_words([f'{f:g}' for f in fractions])} "
                      f"({how}, {rows['draw'].nunique()} draws)")
-    levels = _and([f"{f:g}" for f in sorted(LEVEL_FRACTIONS, reverse=True)])
+    levels = join_words([f"{f:g}" for f in sorted(LEVEL_FRACTIONS, reverse=True)])
     return f"The curves run finer on some tasks: {'; '.join(parts)}. The level summaries read {levels} only."
-
-
-def _and(words: list[str]) -> str:
-    """"a, b and c"."""
-    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
 def posttrain_text(df, baselines: dict[str, float]) -> str:

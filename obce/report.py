@@ -49,6 +49,11 @@ REPORTED = [
 ]
 
 
+def join_words(words: list[str]) -> str:
+    """Words in prose: ``a``, ``a and b``, ``a, b and c`` (empty for none)."""
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
 def validate_record(record: dict[str, Any], where: str = "record") -> None:
     """Check a GLUE record: known task, the task's metrics all present, finite and in range,
     complete provenance. Raises ``ObceInputError`` naming the problem."""

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ObceInputError
-from .report import paired_comparison, run_key, summarize_records
+from .report import join_words, paired_comparison, run_key, summarize_records
 
 #: What the methods' papers report, on their models (never measured here). Only what the sources'
 #: abstracts state is transcribed; the papers' tables give the per-task numbers.
@@ -202,13 +202,8 @@ def removed_blocks(records: list[dict[str, Any]], label: str = "layer_removal") 
     if not found:
         return "not run yet"
     levels = sorted(found)
-    return (f"{_join([str(found[k][0]) for k in levels])} of the {found[levels[0]][1]} blocks at "
-            f"level{'s' if len(levels) > 1 else ''} {_join([str(k) for k in levels])}")
-
-
-def _join(words: list[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+    return (f"{join_words([str(found[k][0]) for k in levels])} of the {found[levels[0]][1]} blocks at "
+            f"level{'s' if len(levels) > 1 else ''} {join_words([str(k) for k in levels])}")
 
 
 #: The importance scores the comparison draws beside the other methods, and the methods' labels.
@@ -252,7 +247,7 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     points = method_points(records, tasks)
     verdicts = equal_budget_verdicts(records, tasks, baselines=baselines)
     facts = methods_facts(points, verdicts)
-    facts["mt_tasks"] = _join([get_task(t).dir_name for t in tasks])
+    facts["mt_tasks"] = join_words([get_task(t).dir_name for t in tasks])
     # level 2 alone, and the sizes of their own alone: the clearest comparisons, run first on more tasks
     views = {}
     for name, keep in (("l2", lambda r: r["provenance"].get("level", 0) in (0, 2) and
@@ -269,10 +264,10 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     floor = {k: 100 * float(np.mean([baselines[t] for t in ts])) if ts else float("nan")
              for k, ts in (("l2", tasks2), ("own", tasks_own))}
     facts.update(mt2_floor=floor["l2"], mt_own_floor=floor["own"])
-    facts.update(mt2_tasks=_join([get_task(t).dir_name for t in tasks2]) or "no task yet",
+    facts.update(mt2_tasks=join_words([get_task(t).dir_name for t in tasks2]) or "no task yet",
                  mt2_order=ranking(ranked),
                  mt2_unpruned=unpruned["l2"], mt_own_unpruned=unpruned["own"],
-                 mt_own_tasks=_join([get_task(t).dir_name for t in tasks_own]) or "no task yet",
+                 mt_own_tasks=join_words([get_task(t).dir_name for t in tasks_own]) or "no task yet",
                  mt_own=", ".join(f"{method_name(p['method'])} {p['score']:.1f} with {p['parameters'] / 1e6:.2f}M "
                                   f"parameters" for p in sorted((p for p in points_own if p["own"]),
                                                                 key=lambda p: p["parameters"])) or "none yet")
