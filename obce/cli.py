@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                                        else logging.INFO)
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit (stdout to a pipe is block-buffered)
     except ObceInputError as exc:
         print(f"obce {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -169,15 +169,20 @@ def test_explain_prints_the_atlas_entry_of_a_neuron(tiny_dir, glue_dir, capsys):
     assert "neurons [64]" in capsys.readouterr().err
 
 
-def test_a_reader_that_stops_early_is_not_an_error():
-    """`obce ... | head` closes the pipe: the command stops quietly instead of printing a traceback."""
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_reader_that_stops_early_is_not_an_error(unbuffered):
+    """`obce ... | head` closes the pipe: the command stops quietly instead of printing a traceback,
+    whether the closed pipe shows while it prints (unbuffered) or when it flushes at the end."""
+    import os
     import subprocess
     import sys
 
     from tests.conftest import REPO
 
-    # `true` exits before reading anything, so the first line obce prints meets a closed pipe
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({"PYTHONUNBUFFERED": "1"} if unbuffered
+                                                                              else {})
+    # `true` exits before reading anything, so what obce prints meets a closed pipe
     cmd = f"{sys.executable} -m obce.cli pipeline --config params/glue_cpu_fulltrain.yaml --dry-run | true"
     run = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env=env)
     assert run.stderr == "" and run.returncode == 0
