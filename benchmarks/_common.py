@@ -5,7 +5,8 @@ import statistics
 import time
 from pathlib import Path
 
-from obce.results import provenance, write_json
+from obce.files import write_json
+from obce.results import provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -10,8 +10,8 @@ import resource
 import statistics
 
 import torch
-
 from _common import median_time, save, table
+
 from obce import load_model
 from obce.activations import _StopForward, collect_ffn_activations, token_lengths, tokenize
 from obce.models import intermediate_modules

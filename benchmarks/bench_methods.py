@@ -16,12 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import median_time, save, table
-from obce import count_parameters, load_model, prune
-from obce.methods import (eelbert, kronecker, layer_removal, level_budget, masks, method_budget, method_spec,
-                          size_on_disk)
 
+from obce import count_parameters, load_model, prune
+from obce.methods import (
+    eelbert,
+    kronecker,
+    layer_removal,
+    level_budget,
+    masks,
+    method_budget,
+    method_spec,
+    size_on_disk,
+)
 
 #: The sizes of their own that params/methods_cpu.yaml runs (labels as there).
 OWN = {"kronecker_19x": dict(name="kronecker", compression=19, embedding_factor=24),
@@ -44,11 +51,11 @@ def compressed(model, tokenizer, method: str, level: int):
         import copy
 
         buckets = int(params.get("buckets", 0)) or eelbert.buckets_for(model, remove)
-        return eelbert.compress(copy.deepcopy(model), tokenizer, buckets=buckets, epochs=1)
+        return eelbert.replace_embeddings(copy.deepcopy(model), tokenizer, buckets=buckets, epochs=1)
     if method == "obce":
         return prune(model, np.random.default_rng(level).random((6, 1536)), level=level)
     if method == "layer_removal":
-        return layer_removal.compress(model, n_remove=layer_removal.blocks_for(model, remove))
+        return layer_removal.remove_blocks(model, n_remove=layer_removal.blocks_for(model, remove))
     import copy
 
     m = masks.add_masks(copy.deepcopy(model), masks.sparsity_for(model, remove))

@@ -9,6 +9,7 @@ import argparse
 import time
 
 from _common import save, table
+
 from obce import load_corpus, load_model, select_neurons
 from obce.compensation import compensate, ffn_statistics
 from obce.glue import encode_dev, evaluate, finetune_and_evaluate

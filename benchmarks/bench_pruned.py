@@ -5,8 +5,8 @@ import argparse
 
 import numpy as np
 import torch
-
 from _common import median_time, save, table
+
 from obce import count_parameters, load_model, prune
 
 

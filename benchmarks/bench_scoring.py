@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 import torch
-
 from _common import median_time, save, table
+
 from obce.persistence import h0_deaths
 
 

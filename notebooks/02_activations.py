@@ -33,7 +33,6 @@ layer = 0
 seed = 0
 
 # %% tags=["hide-input"]
-import numpy as np
 import pandas as pd
 import torch
 

@@ -45,10 +45,21 @@ from myst_nb import glue
 import obce
 from obce import get_task, plots
 from obce.activations import token_lengths
+from obce.analysis.facts import explain_facts
 from obce.book import setup_notebook, table
-from obce.explain import (corpus_scores, depth_trend, information_by_score, isolated_sentence, isolation_profile,
-                          label_information, mixed_corpus, null_corpus, sentence_features, stability, subset_scores)
-from obce.findings import explain_facts
+from obce.explain import (
+    corpus_scores,
+    depth_trend,
+    information_by_score,
+    isolated_sentence,
+    isolation_profile,
+    label_information,
+    mixed_corpus,
+    null_corpus,
+    sentence_features,
+    stability,
+    subset_scores,
+)
 
 setup_notebook()
 model, tokenizer = obce.load_model(model_name)

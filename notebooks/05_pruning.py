@@ -36,22 +36,19 @@ out_dir = "_build/pruned"  # relative to the repository root
 seed = 0
 
 # %% tags=["hide-input"]
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
+from myst_nb import glue
 from transformers import AutoModel
 
 import obce
-from myst_nb import glue
-
 from obce import plots
+from obce.analysis.published import PAPER_KEPT_PERCENT
 from obce.book import setup_notebook
 from obce.explain import output_drift
 from obce.paths import in_project
-from obce.pruning import PAPER_KEPT_PERCENT
 
 setup_notebook()
 

@@ -32,22 +32,24 @@ gpu_dir = "results/glue_gpu/glue"  # the GPU protocol (max_length 128)
 ablations_dir = "results/ablations_cpu"
 glue_dir = None  # default: $OBCE_GLUE_DIR, else the hub
 run_experiments = False  # True: run or resume `config` first
-config = "params/glue_cpu_fulltrain.yaml"
+config = "params/protocols/cpu_fulltrain/glue.yaml"
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 from myst_nb import glue
 
-from obce import get_task, plots
+from obce import plots
+from obce.analysis.facts import ablation_facts, draw_facts, glue_facts
+from obce.analysis.stats import learned_tasks, majority_floors, summarize_records
+from obce.analysis.tables import average_table, glue_protocol_table, paired_table, short_columns, verdict_grid
 from obce.book import setup_notebook
-from obce.findings import ablation_facts, draw_facts, glue_facts, protocol_table
 from obce.paths import in_project
-from obce.report import (average_table, learned_tasks, load_ablations, load_records, majority_baseline,
-                         paired_table, short_columns, summarize_records, verdict_grid)
+from obce.results import load_ablations, load_records
 
 setup_notebook()
 if run_experiments:
-    from obce.pipeline import PipelineConfig, run_pipeline
+    from obce.experiments.config import PipelineConfig
+    from obce.experiments.glue_protocol import run_pipeline
 
     cfg = PipelineConfig.from_yaml(in_project(config))
     cfg.out = str(in_project(cfg.out))
@@ -58,7 +60,7 @@ if not records_path.is_dir() or not (full := load_records(records_path)):
                             "or set results_dir to a directory of records")
 gpu = load_records(in_project(gpu_dir)) if in_project(gpu_dir).is_dir() else []
 ablation = load_ablations(in_project(ablations_dir)) if in_project(ablations_dir).is_dir() else []
-floors = {t: majority_baseline(t, glue_dir)[get_task(t).main_metric] for t in {r["task"] for r in full + gpu}}
+floors = majority_floors({r["task"] for r in full + gpu}, glue_dir)
 learn = learned_tasks(full, floors)
 facts = glue_facts(full, floors)
 facts.update({f"gpu_{k}": v for k, v in (glue_facts(gpu, floors) if gpu else {}).items()})
@@ -74,7 +76,7 @@ for name, value in facts.items():  # words as Markdown ({glue:md}), numbers as n
 # One protocol, read from the records' provenance ({glue:text}`n_records` runs):
 
 # %% tags=["hide-input"]
-protocol_table(full).style.hide(axis="index")
+glue_protocol_table(full).style.hide(axis="index")
 
 # %% [markdown]
 # ## The main figure
@@ -84,7 +86,7 @@ protocol_table(full).style.hide(axis="index")
 # standard deviation; the dashed line is what always predicting the majority class scores.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Dev score (x 100) per pruning level, one panel per task, one line per importance score; mean \u00b1 std over seeds. Dashed: majority-class baseline.", "name": "fig-glue"}}
-fig = plots.plot_glue(summarize_records(full), baselines=floors)
+fig = plots.plot_glue(summarize_records(full), floors=floors)
 
 # %% [markdown]
 # ## Verdicts
@@ -96,7 +98,7 @@ fig = plots.plot_glue(summarize_records(full), baselines=floors)
 # `mean |a|` the mean absolute activation, `total pers.` OBCE's total persistence.
 
 # %% tags=["hide-input"]
-verdict_grid(paired_table(full, baselines=floors), short=True)
+verdict_grid(paired_table(full, floors=floors), short=True)
 
 # %% [markdown]
 # The GLUE-style average over the tasks that learn ({glue:md}`tasks_learn`), x 100:
@@ -163,7 +165,7 @@ short_columns(average_table(full, tasks=learn))
 # 1. Rerun this chapter with `-p results_dir results/glue_gpu/glue` (Papermill). Which cells of the
 #    verdict grid change, and does the pooled answer change? Expect the same order with more
 #    *ties*, since some GPU cells have fewer seeds.
-# 2. Call `paired_table(full, a="total_persistence", baselines=floors)` in a new cell. In how many
+# 2. Call `paired_table(full, a="total_persistence", floors=floors)` in a new cell. In how many
 #    cells does OBCE's other summary beat random neurons, compared with $r_f$? Expect it to be
 #    ahead more often, but rarely significantly.
 # 3. The verdict uses $p < 0.05$. Recount the *wins* of $r_f$ over random neurons with

@@ -31,7 +31,7 @@
 # paths are relative to the repository root
 results_dir = "results/glue_fulltrain/glue"  # FFN neuron pruning by each score, and the unpruned model
 methods_dir = "results/methods_fulltrain/glue"  # the other methods (`obce pipeline --config` below)
-config = "params/methods_cpu.yaml"
+config = "params/protocols/cpu_fulltrain/methods.yaml"
 glue_dir = None  # default: $OBCE_GLUE_DIR, else the hub
 scores = ["merge_radius", "activation_variance", "random"]  # the importance scores drawn beside the methods
 methods = ["layer_removal", "masks", "kronecker", "eelbert", "kronecker_19x", "eelbert_1k"]
@@ -41,21 +41,24 @@ import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
-from obce import get_task, plots
+from obce import plots
+from obce.analysis.methods import compare_methods, method_table, removed_blocks
+from obce.analysis.names import method_name
+from obce.analysis.published import REPORTED_METHODS
+from obce.analysis.stats import majority_floors
 from obce.book import setup_notebook, table
+from obce.experiments.config import PipelineConfig
+from obce.experiments.glue_protocol import planned_runs
 from obce.paths import in_project
-from obce.pipeline import PipelineConfig, planned_runs
-from obce.report import load_records, majority_baseline
-from obce.report_methods import METHOD_NAMES, REPORTED_METHODS, compare_methods, method_name, method_table, removed_blocks
+from obce.results import load_records
 
 setup_notebook()
 found = {d: load_records(in_project(d)) if in_project(d).is_dir() else [] for d in (results_dir, methods_dir)}
 if not found[results_dir] or not found[methods_dir]:
     missing = [d for d, recs in found.items() if not recs]
     raise FileNotFoundError(f"no GLUE records under {missing}: run `obce pipeline --config {config}` "
-                            "(and params/glue_cpu_fulltrain.yaml for the scores)")
-floors = {t: majority_baseline(t, glue_dir)[get_task(t).main_metric]
-          for t in {r["task"] for recs in found.values() for r in recs}}
+                            "(and params/protocols/cpu_fulltrain/glue.yaml for the scores)")
+floors = majority_floors({r["task"] for recs in found.values() for r in recs}, glue_dir)
 cmp = compare_methods(found[results_dir], found[methods_dir], floors, scores=tuple(scores), methods=tuple(methods))
 records, tasks, points, verdicts, facts = (cmp[k] for k in ("records", "tasks", "points", "verdicts", "facts"))
 formats = {"parameters (M)": "{:.2f}", "GLUE average": "{:.1f}", "sd over seeds": "{:.1f}", "disk (MB)": "{:.1f}",
@@ -106,7 +109,7 @@ for name, value in facts.items():
 # ## Parameters against the GLUE score
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: encoder parameters; right: run time of a run (compressing, training, evaluating); both against the dev score averaged over the tasks named above (x 100). Error bars: standard deviation over seeds; the star is the unpruned model; diamonds (right only) are the sizes of their own, whose parameters the table gives.", "name": "fig-methods"}}
-fig = plots.plot_methods(points, names=METHOD_NAMES)
+fig = plots.plot_methods(points)
 
 # %% tags=["hide-input"]
 table(method_table(points, records), formats, index=False)
@@ -165,6 +168,6 @@ table(pd.DataFrame(REPORTED_METHODS), index=False)
 # record as it is; the second runs the level-2 and own-size cells of STS-B, MRPC and RTE first:
 #
 # ```
-# obce -v pipeline --config params/methods_cpu.yaml
-# obce -v pipeline --config params/methods_cpu.yaml --levels 2 --seeds 0 --tasks stsb mrpc rte
+# obce -v pipeline --config params/protocols/cpu_fulltrain/methods.yaml
+# obce -v pipeline --config params/protocols/cpu_fulltrain/methods.yaml --levels 2 --seeds 0 --tasks stsb mrpc rte
 # ```

@@ -36,22 +36,32 @@ import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
-from obce import get_task, plots
+from obce import plots
+from obce.analysis.facts import posttrain_facts
+from obce.analysis.posttrain import (
+    at_levels,
+    curves,
+    draw_verdicts,
+    keep_fraction_table,
+    kept_at_99,
+    learned,
+    load_table,
+    posttrain_protocol_table,
+)
+from obce.analysis.published import KWON_REPORTED
+from obce.analysis.stats import majority_floors
+from obce.analysis.tables import verdict_grid
 from obce.book import setup_notebook
-from obce.findings import posttrain_facts
 from obce.paths import in_project
-from obce.posttrain import RUNS, read_table
-from obce.report import majority_baseline, verdict_grid
-from obce.report_posttrain import (KWON_REPORTED, at_levels, curves, draw_verdicts, kept_at_99, learned, level_table,
-                                   load_table, protocol)
+from obce.results import POSTTRAIN_RUNS, read_jsonl
 
 setup_notebook()
 tables = [load_table(in_project(d)) for d in results_dirs]
 df = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) else pd.DataFrame()
 if not len(df):
     raise FileNotFoundError(f"no retraining-free records under {results_dirs}: run "
-                            "`obce posttrain --config params/posttrain_cpu.yaml`")
-floors = {t: majority_baseline(t, glue_dir)[get_task(t).main_metric] for t in set(df["task"])}
+                            "`obce posttrain --config params/protocols/cpu_fulltrain/posttrain.yaml`")
+floors = majority_floors(set(df["task"]), glue_dir)
 learn = learned(df, floors)
 facts = posttrain_facts(df, floors)
 for name, value in facts.items():
@@ -66,8 +76,8 @@ for name, value in facts.items():
 # neuron's mask, which reads the task's labels {cite}`kwon2022fast`.
 
 # %% tags=["hide-input"]
-configs = {d: read_table(in_project(d), RUNS)[0]["config"] for d in results_dirs if read_table(in_project(d), RUNS)}
-protocol(configs).style.hide(axis="index")
+runs = {d: read_jsonl(in_project(d) / POSTTRAIN_RUNS) for d in results_dirs}
+posttrain_protocol_table({d: r[0]["config"] for d, r in runs.items() if r}).style.hide(axis="index")
 
 # %% [markdown]
 # ## The main figures
@@ -91,14 +101,14 @@ if "ls" in set(c["compensation"]):
 # compensation and keep fraction (x 100; the unpruned models' mean is {glue:text}`pt_unpruned:.1f`):
 
 # %% tags=["hide-input"]
-level_table(df, learn)
+keep_fraction_table(df, learn)
 
 # %% [markdown]
 # $r_f$ against each other score on the same corpus draws, without compensation: the verdict and the
 # mean difference x 100 (a paired t-test over draws, $p < 0.05$):
 
 # %% tags=["hide-input"]
-v = draw_verdicts(at_levels(df), baselines=floors)
+v = draw_verdicts(at_levels(df), floors=floors)
 none = v[v["compensation"] == "none"].rename(columns={"keep_fraction": "level"})
 verdict_grid(none.assign(level=none["level"].map({0.75: 1, 0.5: 2, 0.25: 3}).fillna(none["level"])), short=True)
 
@@ -151,7 +161,7 @@ kept_at_99(df, threshold=KWON_REPORTED["keep_percent"] / 100, tasks=learn)
 #
 # ## Exercises
 # 1. Rerun `obce posttrain` with `keep_fractions: [0.1]` and another task in a copy of
-#    `params/posttrain_cpu_curve.yaml`: the table grows by those cells only. Where does every score
+#    the second grid of `params/protocols/cpu_fulltrain/posttrain.yaml`: the table grows by those cells only. Where does every score
 #    collapse? Expect a sharp drop below a quarter of the neurons.
 # 2. Compare `compensation` `bias` and `ls` for random neurons in the table above. Why can a
 #    repair help a poor choice of neurons more than a good one?

@@ -37,8 +37,8 @@
 #
 # ## Rebuild the whole book
 # ```bash
-# obce book --profile quick     # CPU, minutes: params/quick.yaml
-# obce book --profile full      # GPU runs: params/full.yaml
+# obce book --profile quick     # CPU, minutes: params/profiles/quick.yaml
+# obce book --profile full      # GPU runs: params/profiles/full.yaml
 # ```
 # The build log prints each chapter's execution time (`[book] executed 03_scoring in ... s`) and
 # `_build/timings.json` keeps them; the test suite fails when a chapter of the quick profile takes
@@ -61,70 +61,46 @@
 # - **Exit codes.** 0 success; 2 bad input, with a message that names it (a file, a line, a
 #   parameter and its allowed values); 1 any other failure. Every input is validated before compute.
 #
-# ## The GLUE comparison
+# ## The protocols
+# Every protocol is one config under `params/protocols/`, listed with its results directory and
+# chapter in the manifest `params/protocols.yaml` (the appendix reads it). A config may start from
+# another (`extends: base.yaml`) and hold several sub-grids (`grids:`), so one file says one protocol:
+#
 # ```bash
-# obce pipeline --config params/glue_cpu_fulltrain*.yaml   # CPU, whole training sets (committed records):
-#                                                          #   all tasks at levels 0/2 (glue_cpu_fulltrain),
-#                                                          #   all tasks at levels 1/3, six scores (_levels),
-#                                                          #   activation statistics, total persistence at level 2 (_scores),
-#                                                          #   activation variance on the other tasks (_variance)
-# obce pipeline --config params/glue_cpu_sst2_subset*.yaml # CPU, SST-2 on a 20,000-sentence subset, 1 epoch,
-#                                                          #   levels 0-3 (committed records); _scores: mean
-#                                                          #   |activation|, total persistence at levels 1-3
-# obce pipeline --config params/ablations_cpu/*.yaml       # CPU ablations, same protocol (committed records)
-# obce pipeline --config params/glue_cpu.yaml              # CPU, train subsets (committed records)
-# obce pipeline --config params/glue_gpu.yaml              # the GPU protocol (whole training sets, max_length 128,
-#                                                          #   levels 0-3, 6 scores, 3 seeds; SST-2 in
-# obce pipeline --config params/glue_gpu_sst2.yaml         #   its own config, 1 epoch; records in part)
+# obce pipeline --config params/protocols/cpu_fulltrain/glue.yaml      # chapter 6: whole training sets,
+#                                                                      #   levels 0-3, 6 scores, 3 seeds
+# obce pipeline --config params/protocols/cpu_fulltrain/methods.yaml   # chapter 7: other methods at equal budgets
+# obce pipeline --config params/protocols/cpu_fulltrain/ablations/*.yaml   # the ablations of chapter 6
+# obce pipeline --config params/protocols/cpu_sst2/glue.yaml           # SST-2 on a 20,000-sentence subset
+# obce pipeline --config params/protocols/gpu/glue.yaml                # the GPU protocol (max_length 128)
+# obce posttrain --config params/protocols/cpu_fulltrain/posttrain.yaml    # chapter 8, without retraining
+# obce posttrain --config params/protocols/cpu_sst2/posttrain.yaml
 # ```
-# Records go to `<out>/glue/<task>/<importance>-L<level>-s<seed>.json` (`out` is set in the config:
-# `results/glue_fulltrain`, `results/glue_sst2_subset`, `results/glue_gpu`, ...), scores to `<out>/scores/`; a
-# rerun skips finished records made with the same inputs, so a killed run resumes and a changed
-# config reruns what it changes.
-# Several configs run one after the other; all are checked before the first run starts.
-# `--tasks`, `--importances`, `--levels` and `--seeds` restrict every config to some of its runs
-# (e.g. one task per GPU call); the records are the same ones the whole config writes.
+# Records go to `<out>/glue/<task>/<importance>-L<level>-s<seed>.json` (`out` is set in the config),
+# scores to `<out>/scores/`; a rerun skips finished records made with the same inputs, so a killed run
+# resumes and a changed config reruns what it changes. Several configs run one after the other; all
+# are checked before the first run starts. `--tasks`, `--importances`, `--levels` and `--seeds`
+# restrict every config to some of its runs; the records are the same ones the whole config writes.
+# A config path of the older flat layout (`params/glue_cpu_fulltrain.yaml`) still resolves through
+# the manifest.
 #
 # ## Other compression methods
 # A config's `methods:` list runs other compression methods through the same protocol beside (or
-# instead of) its `importances` (`obce.methods.run`): each entry names a method (`layer_removal`,
-# `masks`, `kronecker`, `eelbert`), optionally a `label:` (the name of its records) and the method's
-# parameters; levels 1-3 are parameter budgets. `params/methods_cpu.yaml` is chapter 7's config;
-# `obce pipeline --config params/methods_cpu.yaml --importances masks --tasks rte` runs one method
-# on one task (`--importances` selects method labels too). A wrong entry fails before any compute
-# with exit code 2. KroneckerBERT (and EELBERT with `distill: true`) learn from the unpruned model
-# fine-tuned on the task, cached under `<out>/finetuned/`. An entry with a size of its own
+# instead of) its `importances` (`obce.methods.run`): each entry names a method of the registry
+# (`layer_removal`, `masks`, `kronecker`, `eelbert`), optionally a `label:` (the name of its records)
+# and the method's parameters; levels 1-3 are parameter budgets.
+# `obce pipeline --config params/protocols/cpu_fulltrain/methods.yaml --importances masks --tasks rte`
+# runs one method on one task (`--importances` selects method labels too). A wrong entry, or a budget
+# the method cannot reach, fails before any compute with exit code 2. An entry with a size of its own
 # (`compression: 19` for KroneckerBERT, `buckets: 1000` for EELBERT) runs once per task and seed,
-# filed under level 3. Their models are not vanilla BERT checkpoints: `obce.methods.kronecker.save`
-# and `.load`, `eelbert.save` and `.load`, `layer_removal.save` and `.load` write and read them.
-# `obce report results/methods_fulltrain/glue --methods results/glue_fulltrain/glue` prints chapter
-# 7's table (`--findings`: the README's sentences; `--figure PNG`: its figure).
+# filed under level 3. `obce report results/methods_fulltrain/glue --methods results/glue_fulltrain/glue`
+# prints chapter 7's table (`--findings`: the README's sentences; `--figure PNG`: its figure).
 #
 # `obce report results` prints the summary and the paired verdicts as markdown, one section per
-# fine-tuning protocol (records of different protocols are never averaged together); with `--by-level`
-# it prints one row per task and level and one column per score instead (the README's table).
-#
-# ## Ablations
-# `params/ablations/` holds one config per open choice of the method: point-cloud representation
-# (`representation_mean.yaml`, `representation_cls.yaml`), corpus size (`corpus_n128.yaml`,
-# `corpus_n2048.yaml`) and source (`corpus_other_task.yaml`), and scoring the fine-tuned instead of
-# the pretrained model (`score_finetuned.yaml`, which also runs the first-order Taylor baseline).
-# Each writes to its own `results/ablations/<name>/`. Their CPU counterparts under the full-train
-# protocol (STS-B at level 2, and RTE for `score_finetuned`; committed records in
-# `results/ablations_cpu/<name>/`) are in
-# `params/ablations_cpu/` (`representation_mean.yaml`, `representation_cls.yaml`, `corpus_n128.yaml`,
-# `corpus_n2048.yaml`, `corpus_sst2.yaml`, `score_finetuned.yaml`); each has a `<name>_cola.yaml` twin
-# that runs the same ablation on CoLA at level 3 (where $r_f$ does worst) into the same set.
-# `corpus_per_seed.yaml` draws the scoring corpus per seed (`corpus: {seed: run}`) for $r_f$ and
-# activation variance on MRPC and STS-B. Chapter 6 reads every set found there.
+# fine-tuning protocol (records of different protocols are never averaged together); `--by-level`
+# prints one row per task and level and one column per score instead.
 #
 # ## Pruning without retraining
-# ```bash
-# obce posttrain --config params/posttrain_cpu.yaml       # five tasks, levels 1-3, 9 scores, 3 compensations,
-#                                                         #   5 corpus draws: results/posttrain/posttrain.jsonl
-# obce posttrain --config params/posttrain_cpu_sst2.yaml  # SST-2, fine-tuned on 20,000 sentences for 1 epoch
-# obce posttrain --config params/posttrain_cpu_curve.yaml # MRPC at finer keep fractions, into the same table
-# ```
 # One fine-tune per task and seed is cached under `<out>/finetuned/`; every cell is then a row of one
 # JSONL table (`runs.jsonl` holds each run's config and provenance once). A killed run resumes at the
 # next missing cell; a config with other inputs (model, fine-tuning, corpus, evaluation) is refused
@@ -139,15 +115,16 @@
 
 # %% tags=["parameters"]
 model_name = "bert-base-uncased"
-config = "params/glue_gpu.yaml"  # relative to the repository root
+config = "params/protocols/gpu/glue.yaml"  # relative to the repository root
 
 # %% tags=["hide-input"]
 import pandas as pd
 
 import obce
 from obce.book import setup_notebook
+from obce.experiments.config import PipelineConfig
+from obce.experiments.glue_protocol import planned_runs
 from obce.paths import in_project
-from obce.pipeline import PipelineConfig, planned_runs
 
 setup_notebook()
 
@@ -164,7 +141,7 @@ pd.DataFrame(obce.parameter_table([model_name]))[["model", "level", "intermediat
 # %%
 cfg = PipelineConfig.from_yaml(in_project(config))
 runs = planned_runs(cfg)
-print(f"{len(runs)} runs over {len(cfg.tasks)} tasks; first ones:")
+print(f"{len(runs)} runs over {len(cfg.all_of('tasks'))} tasks; first ones:")
 pd.DataFrame(runs[:8], columns=["task", "importance", "level", "seed"])
 
 # %% [markdown]
@@ -173,7 +150,7 @@ pd.DataFrame(runs[:8], columns=["task", "importance", "level", "seed"])
 # - Library and CLI: see the README; every result file carries provenance.
 #
 # ## Exercises
-# 1. Run `obce pipeline --config params/glue_cpu_fulltrain.yaml --dry-run`: how many runs are done?
+# 1. Run `obce pipeline --config params/protocols/cpu_fulltrain/glue.yaml --dry-run`: how many runs are done?
 #    Then change `lr` in a copy of the config and dry-run it again. Expect every record to be
 #    listed as `other`: a real run would refuse to replace them.
 # 2. Rerun this chapter with `-p model_name bert-large-uncased`. How many parameters does level 3

@@ -31,33 +31,32 @@ results_dir = "results"  # every protocol's records (relative to the repository 
 glue_dir = None  # for the majority-class baselines; default $OBCE_GLUE_DIR, else the hub
 
 # %% tags=["hide-input"]
-from IPython.display import Markdown, display
+from pathlib import Path
+
 import pandas as pd
+from IPython.display import Markdown, display
 
 from obce import get_task, plots
+from obce.analysis.published import REPORTED
+from obce.analysis.stats import learned_tasks, majority_floors, summarize_records
+from obce.analysis.tables import ablation_table, average_table, levels_table, paired_table, pooled_table, score_table
 from obce.book import setup_notebook
+from obce.experiments.config import read_manifest
 from obce.explain import kept_overlap
 from obce.paths import in_project
-from obce.report import (REPORTED, ablation_table, average_table, learned_tasks, levels_table, load_ablations,
-                         load_records, majority_baseline, paired_table, pooled_table, random_draw, run_key,
-                         score_table, summarize_records)
+from obce.results import load_ablations, load_records, random_draw, run_key
 from obce.scoring import load_scores
 
 setup_notebook()
 root = in_project(results_dir)
-#: name, records directory, the config that writes them
-protocols = [
-    ("Full training sets (CPU)", "glue_fulltrain/glue", "params/glue_cpu_fulltrain*.yaml"),
-    ("GPU, max_length 128", "glue_gpu/glue", "params/glue_gpu.yaml"),
-    ("GPU, SST-2 (1 epoch)", "glue_gpu_sst2/glue", "params/glue_gpu_sst2.yaml"),
-    ("SST-2 on a 20,000-sentence subset (CPU)", "glue_sst2_subset/glue", "params/glue_cpu_sst2_subset*.yaml"),
-    ("Short: 2,000 training examples (CPU)", "glue_short/glue", "params/glue_cpu.yaml"),
-]
+#: name, records directory, the config that writes them: the score protocols of params/protocols.yaml
+protocols = [(p["title"], Path(p["results"]).relative_to("results") / "glue", p["config"])
+             for p in read_manifest(in_project(".")).values() if p["group"] == "scores"]
 records = {name: load_records(root / sub) for name, sub, _ in protocols if (root / sub).is_dir()}
 if not any(records.values()):
     raise FileNotFoundError(f"no GLUE records under {root}")
 tasks_run = sorted({r["task"] for recs in records.values() for r in recs})
-floors = {t: majority_baseline(t, glue_dir)[get_task(t).main_metric] for t in tasks_run}
+floors = majority_floors(tasks_run, glue_dir)
 
 # %% [markdown]
 # ## Majority-class baselines
@@ -83,10 +82,10 @@ for (name, sub, config), recs in ((p, records.get(p[0], [])) for p in protocols)
                      f"--config {config}`."))
     display(levels_table(recs))
     display(Markdown("$r_f$ against each other score:"))
-    display(paired_table(recs, baselines=floors))
+    display(paired_table(recs, floors=floors))
     if "activation_variance" in {r["provenance"].get("importance") for r in recs}:
         display(Markdown("Activation variance against each other score:"))
-        display(paired_table(recs, a="activation_variance", baselines=floors))
+        display(paired_table(recs, a="activation_variance", floors=floors))
     learn = learned_tasks(recs, floors)
     if len(learn) > 1:
         display(Markdown(f"Averages and pooled counts over the tasks that learn ({', '.join(learn)}):"))
@@ -101,16 +100,16 @@ for (name, sub, config), recs in ((p, records.get(p[0], [])) for p in protocols)
 # %% mystnb={"figure": {"caption": "GPU protocol: dev score (x 100) per level, mean \u00b1 std over seeds; dashed: majority class.", "name": "fig-appendix-gpu"}} tags=["hide-input"]
 gpu = records.get("GPU, max_length 128", [])
 if gpu:
-    fig = plots.plot_glue(summarize_records(gpu), baselines=floors)
+    fig = plots.plot_glue(summarize_records(gpu), floors=floors)
 
 # %% mystnb={"figure": {"caption": "Short protocol: dev score (x 100) per level; most tasks do not learn in 126 steps.", "name": "fig-appendix-short"}} tags=["hide-input"]
 short = records.get("Short: 2,000 training examples (CPU)", [])
 if short:
-    fig = plots.plot_glue(summarize_records(short), baselines=floors)
+    fig = plots.plot_glue(summarize_records(short), floors=floors)
 
 # %% [markdown]
 # Random records of the short protocol made before per-seed draws share one random neuron set
-# across seeds; `obce pipeline --config params/glue_cpu.yaml` reruns exactly those:
+# across seeds; `obce pipeline --config params/protocols/cpu_short/glue.yaml` reruns exactly those:
 
 # %% tags=["hide-input"]
 stale = [r for r in short if random_draw(r) not in (None, r["provenance"]["seed"])]
@@ -162,7 +161,7 @@ if ablation:
     base = [r for r in full if (r["task"], r["provenance"]["level"]) in cells
             and r["provenance"]["importance"] in ("none", "merge_radius", "random", "activation_variance")]
     display(score_table(base + ablation))
-    display(ablation_table(full, ablation, baselines=floors, also=("activation_variance",)))
+    display(ablation_table(full, ablation, floors=floors, also=("activation_variance",)))
 
 # %% [markdown]
 # ## Pruning without retraining: every cell
@@ -172,13 +171,13 @@ if ablation:
 # score over draws under each compensation.
 
 # %% tags=["hide-input"]
-import obce.report_posttrain as rp
+import obce.analysis.posttrain as rp
 
 posttrain = [rp.load_table(in_project(d)) for d in ("results/posttrain", "results/posttrain_sst2")]
 posttrain = pd.concat([t for t in posttrain if len(t)], ignore_index=True) if any(len(t) for t in posttrain) else []
 if len(posttrain):
     display(rp.spread(posttrain).round(1))  # x 100, one decimal
-    display(rp.draw_verdicts(posttrain, baselines=floors))
+    display(rp.draw_verdicts(posttrain, floors=floors))
 
 # %% [markdown]
 # ## Diagnostics

@@ -1,1 +1,2 @@
+"""The version of obce (keep it equal to ``version`` in pyproject.toml)."""
 __version__ = "0.1.0"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ObceInputError
-from .results import write_json
+from .files import read_json, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,55 @@ def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list
         show_parameters_that_ran(target)
     if timings:
         write_json(root / "_build" / "timings.json", {"profile": profile, "seconds": timings})
-    return _render(root, stage) if render else stage
+    if not render:
+        return stage
+    html = _render(root, stage)
+    if not only:  # a whole build: the tests may reuse it while its inputs stay the same
+        write_json(root / "_build" / STAMP, {"profile": profile, "key": build_key(root, profile)})
+    return html
+
+
+#: The file beside a whole build that says what it was built from (:func:`build_key`).
+STAMP = "book_inputs.json"
+#: What a build reads: the notebooks, the library, the parameters, the prose and the records.
+BUILD_INPUTS = ("_config.yml", "_toc.yml", "notebooks", "obce", "params", "book", "results")
+
+
+def build_key(root: str | os.PathLike, profile: str = "quick") -> str:
+    """A hash of everything a build of the book reads: the contents of :data:`BUILD_INPUTS` (notebook
+    outputs and caches aside), the profile and the GLUE directory in the environment."""
+    import hashlib
+
+    root = Path(root).resolve()
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{profile}\0{os.environ.get('OBCE_GLUE_DIR', '')}\0".encode())
+    for name in BUILD_INPUTS:
+        base = root / name
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in files:
+            rel = path.relative_to(root)
+            if path.suffix in (".ipynb", ".pyc") or {"cache", "finetuned", ".tmp", "__pycache__"} & set(rel.parts):
+                continue
+            h.update(f"{rel}\0".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def current_build(root: str | os.PathLike, profile: str = "quick") -> Path | None:
+    """The HTML directory of the last whole build, if it was built with ``profile`` from the inputs
+    that are there now (:func:`build_key`); else ``None``."""
+    root = Path(root).resolve()
+    stamp, html = root / "_build" / STAMP, root / "_build" / "html"
+    if not stamp.is_file() or not html.is_dir():
+        return None
+    try:
+        found = read_json(stamp)
+    except ObceInputError:
+        return None
+    if isinstance(found, dict) and found.get("profile") == profile and found.get("key") == build_key(root, profile):
+        logger.info("reusing the book built at %s (same inputs)", html)
+        return html
+    return None
 
 
 def _render(root: Path, stage: Path) -> Path:
@@ -120,12 +168,12 @@ def _render(root: Path, stage: Path) -> Path:
 
 
 def load_profile(root: Path, profile: str) -> dict[str, dict[str, Any]]:
-    """Read ``params/<profile>.yaml``."""
+    """Read the Papermill profile ``params/profiles/<profile>.yaml``."""
     import yaml
 
-    path = Path(root) / "params" / f"{profile}.yaml"
+    path = Path(root) / "params" / "profiles" / f"{profile}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in (Path(root) / "params").glob("*.yaml"))
+        known = sorted(p.stem for p in (Path(root) / "params" / "profiles").glob("*.yaml"))
         raise ObceInputError(f"parameter profile {profile!r}: {path} does not exist (known: {known})")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
@@ -224,7 +272,7 @@ def table(df, formats: dict[str, str] | str | None = None, caption: str | None =
     formats : one format for every column, or column -> format (e.g. ``"{:.3f}"``); a missing value
         (not run, not measured) shows as the tables' "–"
     """
-    from .report import NOT_RUN
+    from .analysis.tables import NOT_RUN
 
     style = df.style.format(formats, na_rep=NOT_RUN) if formats is not None else df.style.format(na_rep=NOT_RUN)
     if not index:

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``obce`` command."""
     p = argparse.ArgumentParser(prog="obce", description="Prune BERT FFN neurons by persistent homology "
                                 "(OBCE) and compare on GLUE.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging of obce and its libraries")
@@ -192,9 +193,12 @@ def _glue_arg(p):
 
 
 def cmd_score(args) -> None:
+    """``obce score``: score every FFN neuron of a model on a GLUE corpus; write ``scores.npz`` and ``scores.json``."""
     from .data import check_corpus_size, get_task, load_corpus, resolve_glue_dir
+    from .experiments.resume import refuse_other_inputs
     from .models import check_device, load_model
-    from .results import Timer, corpus_hash, provenance, write_json
+    from .results import provenance
+    from .files import Timer, corpus_hash, write_json
     from .scoring import save_scores, score_neurons, summarize_scores
 
     out = Path(args.out)
@@ -206,7 +210,7 @@ def cmd_score(args) -> None:
     if out.exists() and not out.is_dir():
         raise ObceInputError(f"--out {args.out!r} is an existing file; expected a directory")
     params = {k: v for k, v in vars(args).items() if k not in ("func", "verbose", "quiet", "command", "overwrite")}
-    _refuse_other_inputs(out / "scores.json", params, SCORE_RUN_KEYS, args.overwrite)
+    refuse_other_inputs(out / "scores.json", params, SCORE_RUN_KEYS, args.overwrite)
     model, tok = load_model(args.model)
     needs_corpus = args.importance not in ("random", "magnitude")
     texts = load_corpus(args.task, n=args.samples, split=args.split, glue_dir=args.glue_dir,
@@ -236,30 +240,13 @@ SCORE_RUN_KEYS = ("model", "task", "split", "samples", "max_length", "units", "i
 GLUE_RUN_KEYS = ("task", "epochs", "lr", "batch_size", "max_length", "max_train_samples", "max_eval_samples")
 
 
-def _refuse_other_inputs(path: Path, params: dict, keys: tuple[str, ...], overwrite: bool) -> None:
-    """Raise unless ``path`` is absent, ``overwrite`` is set, or it was made with the same ``keys``
-    of ``params`` (its ``provenance.params``)."""
-    from .results import read_json
-
-    if overwrite or not path.exists():
-        return
-    try:
-        old = read_json(path).get("provenance", {})
-    except ObceInputError as exc:
-        raise ObceInputError(f"{exc}; pass --overwrite to replace it") from exc
-    old_params = {"model": old.get("model"), "seed": old.get("seed"), **old.get("params", {})}
-    diff = [f"{k}: {old_params.get(k)!r} there, {params.get(k)!r} now" for k in keys
-            if k in params and old_params.get(k) != params.get(k)]
-    if diff:
-        raise ObceInputError(f"{path} was made with other inputs ({'; '.join(diff)}); pass --overwrite to "
-                             "replace it, or name another --out")
-
-
 def cmd_prune(args) -> None:
+    """``obce prune``: prune a model with saved scores into a checkpoint directory."""
     from .models import load_model, resolve_model_source
     from .paths import check_output_dir
     from .pruning import count_parameters, prune
-    from .results import atomic_dir, provenance, write_json
+    from .results import provenance
+    from .files import atomic_dir, write_json
     from .scoring import load_scores
 
     source = resolve_model_source(args.model)
@@ -284,14 +271,16 @@ def cmd_prune(args) -> None:
 
 
 def cmd_glue(args) -> None:
+    """``obce glue``: fine-tune and evaluate a model on a GLUE task; write its record."""
     from .data import get_task, resolve_glue_dir
+    from .experiments.resume import refuse_other_inputs
     from .glue import finetune_and_evaluate
     from .models import check_device, load_config
     from .paths import check_output_file
 
     out = check_output_file(args.out)  # every check before the fine-tuning, which takes minutes
     params = {**vars(args), "task": get_task(args.task).name}
-    _refuse_other_inputs(out, params, ("model", *GLUE_RUN_KEYS, "seed"), args.overwrite)
+    refuse_other_inputs(out, params, ("model", *GLUE_RUN_KEYS, "seed"), args.overwrite)
     resolve_glue_dir(args.glue_dir)
     check_device(args.device)
     load_config(args.model)  # a BERT-family encoder, as score and prune require
@@ -304,7 +293,9 @@ def cmd_glue(args) -> None:
 
 
 def cmd_pipeline(args) -> None:
-    from .pipeline import PipelineConfig, check_records, planned_runs, record_path, restrict, run_pipeline
+    """``obce pipeline``: plan, run or resume the GLUE protocol of one or more configs."""
+    from .experiments.config import PipelineConfig, restrict
+    from .experiments.glue_protocol import check_records, planned_runs, record_path, run_pipeline
 
     only = dict(tasks=args.tasks, importances=args.importances, levels=args.levels, seeds=args.seeds)
     configs = {path: restrict(PipelineConfig.from_yaml(path), **only)  # all checked before any run
@@ -324,26 +315,25 @@ def cmd_pipeline(args) -> None:
 
 
 def cmd_posttrain(args) -> None:
-    from .posttrain import PostTrainConfig, cell_key, cells, check_table, run_posttrain
+    """``obce posttrain``: plan, run or resume the retraining-free protocol of one or more configs."""
+    from .experiments.config import PostTrainConfig, restrict
+    from .experiments.posttrain import cell_key, cells, check_table, run_posttrain
+    from .results import POSTTRAIN_TABLE
 
-    configs = {path: PostTrainConfig.from_yaml(path) for path in args.config}  # all checked before any run
-    for path, cfg in configs.items():
-        if args.tasks:
-            missing = [t for t in args.tasks if t not in cfg.tasks]
-            if missing:
-                raise ObceInputError(f"--tasks {missing}: not in {path}'s tasks {cfg.tasks}")
-            cfg.tasks = [t for t in cfg.tasks if t in args.tasks]
+    # all checked before any run
+    configs = {path: restrict(PostTrainConfig.from_yaml(path), tasks=args.tasks) for path in args.config}
     done = {path: check_table(cfg, force=args.force or args.dry_run) for path, cfg in configs.items()}
     for path, cfg in configs.items():
         planned = [cell_key(c) for c in cells(cfg)]
         print(f"{path}: {len(planned)} planned cells, {sum(c in done[path] for c in planned)} already done "
-              f"-> {cfg.out}/posttrain.jsonl")
+              f"-> {Path(cfg.out) / POSTTRAIN_TABLE}")
         if not args.dry_run:
             run_posttrain(cfg, force=args.force)
             print(f"{path}: done")
 
 
 def cmd_explain(args) -> None:
+    """``obce explain``: the atlas entries of neurons of one layer."""
     from .data import get_task, load_corpus
     from .explain import neuron_atlas
     from .models import encoder_layers, load_model
@@ -372,6 +362,7 @@ def cmd_explain(args) -> None:
 
 
 def cmd_book(args) -> None:
+    """``obce book``: execute the notebooks with a profile and build the book."""
     from .book import build_book
 
     out = build_book(args.root, profile=args.profile, only=args.only, render=not args.no_render,
@@ -380,9 +371,10 @@ def cmd_book(args) -> None:
 
 
 def cmd_report(args) -> None:
+    """``obce report``: summaries, verdicts, findings and figures of a directory of records or tables."""
+    from .analysis.tables import average_table, levels_table, markdown_summary, markdown_table, pooled_table
     from .data import get_task
-    from .report import (average_table, levels_table, load_records, markdown_summary, markdown_table, pooled_table,
-                         protocol, record_dir)
+    from .results import POSTTRAIN_TABLE, finetune_protocol, load_records, record_dir
 
     if not Path(args.results).is_dir():
         raise ObceInputError(f"results directory {args.results!r} does not exist")
@@ -395,9 +387,10 @@ def cmd_report(args) -> None:
     if args.methods:
         _report_methods(args)
         return
-    if args.tables and not (args.findings and (Path(args.results) / "posttrain.jsonl").is_file()):
-        raise ObceInputError(f"--tables needs --findings and a retraining-free table {args.results}/posttrain.jsonl")
-    if args.findings and (Path(args.results) / "posttrain.jsonl").is_file():
+    table = (Path(args.results) / POSTTRAIN_TABLE).is_file()
+    if args.tables and not (args.findings and table):
+        raise ObceInputError(f"--tables needs --findings and a retraining-free table {args.results}/{POSTTRAIN_TABLE}")
+    if args.findings and table:
         _report_posttrain(args)
         return
     records = load_records(args.results)
@@ -410,7 +403,7 @@ def cmd_report(args) -> None:
                              + (f" of tasks {args.tasks}" if args.tasks else ""))
     sections: dict[tuple[str, str], list] = {}  # one per results directory and fine-tuning protocol
     for rec in records:
-        sections.setdefault((record_dir(rec), protocol(rec)), []).append(rec)
+        sections.setdefault((record_dir(rec), finetune_protocol(rec)), []).append(rec)
     if args.findings or args.figure:
         _report_one_protocol(args, records, sections)
         return
@@ -441,9 +434,10 @@ def cmd_report(args) -> None:
 
 def _report_methods(args) -> None:
     """``obce report METHODS_DIR --methods SCORES_DIR``: the comparison of compression methods."""
-    from .data import get_task
-    from .report import load_records, majority_baseline, markdown_table
-    from .report_methods import METHOD_NAMES, compare_methods, method_table, methods_findings
+    from .analysis.methods import compare_methods, method_table, methods_findings
+    from .analysis.stats import majority_floors
+    from .analysis.tables import markdown_table
+    from .results import load_records
 
     if not Path(args.methods).is_dir():
         raise ObceInputError(f"--methods {args.methods!r}: the scores' records directory does not exist")
@@ -451,8 +445,7 @@ def _report_methods(args) -> None:
     for d, recs in found.items():
         if not recs:
             raise ObceInputError(f"no GLUE records under {d!r}")
-    tasks = {r["task"] for recs in found.values() for r in recs}
-    floors = {t: majority_baseline(t, args.glue_dir)[get_task(t).main_metric] for t in tasks}
+    floors = majority_floors({r["task"] for recs in found.values() for r in recs}, args.glue_dir)
     cmp = compare_methods(found[args.methods], found[args.results], floors)
     if args.findings:
         print("> " + methods_findings(cmp["facts"]))
@@ -461,10 +454,10 @@ def _report_methods(args) -> None:
             {"parameters (M)": 2, "GLUE average": 1, "sd over seeds": 1, "disk (MB)": 1, "run time (min)": 1})))
     if args.figure:
         from . import plots
-        from .results import atomic_path
+        from .files import atomic_path
 
         plots.set_style()
-        fig = plots.plot_methods(cmp["points"], names=METHOD_NAMES)
+        fig = plots.plot_methods(cmp["points"])
         with atomic_path(args.figure) as tmp:
             fig.savefig(tmp, format="png", dpi=96)
         print(f"figure -> {args.figure}")
@@ -472,23 +465,22 @@ def _report_methods(args) -> None:
 
 def _report_one_protocol(args, records: list, sections: dict) -> None:
     """``obce report --findings`` / ``--figure``: of a directory that holds one protocol's records."""
-    from .data import get_task
-    from .report import majority_baseline, summarize_records
+    from .analysis.stats import majority_floors, summarize_records
 
     if len(sections) != 1:
         raise ObceInputError(f"{args.results!r} holds {len(sections)} protocols or record sets; --findings and "
                              "--figure need one (e.g. results/glue_fulltrain/glue)")
-    floors = {t: majority_baseline(t, args.glue_dir)[get_task(t).main_metric] for t in {r["task"] for r in records}}
+    floors = majority_floors({r["task"] for r in records}, args.glue_dir)
     if args.findings:
-        from .findings import findings_text
+        from .analysis.facts import findings_text
 
         print("> " + findings_text(records, floors))
     if args.figure:
         from . import plots
-        from .results import atomic_path
+        from .files import atomic_path
 
         plots.set_style()
-        fig = plots.plot_glue(summarize_records(records), baselines=floors)
+        fig = plots.plot_glue(summarize_records(records), floors=floors)
         with atomic_path(args.figure) as tmp:
             fig.savefig(tmp, format="png", dpi=96)
         print(f"figure -> {args.figure}")
@@ -496,22 +488,23 @@ def _report_one_protocol(args, records: list, sections: dict) -> None:
 
 def _report_posttrain(args) -> None:
     """``obce report DIR --findings [--tables DIR ...]`` of retraining-free tables (``DIR/posttrain.jsonl``)."""
-    from .data import get_task
-    from .findings import posttrain_text
-    from .report import majority_baseline
-    from .report_posttrain import load_table
-
     import pandas as pd
 
+    from .analysis.facts import posttrain_text
+    from .analysis.posttrain import load_table
+    from .analysis.stats import majority_floors
+    from .results import POSTTRAIN_TABLE
+
     for extra in args.tables:
-        if not (Path(extra) / "posttrain.jsonl").is_file():
-            raise ObceInputError(f"--tables {extra!r}: no retraining-free table {extra}/posttrain.jsonl")
+        if not (Path(extra) / POSTTRAIN_TABLE).is_file():
+            raise ObceInputError(f"--tables {extra!r}: no retraining-free table {extra}/{POSTTRAIN_TABLE}")
     df = pd.concat([load_table(d) for d in (args.results, *args.tables)], ignore_index=True)
-    floors = {t: majority_baseline(t, args.glue_dir)[get_task(t).main_metric] for t in set(df["task"])}
+    floors = majority_floors(set(df["task"]), args.glue_dir)
     print("> " + posttrain_text(df, floors))
 
 
 def cmd_params(args) -> None:
+    """``obce params``: exact parameter counts of pruned architectures, without weights."""
     from .pruning import parameter_table
 
     rows = parameter_table(args.model, args.levels)

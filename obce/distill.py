@@ -25,6 +25,9 @@ from transformers import Trainer
 
 from .errors import ObceInputError
 
+#: Distillation settings a fine-tuning ``distill`` mapping may give, and their defaults.
+DISTILL_DEFAULTS = dict(alpha=0.5, temperature=2.0, hidden_weight=1.0, attention_weight=1.0)
+
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor | None,
                       temperature: float = 2.0, alpha: float = 0.5, regression: bool = False) -> torch.Tensor:
@@ -106,10 +109,8 @@ def distilling(teacher: nn.Module, **settings):
     """A trainer factory (``Trainer``'s keyword arguments -> :class:`DistillationTrainer`) that
     distils ``teacher`` with ``settings`` (``alpha``, ``temperature``, ``hidden_weight``,
     ``attention_weight``; defaults
-    :data:`obce.glue.DISTILL_DEFAULTS`)."""
+    :data:`DISTILL_DEFAULTS`)."""
     from functools import partial
-
-    from .glue import DISTILL_DEFAULTS
 
     return partial(DistillationTrainer, teacher=teacher, **{**DISTILL_DEFAULTS, **settings})
 
@@ -117,7 +118,7 @@ def distilling(teacher: nn.Module, **settings):
 def distillation_terms(alpha: float, hidden_weight: float, attention_weight: float, **_) -> str:
     """What a distillation with these weights matches in the teacher, in words, for a record (e.g.
     ``"prediction layer, hidden states and attention outputs"``); the terms of weight 0 are left out."""
-    from .report import join_words
+    from .text import join_words
 
     terms = [name for name, weight in (("prediction layer", alpha), ("hidden states", hidden_weight),
                                        ("attention outputs", attention_weight)) if weight > 0]

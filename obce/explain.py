@@ -10,7 +10,7 @@ from torch import nn
 from .activations import collect_ffn_activations, token_lengths, tokenize
 from .data import Text
 from .errors import ObceInputError
-from .persistence import _as_clouds
+from .persistence import as_clouds
 from .pruning import select_neurons
 
 
@@ -147,7 +147,7 @@ def _longest_edge_cut(clouds):
     from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
     from scipy.spatial.distance import pdist, squareform
 
-    for cloud in _as_clouds(clouds).detach().cpu().double().numpy():
+    for cloud in as_clouds(clouds).detach().cpu().double().numpy():
         # coincident points give zero distances, which a sparse graph would drop: offset all edges
         dist = squareform(pdist(cloud)) + 1.0
         np.fill_diagonal(dist, 0.0)
@@ -180,7 +180,7 @@ def isolated_sentence(clouds) -> np.ndarray:
     -------
     ndarray of shape (n_neurons,), int: the isolated point's index, or -1
     """
-    n_points = _as_clouds(clouds).shape[1]
+    n_points = as_clouds(clouds).shape[1]
     if n_points < 3:
         raise ObceInputError(f"clouds of {n_points} points: an isolated point needs at least 3")
     out = []

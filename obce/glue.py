@@ -19,15 +19,15 @@ import numpy as np
 from torch import nn
 
 from .data import get_task, load_glue
+from .distill import DISTILL_DEFAULTS
 from .errors import ObceInputError
 from .models import (check_device, check_max_length, check_weights, encoder_layers, load_config,
                      resolve_model_source, stored_dtype)
 from .paths import work_dir
-from .results import Timer, provenance, read_json, write_json
+from .results import provenance
+from .files import Timer, read_json, write_json
 
 logger = logging.getLogger(__name__)
-#: Distillation settings a fine-tuning ``distill`` mapping may give, and their defaults.
-DISTILL_DEFAULTS = dict(alpha=0.5, temperature=2.0, hidden_weight=1.0, attention_weight=1.0)
 
 
 @dataclass

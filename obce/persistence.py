@@ -27,7 +27,8 @@ from .errors import ObceInputError
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("fast", "gudhi")
+#: The H0 persistence backends: obce's exact minimum-spanning-tree kernels, and gudhi (the reference).
+H0_BACKENDS = ("fast", "gudhi")
 SUMMARIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "merge_radius": lambda d: d.max(axis=-1),
     "total_persistence": lambda d: d.sum(axis=-1),
@@ -74,12 +75,12 @@ def h0_deaths(clouds, method: str = "fast", device: str | torch.device | None = 
     ndarray of shape (n_neurons, n_points - 1), float64
         Each row sorted ascending; zeros for coincident points are included.
     """
-    x = _as_clouds(clouds)
+    x = as_clouds(clouds)
     if method == "gudhi":
         arr = x.detach().cpu().double().numpy()
         return np.stack([gudhi_deaths(c) for c in arr])
     if method != "fast":
-        raise ObceInputError(f"method {method!r}: expected one of {METHODS}")
+        raise ObceInputError(f"method {method!r}: expected one of {H0_BACKENDS}")
     if dtype not in (torch.float32, torch.float64):
         raise ObceInputError(f"dtype {dtype}: expected torch.float32 or torch.float64")
     device = torch.device(device) if device is not None else x.device
@@ -132,7 +133,9 @@ def gudhi_deaths(cloud: np.ndarray) -> np.ndarray:
     return np.sort(d[np.isfinite(d)])
 
 
-def _as_clouds(clouds) -> torch.Tensor:
+def as_clouds(clouds) -> torch.Tensor:
+    """Point clouds as a tensor of shape (n_neurons, n_points, dim), checked: at least 2 points of
+    dimension at least 1, finite values (``ObceInputError`` otherwise)."""
     x = torch.as_tensor(clouds) if not isinstance(clouds, torch.Tensor) else clouds
     if x.ndim != 3:
         raise ObceInputError(f"clouds of shape {tuple(x.shape)}: expected (n_neurons, n_points, dim)")

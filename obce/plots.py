@@ -5,6 +5,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .analysis.names import colour, legend, method_name
+
 
 def set_style() -> None:
     """The book's one matplotlib/seaborn style."""
@@ -147,15 +149,15 @@ METRIC_LABELS = {"matthews_correlation": "MCC", "f1": "F1", "pearson": "Pearson 
                  "spearman": "Spearman rho"}
 
 
-def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None, x: str = "level",
+def plot_glue(summary: list[dict], floors: dict[str, float] | None = None, x: str = "level",
               ncols: int = 3, dodge: float = 0.06):
     """Main dev metric (x 100, the tables' scale) per level, one panel per task in a grid of at most
     ``ncols`` columns, one line per importance score (same colour in every panel), one legend below.
 
     Parameters
     ----------
-    summary : rows of :func:`obce.report.summarize_records`
-    baselines : dict of task to float, optional
+    summary : rows of :func:`obce.analysis.stats.summarize_records`
+    floors : dict of task to float, optional
         Majority-class score per task (0-1 scale), drawn as a dashed line.
     x : {"level", "parameters"}
         The horizontal axis: the pruning level (0 = unpruned) or the parameters kept (millions).
@@ -171,7 +173,6 @@ def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None, x:
     nrows = -(-len(tasks) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols + 0.6, 2.5 * nrows + 0.9), squeeze=False)
     methods = sorted({r["importance"] for r in summary if r["importance"] != "none"})
-    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     handles = {}
 
     def where(r: dict, shift: float) -> float:
@@ -189,9 +190,9 @@ def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None, x:
             shift = dodge * (i - (len(methods) - 1) / 2)
             handles[m] = ax.errorbar([where(r, shift if r["importance"] == m else 0.0) for r in sub],
                                      [100 * r["mean"] for r in sub], yerr=[100 * r["std"] for r in sub],
-                                     marker="o", ms=3.5, lw=1.2, capsize=2, color=colors[m], label=m)
-        if baselines and task in baselines:
-            handles["majority class"] = ax.axhline(100 * baselines[task], ls="--", color="gray", lw=1,
+                                     marker="o", ms=3.5, lw=1.2, capsize=2, color=colour(m), label=legend(m))
+        if floors and task in floors:
+            handles["majority class"] = ax.axhline(100 * floors[task], ls="--", color="gray", lw=1,
                                                    label="majority class")
         metric = (base or [r for r in summary if r["task"] == task])[0]["metric"]
         ax.set_title(_task_title(task), fontsize=10)
@@ -205,14 +206,14 @@ def plot_glue(summary: list[dict], baselines: dict[str, float] | None = None, x:
             ax.set_xticks(sorted({r["level"] for r in summary}))
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)),
+    fig.legend(list(handles.values()), [legend(k) for k in handles], loc="lower center", ncol=min(4, len(handles)),
                fontsize=8, frameon=False)
     legend_rows = -(-len(handles) // 4)
     fig.tight_layout(rect=(0, (0.12 + 0.2 * legend_rows) / fig.get_figheight(), 1, 1))
     return fig
 
 
-def plot_posttrain(curves, compensation: str = "none", baselines: dict[str, float] | None = None,
+def plot_posttrain(curves, compensation: str = "none", floors: dict[str, float] | None = None,
                    importances: Sequence[str] | None = None, ncols: int = 3):
     """Dev metric (x 100) against the fraction of FFN neurons kept, without retraining: one panel per
     task (grid of at most ``ncols`` columns), one line per score (mean over corpus draws, band: one
@@ -220,8 +221,8 @@ def plot_posttrain(curves, compensation: str = "none", baselines: dict[str, floa
 
     Parameters
     ----------
-    curves : DataFrame from :func:`obce.report_posttrain.curves` (the first fine-tuning seed is drawn)
-    baselines : dict of task to the majority-class main metric (0-1 scale), drawn dashed
+    curves : DataFrame from :func:`obce.analysis.posttrain.curves` (the first fine-tuning seed is drawn)
+    floors : dict of task to the majority-class main metric (0-1 scale), drawn dashed
     importances : the scores drawn (default all), in this order
     """
     import matplotlib.pyplot as plt
@@ -234,7 +235,6 @@ def plot_posttrain(curves, compensation: str = "none", baselines: dict[str, floa
     ncols = max(1, min(ncols, len(tasks)))
     nrows = -(-len(tasks) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols + 0.6, 2.5 * nrows + 1.0), squeeze=False)
-    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(names)}
     handles = {}
     for ax, task in zip(axes.flat, tasks):
         for m in names:
@@ -242,10 +242,10 @@ def plot_posttrain(curves, compensation: str = "none", baselines: dict[str, floa
             if not len(line):
                 continue
             x, y, sd = line["keep_fraction"].to_numpy(), line["mean"].to_numpy(), line["std"].fillna(0).to_numpy()
-            handles[m], = ax.plot(x, y, marker="o", ms=3, lw=1.2, color=colors[m], label=m)
-            ax.fill_between(x, y - sd, y + sd, color=colors[m], alpha=0.15, lw=0)
-        if baselines and task in baselines:
-            handles["majority class"] = ax.axhline(100 * baselines[task], ls="--", color="gray", lw=1,
+            handles[m], = ax.plot(x, y, marker="o", ms=3, lw=1.2, color=colour(m), label=legend(m))
+            ax.fill_between(x, y - sd, y + sd, color=colour(m), alpha=0.15, lw=0)
+        if floors and task in floors:
+            handles["majority class"] = ax.axhline(100 * floors[task], ls="--", color="gray", lw=1,
                                                    label="majority class")
         metric = get_task(task).main_metric
         ax.set_title(_task_title(task), fontsize=10)
@@ -255,7 +255,7 @@ def plot_posttrain(curves, compensation: str = "none", baselines: dict[str, floa
         ax.invert_xaxis()
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=8,
+    fig.legend(list(handles.values()), [legend(k) for k in handles], loc="lower center", ncol=min(4, len(handles)), fontsize=8,
                frameon=False)
     legend_rows = -(-len(handles) // 4)
     fig.tight_layout(rect=(0, (0.12 + 0.2 * legend_rows) / fig.get_figheight(), 1, 1))
@@ -385,7 +385,7 @@ def plot_information(information: np.ndarray, scores: np.ndarray, label: str = "
     return fig
 
 
-def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric_label: str = "GLUE average x 100"):
+def plot_methods(points: list[dict], names=None, metric_label: str = "GLUE average x 100"):
     """Parameters (left) and run time (right) against the GLUE score averaged over tasks: one line per
     method through its budgets (levels), a diamond for a method with a size of its own (right panel
     only: its parameters lie far left of the level budgets), error bars the standard deviation over
@@ -393,11 +393,12 @@ def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric
 
     Parameters
     ----------
-    points : rows of :func:`obce.report_methods.method_points`
-    names : method label -> legend name
+    points : rows of :func:`obce.analysis.methods.method_points`
+    names : callable, method label -> legend name (default :func:`obce.analysis.names.method_name`)
     """
     import matplotlib.pyplot as plt
 
+    names = names or method_name
     fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.9), sharey=True)
     methods = [m for m in dict.fromkeys(p["method"] for p in points) if m != "none"]
     sd = [0 if p["seed_std"] != p["seed_std"] else p["seed_std"] for p in points]
@@ -413,11 +414,11 @@ def plot_methods(points: list[dict], names: dict[str, str] | None = None, metric
             ax.errorbar([p[key] / scale for p in own], [p["score"] for p in own], yerr=[spread[id(p)] for p in own],
                         marker="D" if single else "o", ms=6 if single else 4, lw=1.6 if main else 1.0,
                         ls="none" if single else "-" if main else ":", capsize=2,
-                        color=plt.get_cmap("tab10")(i % 10), label=(names or {}).get(m, m))
+                        color=colour(m), label=names(m))
         for p in points:
             if p["method"] == "none":
                 ax.errorbar([p[key] / scale], [p["score"]], yerr=[spread[id(p)]], marker="*", ms=12, color="black",
-                            ls="none", capsize=2, label=(names or {}).get("none", "none"))
+                            ls="none", capsize=2, label=names("none"))
         ax.set_xlabel(label)
     axes[0].set_ylabel(metric_label)
     handles, labels = axes[1].get_legend_handles_labels()  # the right panel has every method

@@ -26,6 +26,8 @@ from .models import build_architecture, ffn_layers
 logger = logging.getLogger(__name__)
 
 LEVELS = (0, 1, 2, 3)
+#: the pruning levels 1-3 as keep fractions (1 - k/4), and the level of each
+LEVEL_FRACTIONS = {0.75: 1, 0.5: 2, 0.25: 3}
 
 
 def keep_fraction_of(level: int | None = None, keep_fraction: float | None = None) -> float:
@@ -71,12 +73,6 @@ def select_neurons(scores, level: int | None = None, keep_fraction: float | None
     k = keep_count(s.shape[1], level, keep_fraction)
     order = np.lexsort((np.broadcast_to(np.arange(s.shape[1]), s.shape), -s), axis=-1)
     return np.sort(order[:, :k], axis=1)
-
-
-#: The fraction of parameters kept that the papers report (percent; reported, not measured here):
-#: OBCE at its strongest level (Balderas et al. 2023) and its follow-up PBCE (Balderas et al. 2025).
-PAPER_KEPT_PERCENT = {"OBCE": {"bert-base-uncased": 58.47, "bert-large-uncased": 52.3},
-                      "PBCE": {"bert-base-uncased": 47, "bert-large-uncased": 42}}
 
 
 def as_scores(scores) -> np.ndarray:

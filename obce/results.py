@@ -1,32 +1,44 @@
-"""Result records with provenance; atomic reads and writes; cache keys.
+"""Result records: their provenance, their schema, and the tables that hold them.
 
-Every record written by obce is JSON with a ``provenance`` block: library versions, device, git
-commit, seed, parameters and wall time. Writes go to a temporary file in the same directory and are
-renamed into place, so an interrupted run leaves the old complete file or none.
+* Every record obce writes is JSON with a ``provenance`` block (:func:`provenance`): library versions,
+  device, git commit, seed, parameters and wall time.
+* A GLUE record (``kind: glue_result``) is validated against the schema whenever it is read
+  (:func:`validate_record`, :func:`load_records`); :func:`run_key` says which run it is.
+* A JSONL table (the retraining-free protocol's) is read with :func:`read_jsonl` (a last line cut
+  short by a killed run is left out) and appended with :func:`append_jsonl`.
+
+No stage imports :mod:`obce.analysis`; this module is what the stages and the analysis share.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import subprocess
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
-
+from .data import get_task
 from .errors import ObceInputError
+from .files import read_json, to_jsonable
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["CHECKPOINT_RECORD", "LOADED_COMMIT", "METRIC_RANGES", "POSTTRAIN_RUNS", "POSTTRAIN_TABLE",
+           "REQUIRED_PROVENANCE", "SCHEMA_VERSION", "append_jsonl", "check_one_protocol", "check_one_run_each",
+           "device_description", "finetune_protocol", "git_commit", "load_ablations", "load_records", "provenance",
+           "random_draw", "read_jsonl", "record_dir", "record_dirs", "relabel", "run_key", "validate_record",
+           "versions"]
 
 SCHEMA_VERSION = 1
 #: file name of a fine-tuned checkpoint's own record, saved beside its weights (not a run of an experiment)
 CHECKPOINT_RECORD = "obce_finetune.json"
+#: a retraining-free protocol's table inside its ``out`` directory (one row per cell), and the
+#: provenance of each run that wrote rows (one row per run)
+POSTTRAIN_TABLE, POSTTRAIN_RUNS = "posttrain.jsonl", "runs.jsonl"
 
 
 def versions() -> dict[str, str]:
@@ -57,7 +69,6 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
 
-
 #: The commit of the code this process runs: taken when obce was imported, since the checkout may
 #: move on while a long run is in progress.
 LOADED_COMMIT = git_commit()
@@ -84,140 +95,150 @@ def provenance(*, params: dict[str, Any], seed: int | None = None, device: str |
             "host": platform.node(), **to_jsonable(extra)}
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy/torch scalars, arrays and paths to plain JSON types."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "dtype") and hasattr(obj, "tolist"):  # torch tensors and dtypes
-        return obj.tolist()
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
+METRIC_RANGES = {"accuracy": (0.0, 1.0), "f1": (0.0, 1.0), "matthews_correlation": (-1.0, 1.0),
+                 "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0)}
+
+REQUIRED_PROVENANCE = ("params", "seed", "device", "versions", "git_commit", "wall_time_s", "model",
+                       "data", "train_size", "eval_size")
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``."""
+def validate_record(record: dict[str, Any], where: str = "record") -> None:
+    """Check a GLUE record: known task, the task's metrics all present, finite and in range,
+    complete provenance. Raises ``ObceInputError`` naming the problem."""
+    for key in ("task", "metrics", "provenance"):
+        if key not in record:
+            raise ObceInputError(f"{where}: missing key {key!r}")
+    info = get_task(record["task"])
+    metrics = record["metrics"]
+    suffixes = [""] + (["_mm"] if len(info.dev_files) > 1 else [])
+    for name in info.metrics:
+        for sfx in suffixes:
+            value = metrics.get(name + sfx)
+            lo, hi = METRIC_RANGES[name]
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
+                raise ObceInputError(f"{where}: metric {name + sfx}={value!r} missing or outside [{lo}, {hi}]")
+    prov = record["provenance"]
+    missing = [k for k in REQUIRED_PROVENANCE if prov.get(k) in (None, "", {})]
+    if missing:
+        raise ObceInputError(f"{where}: provenance lacks {missing}")
+    if not prov["versions"].get("torch") or not prov["versions"].get("transformers"):
+        raise ObceInputError(f"{where}: provenance versions lack torch/transformers")
+
+
+def load_records(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every GLUE record under ``root`` (recursively), validated, with its ``path``. A fine-tuned
+    checkpoint's own record (``CHECKPOINT_RECORD``, beside its weights) describes the checkpoint, not
+    a run of the experiment, and is skipped."""
+    records = []
+    for path in sorted(Path(root).rglob("*.json")):
+        if path.name == CHECKPOINT_RECORD:
+            continue
+        rec = read_json(path)
+        if rec.get("kind") != "glue_result":
+            continue
+        validate_record(rec, str(path))
+        rec["path"] = str(path)
+        records.append(rec)
+    return records
+
+
+def finetune_protocol(record: dict[str, Any]) -> str:
+    """The fine-tuning protocol of a record: its training hyper-parameters (without the task)."""
+    params = {k: int(v) if isinstance(v, float) and v.is_integer() else v
+              for k, v in record["provenance"].get("params", {}).items() if k not in ("task", "bf16")}
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+def random_draw(record: dict[str, Any]) -> int | None:
+    """The seed of a ``random`` record's neuron draw (records made before draws followed the run's
+    seed drew with the corpus seed); None for other importances."""
+    if record["provenance"].get("importance") != "random":
+        return None
+    scoring = record["provenance"].get("scoring") or {}
+    return scoring.get("random_seed", scoring.get("seed", 0))
+
+
+def check_one_protocol(records: list[dict[str, Any]]) -> None:
+    """Raise when records of different fine-tuning protocols would be averaged or paired together."""
+    found = sorted({finetune_protocol(r) for r in records})
+    if len(found) > 1:
+        raise ObceInputError(f"records from {len(found)} fine-tuning protocols ({'; '.join(found)}) under "
+                             f"{', '.join(record_dirs(records))}: summarize each protocol's records separately")
+
+
+def run_key(record: dict[str, Any]) -> tuple[str, str, int, int]:
+    """What identifies a run: (task, importance, level, seed); the unpruned model is ("none", 0)."""
+    p = record["provenance"]
+    return record["task"], p.get("importance", "none"), p.get("level", 0), p["seed"]
+
+
+def check_one_run_each(records: list[dict[str, Any]]) -> None:
+    """Raise when two records are the same run (:func:`run_key`), e.g. an ablation's records loaded
+    together with the main ones: they would be averaged as if they were more seeds."""
+    seen: dict[tuple, str] = {}
+    for r in records:
+        key = run_key(r)
+        if key in seen:
+            raise ObceInputError(f"two records of task={key[0]} importance={key[1]} level={key[2]} seed={key[3]}: "
+                                 f"{seen[key]} and {r.get('path', '?')}; summarize each experiment's records "
+                                 "separately, or relabel one set (obce.results.relabel)")
+        seen[key] = r.get("path", "?")
+
+
+def record_dir(record: dict[str, Any]) -> str:
+    """The results directory a record was loaded from: ``<out>/glue`` for a record stored as
+    ``<out>/glue/<task>/<name>.json``, else the record's own directory."""
+    parent = Path(record.get("path", "?")).parent
+    return str(parent.parent if parent.name == record["task"] else parent)
+
+
+def record_dirs(records: list[dict[str, Any]]) -> list[str]:
+    """The results directories (:func:`record_dir`) the records were loaded from."""
+    return sorted({record_dir(r) for r in records})
+
+
+def relabel(records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    """Copies of ``records`` whose importance reads ``label`` (e.g. ``"merge_radius[mean]"`` for an
+    ablation's records), so that they can be summarized and paired next to the main records;
+    ``{importance}`` in ``label`` stands for each record's own importance."""
+    return [{**r, "provenance": {**r["provenance"],
+                                 "importance": label.format(importance=r["provenance"]["importance"])}}
+            for r in records]
+
+
+def load_ablations(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """Records of every ablation set under ``root`` (one directory each, ``<root>/<name>/glue``),
+    validated, their importance renamed ``"<importance>[<name>]"`` so that they pair with the main
+    records and each set's own controls stay apart. No directory: an empty list."""
+    return [r for tree in sorted(Path(root).glob("*/glue"))
+            for r in relabel(load_records(tree), "{importance}[" + tree.parent.name + "]")]
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a JSONL table (a last line cut short by a killed run is left out)."""
     path = Path(path)
-    fd, tmp = _temp_beside(path, tempfile.mkstemp)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, _default_mode(0o666))  # mkstemp makes it owner-only
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    if not path.exists():
+        return []
+    rows = []
+    for i, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(keepends=True), 1):
+        if not line.endswith("\n"):
+            logger.warning("%s:%d: an unfinished row (the run was killed); it is rerun", path, i)
+            break
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ObceInputError(f"{path}:{i}: not a JSON row ({exc})") from exc
+    return rows
 
 
-@contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside ``path``; on success it replaces ``path``."""
-    import shutil
-
-    path = Path(path)
-    tmp = Path(_temp_beside(path, tempfile.mkdtemp))
-    try:
-        yield tmp
-        os.chmod(tmp, _default_mode(0o777))  # mkdtemp makes it owner-only
-        if path.is_dir():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _default_mode(mode: int) -> int:
-    """``mode`` less the process's umask: the permissions ``open``/``mkdir`` would have given."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
-
-
-def _temp_beside(path: Path, make):
-    """``make`` (tempfile.mkstemp or mkdtemp) a hidden temporary entry in ``path``'s directory."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return make(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise ObceInputError(f"cannot write to {str(path.parent)!r}: {exc.strerror or exc}") from exc
-
-
-def write_json(path: str | os.PathLike, record: dict[str, Any]) -> Path:
-    """Write a JSON record atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(to_jsonable(record), indent=2, sort_keys=False) + "\n")
-    return Path(path)
-
-
-def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a JSON record; a corrupt file raises ``ObceInputError`` naming it."""
-    try:
-        return json.loads(Path(path).read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ObceInputError(f"{path}: not UTF-8 text (byte offset {exc.start}): not a record obce wrote") from exc
-    except json.JSONDecodeError as exc:
-        raise ObceInputError(f"{path}: not valid JSON ({exc})") from exc
-
-
-def save_arrays(path: str | os.PathLike, meta: dict[str, Any], **arrays: np.ndarray) -> Path:
-    """Write arrays and a JSON metadata block into one ``.npz`` file, atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, __meta__=np.array(json.dumps(to_jsonable(meta))), **arrays)
-    return Path(path)
-
-
-def load_arrays(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a file written by :func:`save_arrays`: ``(meta, arrays)``. A corrupt or truncated file
-    raises ``ObceInputError`` naming it."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(str(arrays.pop("__meta__")))
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # zipfile.BadZipFile, ValueError, KeyError, EOFError, ...
-        raise ObceInputError(f"{path}: corrupt or unreadable array file ({type(exc).__name__}: {exc})") from exc
-    return meta, arrays
-
-
-def cache_key(**inputs: Any) -> str:
-    """A short stable hash of a stage's inputs (any JSON-able values)."""
-    blob = json.dumps(to_jsonable(inputs), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def corpus_hash(texts) -> str:
-    """A hash of a corpus' exact content and order."""
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(json.dumps(t).encode())
-        h.update(b"\n")
-    return h.hexdigest()[:16]
-
-
-class Timer:
-    """Context manager measuring wall time in seconds (``.seconds``)."""
-
-    def __enter__(self) -> "Timer":
-        self.start = time.perf_counter()
-        self.seconds = 0.0
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.seconds = time.perf_counter() - self.start
+def append_jsonl(path: str | os.PathLike, row: dict) -> None:
+    """Append one row, flushed to disk, after cutting any unfinished last line."""
+    if path.exists():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(to_jsonable(row)) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -19,7 +19,7 @@ from .errors import ObceInputError
 from .models import ffn_layers
 from .models import model_fingerprint
 from .persistence import SUMMARIES, h0_deaths, summarize
-from .results import cache_key, corpus_hash, load_arrays, save_arrays
+from .files import cache_key, corpus_hash, load_arrays, save_arrays
 
 logger = logging.getLogger(__name__)
 

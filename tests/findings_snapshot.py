@@ -41,13 +41,36 @@ def committed_findings(glue_dir: str | Path) -> dict:
     """The facts, sentences and tables of chapters 6-8, 10 and the README, from ``results/``."""
     import pandas as pd
 
-    from obce import get_task
-    from obce.findings import (ablation_facts, draw_facts, findings_text, glue_facts, posttrain_facts,
-                               posttrain_text, protocol_table)
-    from obce.report import (ablation_table, average_table, levels_table, load_ablations, load_records,
-                             majority_baseline, paired_table, pooled_table, score_table, verdict_grid)
-    from obce.report_methods import compare_methods, method_table, methods_findings, removed_blocks
-    from obce.report_posttrain import at_levels, draw_verdicts, kept_at_99, learned, level_table, load_table, spread
+    from obce.analysis.facts import (
+        ablation_facts,
+        draw_facts,
+        findings_text,
+        glue_facts,
+        posttrain_facts,
+        posttrain_text,
+    )
+    from obce.analysis.methods import compare_methods, method_table, methods_findings, removed_blocks
+    from obce.analysis.posttrain import (
+        at_levels,
+        draw_verdicts,
+        keep_fraction_table,
+        kept_at_99,
+        learned,
+        load_table,
+        spread,
+    )
+    from obce.analysis.stats import majority_floors
+    from obce.analysis.tables import (
+        ablation_table,
+        average_table,
+        glue_protocol_table,
+        levels_table,
+        paired_table,
+        pooled_table,
+        score_table,
+        verdict_grid,
+    )
+    from obce.results import load_ablations, load_records
 
     res = REPO / "results"
     full = load_records(res / "glue_fulltrain" / "glue")
@@ -57,21 +80,21 @@ def committed_findings(glue_dir: str | Path) -> dict:
     methods = load_records(res / "methods_fulltrain" / "glue")
     ablation = load_ablations(res / "ablations_cpu")
     tasks = {r["task"] for r in full + gpu + sst2 + short + methods}
-    floors = {t: majority_baseline(t, glue_dir)[get_task(t).main_metric] for t in tasks}
+    floors = majority_floors(tasks, glue_dir)
     out = {"floors": floors}
     for name, recs in (("full", full), ("gpu", gpu), ("sst2", sst2), ("short", short)):
         out[f"{name}_facts"] = glue_facts(recs, floors)
-        out[f"{name}_protocol"] = protocol_table(recs)
+        out[f"{name}_protocol"] = glue_protocol_table(recs)
         out[f"{name}_scores"] = score_table(recs)
         out[f"{name}_levels"] = levels_table(recs)
         out[f"{name}_average"] = average_table(recs)
-        out[f"{name}_paired"] = paired_table(recs, baselines=floors)
+        out[f"{name}_paired"] = paired_table(recs, floors=floors)
         out[f"{name}_pooled"] = pooled_table(recs)
-        out[f"{name}_grid"] = verdict_grid(paired_table(recs, baselines=floors), short=True)
+        out[f"{name}_grid"] = verdict_grid(paired_table(recs, floors=floors), short=True)
     out["findings_text"] = findings_text(full, floors)
     out["ablation_facts"] = ablation_facts(full, ablation, floors)
     out["draw_facts"] = draw_facts(full, ablation)
-    out["ablation_table"] = ablation_table(full, ablation, baselines=floors, also=("activation_variance",))
+    out["ablation_table"] = ablation_table(full, ablation, floors=floors, also=("activation_variance",))
     cmp = compare_methods(full, methods, floors)
     out["methods_facts"] = cmp["facts"]
     out["methods_points"] = cmp["points"]
@@ -83,9 +106,9 @@ def committed_findings(glue_dir: str | Path) -> dict:
     learn = learned(df, floors)
     out["posttrain_facts"] = posttrain_facts(df, floors)
     out["posttrain_text"] = posttrain_text(df, floors)
-    out["posttrain_levels"] = level_table(df, learn)
+    out["posttrain_levels"] = keep_fraction_table(df, learn)
     out["posttrain_kept"] = kept_at_99(df, tasks=learn)
-    out["posttrain_verdicts"] = draw_verdicts(at_levels(df), baselines=floors)
+    out["posttrain_verdicts"] = draw_verdicts(at_levels(df), floors=floors)
     out["posttrain_spread"] = spread(df)
     return _plain(out)
 

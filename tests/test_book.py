@@ -49,7 +49,7 @@ def test_profiles_only_name_declared_parameters():
         code = next(c for c in nb.cells if c.cell_type == "code").source
         declared[src.stem] = set(re.findall(r"^(\w+)\s*=", code, re.M))
     for profile in ("quick", "full"):
-        data = yaml.safe_load((REPO / "params" / f"{profile}.yaml").read_text())
+        data = yaml.safe_load((REPO / "params" / "profiles" / f"{profile}.yaml").read_text())
         for stem, params in data.items():
             if stem != "all":
                 assert stem in declared, f"{profile}.yaml names unknown notebook {stem}"
@@ -59,12 +59,14 @@ def test_profiles_only_name_declared_parameters():
 
 @pytest.fixture(scope="session")
 def built_book():
-    """Build the book with the quick profile, as the README's main command does."""
+    """The book built with the quick profile, as the README's first command builds it: reused when
+    ``_build/`` holds a build of the same sources, parameters and records (CI runs that command just
+    before the tests), else built once for the whole test run."""
     if shutil.which("jupyter-book") is None and not (Path(__import__("sys").executable).with_name("jupyter-book")).exists():
         pytest.skip("jupyter-book not installed")
-    from obce.book import build_book
+    from obce.book import build_book, current_build
 
-    return build_book(REPO, profile="quick")
+    return current_build(REPO, profile="quick") or build_book(REPO, profile="quick")
 
 
 @pytest.mark.slow
@@ -136,10 +138,13 @@ def test_chapter_prose_is_at_most_about_1500_words(src):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("src", [REPO / "notebooks" / "01_theory.py", REPO / "notebooks" / "06_glue.py"],
+                         ids=lambda p: p.stem)
 def test_chapter_runs_with_papermill_from_the_repository_root(src, tmp_path, glue_dir, monkeypatch):
     """As chapter 9 shows it: papermill from the root (the book build runs them from notebooks/), with a
-    relative OBCE_GLUE_DIR; paths in parameters resolve from the repository, not the working directory."""
+    relative OBCE_GLUE_DIR; paths in parameters resolve from the repository, not the working directory.
+    Two chapters, one that computes and one that reads records by relative paths: the book build
+    executes every chapter once, and :func:`test_no_chapter_writes_to_stderr` reads its outputs."""
     import os
 
     import papermill as pm
@@ -159,6 +164,18 @@ def test_chapter_runs_with_papermill_from_the_repository_root(src, tmp_path, glu
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     noise = [o["text"][:200] for c in out.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
     assert noise == [], f"{src.stem} writes library chatter to stderr: {noise}"
+
+
+@pytest.mark.slow
+def test_no_chapter_writes_to_stderr(built_book):
+    """Library chatter (warnings, progress bars, logs) never reaches a reader's page."""
+    noise = {}
+    for src in SOURCES:
+        nb = nbformat.read(REPO / "_build" / "src" / "notebooks" / f"{src.stem}.ipynb", as_version=4)
+        found = [o["text"][:200] for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+        if found:
+            noise[src.stem] = found
+    assert noise == {}, f"chapters write to stderr: {noise}"
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 
 import obce
 import obce.scoring as scoring
-from obce.results import atomic_path, load_arrays, save_arrays, write_json
+from obce.files import atomic_path, load_arrays, save_arrays, write_json
 
 
 def _score(model, tok, texts, cache_dir=None, **kw):
@@ -100,7 +100,7 @@ def test_atomic_write_leaves_old_file_or_none(tmp_path):
 
 
 def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
-    from obce.results import atomic_dir
+    from obce.files import atomic_dir
 
     target = tmp_path / "model"
     with atomic_dir(target) as tmp:

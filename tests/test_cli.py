@@ -101,7 +101,7 @@ def test_parser_lists_all_commands():
 
 
 def test_glue_command_writes_a_valid_record(tiny_dir, glue_dir, tmp_path, capsys):
-    from obce.report import validate_record
+    from obce.results import validate_record
 
     out = tmp_path / "rte.json"
     assert main(["glue", "--model", str(tiny_dir), "--task", "rte", "--glue-dir", str(glue_dir), "--epochs", "1",
@@ -182,7 +182,7 @@ def test_a_reader_that_stops_early_is_not_an_error(unbuffered):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({"PYTHONUNBUFFERED": "1"} if unbuffered
                                                                               else {})
     # `true` exits before reading anything, so what obce prints meets a closed pipe
-    cmd = f"{sys.executable} -m obce.cli pipeline --config params/glue_cpu_fulltrain.yaml --dry-run | true"
+    cmd = f"{sys.executable} -m obce.cli pipeline --config params/protocols/cpu_fulltrain/glue.yaml --dry-run | true"
     run = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}"], cwd=REPO, capture_output=True, text=True,
                          timeout=120, env=env)
     assert run.stderr == "" and run.returncode == 0

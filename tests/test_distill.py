@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import obce
 from obce.distill import DistillationTrainer, attention_outputs, distillation_loss, distillation_terms, hidden_loss
 from obce.errors import ObceInputError
 
@@ -96,7 +95,7 @@ def test_attention_term_is_the_error_between_attention_sublayer_outputs(tiny_ber
 
 
 def test_the_record_names_only_the_terms_that_are_weighted():
-    from obce.glue import DISTILL_DEFAULTS
+    from obce.distill import DISTILL_DEFAULTS
 
     assert distillation_terms(**DISTILL_DEFAULTS) == "prediction layer, hidden states and attention outputs"
     assert distillation_terms(**{**DISTILL_DEFAULTS, "attention_weight": 0}) == "prediction layer and hidden states"

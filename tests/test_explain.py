@@ -4,8 +4,15 @@ import torch
 
 import obce
 from obce.errors import ObceInputError
-from obce.explain import (kept_only, kept_overlap, longest_edge_split, output_drift, rank_agreement,
-                          top_activating_tokens, top_edge_ratio)
+from obce.explain import (
+    kept_only,
+    kept_overlap,
+    longest_edge_split,
+    output_drift,
+    rank_agreement,
+    top_activating_tokens,
+    top_edge_ratio,
+)
 
 
 def test_top_activating_tokens_are_the_largest_outputs(tiny_bert, sentences):
@@ -226,7 +233,7 @@ def test_layer_scores_equal_score_neurons(tiny_bert, sentences):
 
 
 def test_explain_facts_state_the_computed_values_and_follow_the_data():
-    from obce.findings import explain_facts
+    from obce.analysis.facts import explain_facts
 
     profile = dict(single_share=0.9, isolating_sentences=40, top_share=0.5, rho_tokens=0.8,
                    by_source={"sst2": dict(corpus_share=0.5, isolation_share=0.7)})

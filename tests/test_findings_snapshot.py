@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.findings_snapshot import SNAPSHOT, committed_findings
 
 

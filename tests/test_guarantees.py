@@ -184,7 +184,7 @@ def test_a_corpus_that_gives_all_zero_scores_warns(tiny_bert, caplog):
 # 6. a cache file with the right key and wrong contents is recomputed, never used
 @pytest.mark.parametrize("damage", ["shape", "nan"])
 def test_damaged_cache_values_are_recomputed(tiny_bert, sentences, tmp_path, damage, caplog):
-    from obce.results import load_arrays, save_arrays
+    from obce.files import load_arrays, save_arrays
 
     model, tok = tiny_bert
     fresh = obce.score_neurons(model, tok, sentences, max_length=16, cache_dir=tmp_path, progress=False)
@@ -212,7 +212,8 @@ def test_a_tsv_in_another_encoding_names_the_file_and_line(tmp_path, encoding, l
 
 
 def test_an_unreadable_record_is_set_aside_and_rerun(tiny_dir, glue_dir, tmp_path, caplog):
-    from obce.pipeline import PipelineConfig, record_path, run_pipeline
+    from obce.experiments.config import PipelineConfig
+    from obce.experiments.glue_protocol import record_path, run_pipeline
 
     cfg = PipelineConfig.from_dict({**_pipeline_config(tiny_dir, glue_dir, tmp_path / "out"), "levels": [0]})
     path = record_path(cfg.out, "rte", "none", 0, 0)
@@ -277,7 +278,7 @@ def test_prune_to_the_working_directory_or_a_file(tiny_dir, scores_dir, tmp_path
     ({"corpus": {"sample": 8}}, "unknown key(s) ['sample']"),
 ])
 def test_pipeline_config_is_validated_whole_before_any_compute(change, needle, tmp_path, capsys):
-    from obce.pipeline import PipelineConfig
+    from obce.experiments.config import PipelineConfig
 
     with pytest.raises(ObceInputError) as exc:
         PipelineConfig.from_dict({"out": str(tmp_path), **change})

@@ -22,14 +22,14 @@ def test_removing_a_block_whose_ffn_output_is_zero_changes_no_output(tiny_bert, 
         out = model.encoder.layer[1].output.dense
         out.weight.zero_()
         out.bias.zero_()
-    small = layer_removal.compress(model, layers=[1])
+    small = layer_removal.remove_blocks(model, layers=[1])
     torch.testing.assert_close(_hidden(small, tok, sentences), _hidden(model, tok, sentences))
     assert layer_removal.layer_sizes(small) == [64, 0, 64]
 
 
 def test_parameter_count_is_exact(minilm):
     model, _ = minilm
-    small = layer_removal.compress(model, n_remove=3, criterion="last")
+    small = layer_removal.remove_blocks(model, n_remove=3, criterion="last")
     block = 2 * 384 * 1536 + 1536 + 384  # both maps and both biases: 1,181,568
     assert obce.count_parameters(model) - obce.count_parameters(small) == 3 * block == 3_544_704
     # OBCE level 2 removes 1,152 fewer: neuron pruning keeps each layer's output bias
@@ -39,7 +39,7 @@ def test_parameter_count_is_exact(minilm):
 
 def test_save_and_load_round_trip(tiny_bert, sentences, tmp_path):
     model, tok = tiny_bert
-    small = layer_removal.compress(model, n_remove=2, criterion="every_other")
+    small = layer_removal.remove_blocks(model, n_remove=2, criterion="every_other")
     layer_removal.save(small, tmp_path / "m", tok)
     again = layer_removal.load(tmp_path / "m")
     assert layer_removal.layer_sizes(again) == layer_removal.layer_sizes(small) == [0, 0, 64]
@@ -62,7 +62,7 @@ def test_criteria_choose_blocks(tiny_bert, sentences):
     with pytest.raises(ObceInputError, match="criterion 'deepest'"):
         layer_removal.choose_layers(model, 1, "deepest")
     with pytest.raises(ObceInputError, match="n_remove=4"):
-        layer_removal.compress(model, n_remove=4)
+        layer_removal.remove_blocks(model, n_remove=4)
 
 
 # adapting by pruning: learned masks over frozen weights
@@ -301,7 +301,7 @@ def test_fitted_dynamic_embedding_approaches_the_table_and_round_trips(tiny_bert
 
     clf = BertForSequenceClassification(model.config).eval()
     table = clf.bert.embeddings.word_embeddings.weight.detach().clone()
-    eelbert.compress(clf, tok, buckets=2048, ngram_sizes=(2, 3), epochs=5)
+    eelbert.replace_embeddings(clf, tok, buckets=2048, ngram_sizes=(2, 3), epochs=5)
     n_table = table.numel()
     full = obce.count_parameters(BertForSequenceClassification(model.config))
     assert obce.count_parameters(clf) == full - n_table + 2048 * 32
@@ -325,20 +325,20 @@ def test_kronecker_compress_meets_a_budget_and_is_exact_with_full_rank(tiny_bert
     full_ranks = [min(a[0] * a[1], b[0] * b[1]) for a, b in
                   (kronecker.balanced_shapes(getattr(p, n).out_features, getattr(p, n).in_features)
                    for p, n in kronecker.linear_maps(model))]
-    exact = kronecker.compress(model, full_ranks)  # full rank: the same weights, the same outputs
+    exact = kronecker.factor(model, full_ranks)  # full rank: the same weights, the same outputs
     batch = obce.activations.tokenize(tok, sentences, 16)
     with torch.no_grad():
         torch.testing.assert_close(exact(**batch).last_hidden_state, model(**batch).last_hidden_state,
                                    rtol=1e-4, atol=1e-4)
     full = obce.count_parameters(model)
     budget = level_budget(model, 2)
-    small = kronecker.compress(model, kronecker.ranks_for_budget(model, full - budget))
+    small = kronecker.factor(model, kronecker.ranks_for_budget(model, full - budget))
     maps = [getattr(p, n) for p, n in kronecker.linear_maps(small)]
     expected = full - sum(32 * 32 * 4 + 2 * 32 * 64 for _ in range(3)) + sum(
         m.a.numel() + m.b.numel() for m in maps)
     assert obce.count_parameters(small) == expected
     assert abs(expected - budget) < 0.05 * full
-    tiny = kronecker.compress(model, 1, embedding_factor=8)
+    tiny = kronecker.factor(model, 1, embedding_factor=8)
     assert obce.count_parameters(tiny.embeddings.word_embeddings) == 30522 * 4 + 8
     with torch.no_grad():
         assert tiny(**batch).last_hidden_state.shape == model(**batch).last_hidden_state.shape
@@ -383,15 +383,15 @@ def test_budgets_in_whole_blocks_and_table_rows(minilm):
 def test_own_sizes_kronecker_19x_and_a_small_hash_table(minilm):
     """A size of its own: KroneckerBERT at 19x of MiniLM's encoder (with the word table factored), and
     EELBERT with a table of 1,000 hash rows; a 19x that the factors cannot reach is refused."""
-    from obce.methods import METHOD_DEFAULTS, kronecker, method_spec, own_size
+    from obce.methods import kronecker, method_spec, own_size
 
     model, _ = minilm
     full = obce.count_parameters(model)
     assert not own_size(method_spec({"name": "kronecker"})) and own_size(method_spec({"name": "eelbert", "buckets": 8}))
-    assert METHOD_DEFAULTS["kronecker"]["attention_weight"] > 0  # KroneckerBERT distils attention outputs too
+    assert kronecker.DEFAULTS["attention_weight"] > 0  # KroneckerBERT distils attention outputs too
     saved = kronecker.embedding_saving(model, 24)
     assert saved == 30522 * 384 - (30522 * 16 + 24)
-    small = kronecker.compress(model, kronecker.ranks_for_budget(model, full - full // 19 - saved), embedding_factor=24)
+    small = kronecker.factor(model, kronecker.ranks_for_budget(model, full - full // 19 - saved), embedding_factor=24)
     assert abs(obce.count_parameters(small) - full / 19) < 0.01 * full
     with pytest.raises(ObceInputError, match="larger embedding_factor"):
         kronecker.ranks_for_budget(model, full - full // 19 - kronecker.embedding_saving(model, 2))
@@ -408,7 +408,7 @@ def test_kronecker_save_and_load_round_trip_with_identical_outputs(tiny_bert, se
 
     model, tok = tiny_bert
     clf = BertForSequenceClassification(model.config).eval()
-    small = kronecker.compress(clf, [1, 2, 3] * 6, embedding_factor=8)  # ranks differ map by map
+    small = kronecker.factor(clf, [1, 2, 3] * 6, embedding_factor=8)  # ranks differ map by map
     kronecker.save(small, tmp_path / "k", tok)
     back = kronecker.load(tmp_path / "k")
     batch = obce.activations.tokenize(tok, sentences, 16)

@@ -4,8 +4,7 @@ import torch
 
 from obce.activations import collect_ffn_activations
 from obce.errors import ObceInputError
-from obce.persistence import (_fast_deaths_gram, gudhi_deaths, gudhi_diagram, h0_deaths, merge_radii,
-                              summarize)
+from obce.persistence import _fast_deaths_gram, gudhi_deaths, gudhi_diagram, h0_deaths, merge_radii, summarize
 
 
 def _rel(a, b):

@@ -8,7 +8,8 @@ import yaml
 import obce.glue
 from obce.cli import main
 from obce.errors import ObceInputError
-from obce.pipeline import PipelineConfig, planned_runs, restrict, run_pipeline
+from obce.experiments.config import PipelineConfig, restrict
+from obce.experiments.glue_protocol import planned_runs, run_pipeline
 
 
 @pytest.fixture()
@@ -54,7 +55,7 @@ def test_pipeline_runs_and_resumes_after_a_kill(config, tmp_path, monkeypatch):
     # naming the difference, the records left as they were
     changed = PipelineConfig.from_dict({**config, "finetune": {**config["finetune"], "lr": 1e-4}})
     before = {p: p.read_bytes() for p in paths}
-    with pytest.raises(ObceInputError, match=r"(?s)3 record\(s\).*finetune.lr: 5e-05 in the record, 0.0001"):
+    with pytest.raises(ObceInputError, match=r"(?s)3 record\(s\).*finetune.lr: 5e-05 there, 0.0001 now"):
         run_pipeline(changed, progress=False)
     assert calls == [] and {p: p.read_bytes() for p in paths} == before
     # with force, it reruns what it changes, nothing else
@@ -84,7 +85,7 @@ def test_pipeline_cli_dry_run(config, tmp_path, capsys):
 
 
 def test_restricting_a_config_plans_a_subset_of_the_same_runs(config, tmp_path, capsys):
-    from obce.pipeline import restrict
+    from obce.experiments.config import restrict
 
     cfg = PipelineConfig.from_dict({**config, "seeds": [0, 1]})
     only = restrict(cfg, importances=["random", "merge_radius"], seeds=[1], tasks=None)
@@ -118,19 +119,6 @@ def test_bad_pipeline_configs(config, tmp_path, capsys):
     assert main(["pipeline", "--config", str(bad)]) == 2
 
 
-def test_all_committed_configs_are_valid():
-    from tests.conftest import REPO
-
-    paths = (sorted((REPO / "params").rglob("glue_*.yaml")) + sorted((REPO / "params" / "ablations").glob("*.yaml"))
-             + [REPO / "params" / "methods_cpu.yaml"]
-             + sorted((REPO / "params" / "ablations_cpu").glob("*.yaml"))
-             + sorted((REPO / "benchmarks" / "gpu").glob("*.yaml")))
-    assert len(paths) >= 20
-    for path in paths:
-        cfg = PipelineConfig.from_yaml(path)
-        assert planned_runs(cfg), path
-
-
 def test_finetune_prune_finetune_with_taylor_scores(config, tiny_bert, tmp_path):
     cfg = PipelineConfig.from_dict({**config, "levels": [2], "importances": ["taylor", "merge_radius"],
                                     "corpus": {**config["corpus"], "score_model": "finetuned"}})
@@ -150,7 +138,7 @@ def test_finetune_prune_finetune_with_taylor_scores(config, tiny_bert, tmp_path)
 
 
 def test_old_records_without_score_model_still_count_as_done(config, tmp_path):
-    from obce.pipeline import record_done, record_path
+    from obce.experiments.glue_protocol import record_done, record_path
 
     cfg = PipelineConfig.from_dict({**config, "levels": [2], "importances": ["random"]})
     [path] = run_pipeline(cfg, progress=False)
@@ -162,7 +150,8 @@ def test_old_records_without_score_model_still_count_as_done(config, tmp_path):
 
 def test_random_baseline_draws_other_neurons_for_every_seed(config, tmp_path):
     """The random control is a distribution over neuron sets: seed s prunes with draw s."""
-    from obce.pipeline import record_done, record_path, task_scores
+    from obce.experiments.cache import task_scores
+    from obce.experiments.glue_protocol import record_done, record_path
     from obce.models import load_model
 
     cfg = PipelineConfig.from_dict({**config, "levels": [2], "seeds": [0, 1], "importances": ["random"]})
@@ -221,7 +210,7 @@ def test_gpu_queue_phase_parsing():
 
 
 def test_corpus_drawn_per_run_seed(config, tmp_path):
-    from obce.pipeline import expected_scoring
+    from obce.experiments.glue_protocol import expected_scoring
     from obce.scoring import load_scores
 
     cfg = PipelineConfig.from_dict({**config, "levels": [2], "seeds": [0, 1], "importances": ["merge_radius"],
@@ -239,7 +228,7 @@ def test_corpus_drawn_per_run_seed(config, tmp_path):
 
 
 def test_pipeline_runs_other_methods_beside_scores_and_resumes_them(config, tmp_path):
-    from obce.report import load_records
+    from obce.results import load_records
 
     config.update(importances=["random"], methods=[{"name": "layer_removal"},
                                                    {"name": "masks", "label": "masks-slow", "mask_lr": 1e-3}])
@@ -316,7 +305,7 @@ def test_bad_method_entries_are_refused(config, methods, match):
 
 
 def test_pipeline_distils_kronecker_from_its_cached_teacher(config, tmp_path):
-    from obce.report import load_records
+    from obce.results import load_records
 
     config.update(importances=[], levels=[2], methods=[{"name": "kronecker", "hidden_weight": 0.5}])
     paths = run_pipeline(PipelineConfig.from_dict(config), progress=False)
@@ -328,7 +317,7 @@ def test_pipeline_distils_kronecker_from_its_cached_teacher(config, tmp_path):
 
 
 def test_prune_then_distil_is_its_own_protocol_and_resumes(config, tmp_path):
-    from obce.report import load_records, protocol
+    from obce.results import finetune_protocol, load_records
 
     config.update(importances=["random"], levels=[2])
     plain = run_pipeline(PipelineConfig.from_dict({**config, "out": str(tmp_path / "plain")}), progress=False)
@@ -340,7 +329,7 @@ def test_prune_then_distil_is_its_own_protocol_and_resumes(config, tmp_path):
     (rec,) = load_records(tmp_path / "out" / "glue")
     (ref,) = load_records(plain[0].parent)
     assert rec["provenance"]["params"]["distill"]["alpha"] == 0.7
-    assert protocol(rec) != protocol(ref)  # never pooled with plain fine-tuning
+    assert finetune_protocol(rec) != finetune_protocol(ref)  # never pooled with plain fine-tuning
     stamp = paths[0].stat().st_mtime_ns
     run_pipeline(cfg, progress=False)
     assert paths[0].stat().st_mtime_ns == stamp

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import yaml
 
 from obce.cli import main
 from obce.errors import ObceInputError
-from obce.posttrain import PostTrainConfig, cells, read_table, run_posttrain
+from obce.experiments.config import PostTrainConfig
+from obce.experiments.posttrain import cells, run_posttrain
+from obce.results import POSTTRAIN_RUNS, read_jsonl
 
 
 @pytest.fixture()
@@ -31,9 +32,9 @@ def test_table_has_one_row_per_cell_and_resumes(config, tmp_path, monkeypatch):
     planned = list(cells(cfg))
     assert len(planned) == 1 + 2 * 3 * 2 * 3
     table = run_posttrain(cfg, progress=False)
-    rows = read_table(table.parent)
+    rows = read_jsonl(table)
     assert [r["cell"] for r in rows] == [f"{c[0]}/s{c[1]}/d{c[2]}/{c[3]}/{c[4]:.4f}/{c[5]}" for c in planned]
-    assert len(read_table(table.parent, "runs.jsonl")) == 1  # provenance once per run
+    assert len(read_jsonl(table.parent / POSTTRAIN_RUNS)) == 1  # provenance once per run
     unpruned = rows[0]
     assert unpruned["importance"] == "none" and unpruned["level"] == 0 and unpruned["intermediate_size"] == 64
     half = [r for r in rows if r["keep_fraction"] == 0.5]
@@ -52,7 +53,7 @@ def test_table_has_one_row_per_cell_and_resumes(config, tmp_path, monkeypatch):
     real = obce.glue.evaluate
     monkeypatch.setattr(obce.glue, "evaluate", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     run_posttrain(cfg, progress=False)
-    assert len(calls) == 1 and len(read_table(table.parent)) == len(planned)
+    assert len(calls) == 1 and len(read_jsonl(table)) == len(planned)
     assert json.loads(path.read_text().splitlines()[-1])["cell"] == rows[-1]["cell"]
 
 
@@ -85,16 +86,6 @@ def test_config_is_validated_before_any_compute(config, change, needle):
         PostTrainConfig.from_dict({**config, **change})
 
 
-def test_committed_posttrain_configs_are_valid():
-    from tests.conftest import REPO
-
-    paths = sorted((REPO / "params").glob("posttrain_*.yaml"))
-    assert len(paths) >= 2
-    for path in paths:
-        cfg = PostTrainConfig.from_yaml(path)
-        assert len(list(cells(cfg))) > len(cfg.tasks)
-
-
 def _table(extra_fractions=()):
     """A synthetic retraining-free table: STS-B, 1 seed, 3 draws; r_f keeps f x 80 + draw, variance
     f x 84 (draw-free), under no compensation and under ls (+2 for both)."""
@@ -114,7 +105,7 @@ def _table(extra_fractions=()):
 def test_posttrain_summaries_read_the_table():
     import pandas as pd
 
-    from obce.report_posttrain import curves, draw_verdicts, kept_at_99, level_means
+    from obce.analysis.posttrain import curves, draw_verdicts, kept_at_99, level_means
 
     df = _table()
     c = curves(df)
@@ -142,8 +133,8 @@ def test_posttrain_summaries_read_the_table():
 
 
 def test_a_finer_curve_in_the_same_table_leaves_the_level_summaries_unchanged():
-    from obce.findings import posttrain_facts
-    from obce.report_posttrain import curves, level_means
+    from obce.analysis.facts import posttrain_facts
+    from obce.analysis.posttrain import curves, level_means
 
     coarse, fine = _table(), _table(extra_fractions=(0.9, 0.2))
     assert level_means(fine, ["stsb"]).equals(level_means(coarse, ["stsb"]))

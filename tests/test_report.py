@@ -1,12 +1,12 @@
-import re
 import copy
 import json
+import re
 
 import pytest
 
+from obce.analysis.stats import paired_comparison, summarize_records
 from obce.errors import ObceInputError
-from obce.report import load_records, paired_comparison, summarize_records, validate_record
-from obce.results import CHECKPOINT_RECORD
+from obce.results import CHECKPOINT_RECORD, load_records, validate_record
 from tests.conftest import REPO
 
 #: every committed results tree of GLUE records (one per protocol)
@@ -78,12 +78,12 @@ def test_summary_and_paired_comparison(tmp_path):
     assert pair["verdict"] == "tie"  # not significant at 0.05 with 3 seeds
     assert paired_comparison(loaded, "merge_radius", "random", alpha=0.2)[0]["verdict"] == "win"
     assert paired_comparison(loaded, "random", "merge_radius", alpha=0.2)[0]["verdict"] == "loss"
-    assert paired_comparison(loaded, "merge_radius", "random", baselines={"rte": 0.62})[0]["verdict"] == "no learning"
-    assert paired_comparison(loaded, "merge_radius", "random", baselines={"rte": 0.55})[0]["verdict"] == "tie"
+    assert paired_comparison(loaded, "merge_radius", "random", floors={"rte": 0.62})[0]["verdict"] == "no learning"
+    assert paired_comparison(loaded, "merge_radius", "random", floors={"rte": 0.55})[0]["verdict"] == "tie"
 
 
 def test_majority_baselines(glue_dir):
-    from obce.report import majority_baseline
+    from obce.analysis.stats import majority_baseline
 
     assert majority_baseline("rte", glue_dir)["accuracy"] == pytest.approx(146 / 277)  # "entailment"
     mrpc = majority_baseline("mrpc", glue_dir)
@@ -108,7 +108,7 @@ def test_records_of_different_protocols_are_not_mixed():
 
 
 def test_score_and_paired_tables():
-    from obce.report import markdown_summary, paired_table, score_table
+    from obce.analysis.tables import markdown_summary, paired_table, score_table
 
     recs = [_record(seed=s, value=v) for s, v in [(0, 0.60), (1, 0.62), (2, 0.64)]]
     recs += [_record(importance="random", seed=s, value=v) for s, v in [(0, 0.55), (1, 0.60), (2, 0.58)]]
@@ -125,7 +125,8 @@ def test_score_and_paired_tables():
 def test_tables_with_several_tasks_and_controls():
     """The average is over every task of the table, and only for rows that ran all of them; the
     paired table compares r_f with every other importance present by default."""
-    from obce.report import NOT_RUN, controls_of, paired_table, score_table
+    from obce.analysis.stats import controls_of
+    from obce.analysis.tables import NOT_RUN, paired_table, score_table
 
     recs = [_record(seed=s, value=0.60 + s / 100) for s in range(3)]
     recs += [_record("stsb", seed=s, value=0.80) for s in range(3)]
@@ -141,7 +142,7 @@ def test_tables_with_several_tasks_and_controls():
 
 
 def test_verdict_grid_has_a_cell_per_task_level_and_control():
-    from obce.report import NOT_RUN, paired_table, verdict_grid
+    from obce.analysis.tables import NOT_RUN, paired_table, verdict_grid
 
     recs = [_record(seed=s, value=0.60 + s / 100) for s in range(3)]
     recs += [_record(importance="random", seed=s, value=0.50) for s in range(3)]
@@ -157,7 +158,7 @@ def test_verdict_grid_has_a_cell_per_task_level_and_control():
 
 
 def test_levels_table_has_a_row_per_task_and_level_and_a_column_per_score():
-    from obce.report import levels_table
+    from obce.analysis.tables import levels_table
 
     recs = [_record(importance="none", level=0, seed=s, value=0.70) for s in range(2)]
     recs += [_record(level=lv, seed=s, value=0.60 + lv / 100 + s / 100) for lv in (1, 3) for s in range(2)]
@@ -175,7 +176,7 @@ def test_levels_table_has_a_row_per_task_and_level_and_a_column_per_score():
 
 
 def test_average_table_averages_the_tasks_per_level_and_score():
-    from obce.report import average_table
+    from obce.analysis.tables import average_table
 
     recs = [_record(importance="none", level=0, seed=s, value=0.70) for s in range(2)]
     recs += [_record("stsb", importance="none", level=0, seed=s, value=0.90) for s in range(2)]
@@ -196,7 +197,7 @@ def test_average_table_averages_the_tasks_per_level_and_score():
 
 
 def test_learned_tasks_are_those_whose_unpruned_model_clears_the_baseline():
-    from obce.report import learned_tasks
+    from obce.analysis.stats import learned_tasks
 
     recs = [_record(importance="none", level=0, seed=s, value=0.60) for s in range(2)]
     recs += [_record("stsb", importance="none", level=0, seed=s, value=0.105) for s in range(2)]
@@ -206,7 +207,8 @@ def test_learned_tasks_are_those_whose_unpruned_model_clears_the_baseline():
 
 
 def test_pooled_comparison_counts_pairs_and_cells_and_sign_tests_them():
-    from obce.report import pooled_comparison, pooled_table
+    from obce.analysis.stats import pooled_comparison
+    from obce.analysis.tables import pooled_table
 
     recs = []
     # r_f ahead of random on 2 of 3 seeds in 3 cells, behind on all 3 seeds in the fourth; one seed equal
@@ -235,7 +237,8 @@ def test_pooled_comparison_counts_pairs_and_cells_and_sign_tests_them():
 
 
 def test_relabelled_ablation_records_pair_with_the_main_ones():
-    from obce.report import paired_table, relabel
+    from obce.analysis.tables import paired_table
+    from obce.results import relabel
 
     main = [_record("stsb", seed=s, value=0.80) for s in range(3)]
     ablation = [_record("stsb", seed=s, value=0.75 - s / 100) for s in range(3)]
@@ -248,7 +251,8 @@ def test_relabelled_ablation_records_pair_with_the_main_ones():
 
 
 def test_ablation_sets_pair_with_the_main_records_and_their_own_random_control(tmp_path):
-    from obce.report import ablation_table, load_ablations
+    from obce.analysis.tables import ablation_table
+    from obce.results import load_ablations
 
     sets = {"corpus_n128": {"merge_radius": 0.70}, "score_finetuned": {"taylor": 0.86, "merge_radius": 0.85,
                                                                        "random": 0.84}}
@@ -283,8 +287,8 @@ def test_ablation_sets_pair_with_the_main_records_and_their_own_random_control(t
 
 
 def test_draw_facts_compare_the_verdict_with_the_corpus_drawn_per_seed_and_with_one_draw():
-    from obce.findings import draw_facts
-    from obce.report import relabel
+    from obce.analysis.facts import draw_facts
+    from obce.results import relabel
 
     # one draw: r_f 0.80, 0.79, 0.78 against variance 0.82 each seed (behind by 3.0 on average)
     main = [_record("stsb", imp, seed=s, value=v - s / 100)
@@ -311,7 +315,7 @@ def test_draw_facts_compare_the_verdict_with_the_corpus_drawn_per_seed_and_with_
 
 
 def test_random_draw_of_old_and_new_records():
-    from obce.report import random_draw
+    from obce.results import random_draw
 
     rec = _record(importance="random", seed=2)
     rec["provenance"]["scoring"] = {"seed": 0}
@@ -323,8 +327,8 @@ def test_random_draw_of_old_and_new_records():
 
 def test_reported_numbers_are_labelled_and_in_range():
     """Published numbers carry their source and split, name only GLUE tasks, and are x100 scores."""
+    from obce.analysis.published import REPORTED
     from obce.data import GLUE_TASKS
-    from obce.report import REPORTED
 
     for row in REPORTED:
         assert row["model"] and row["source"] and row["split"] in ("dev", "test", "unstated"), row
@@ -405,15 +409,15 @@ def test_report_reads_several_retraining_free_tables_together(glue_dir, tmp_path
 
 
 def test_report_compares_methods_with_the_scores_and_draws_their_figure(glue_dir, tmp_path, capsys):
+    from obce.analysis.methods import compare_methods, methods_findings
     from obce.cli import main
-    from obce.report import load_records
-    from obce.report_methods import compare_methods, methods_findings
+    from obce.results import load_records
 
     methods, scores = REPO / "results" / "methods_fulltrain" / "glue", REPO / "results" / "glue_fulltrain" / "glue"
     assert main(["report", str(methods), "--methods", str(scores), "--glue-dir", str(glue_dir), "--findings"]) == 0
     out = capsys.readouterr().out
+    from obce.analysis.stats import majority_baseline
     from obce.data import get_task
-    from obce.report import majority_baseline
 
     floors = {t: majority_baseline(t, glue_dir)[get_task(t).main_metric] for t in ("cola", "mrpc", "rte", "stsb", "wnli")}
     cmp = compare_methods(load_records(scores), load_records(methods), floors)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from obce.analysis.methods import equal_budget_verdicts, method_points, methods_facts
 from obce.errors import ObceInputError
-from obce.report_methods import equal_budget_verdicts, method_points, methods_facts
 
 
 def _rec(task, method, level, seed, value, params):
@@ -57,7 +57,7 @@ def test_equal_budget_verdicts_and_facts(records):
 
 
 def test_covered_tasks_need_every_level_of_every_method(records):
-    from obce.report_methods import covered_tasks
+    from obce.analysis.methods import covered_tasks
 
     assert covered_tasks(records, ("rte", "stsb"), ("masks",)) == ("rte", "stsb")
     # layer removal ran level 2 on RTE only: STS-B is not covered
@@ -69,7 +69,7 @@ def test_covered_tasks_need_every_level_of_every_method(records):
 
 
 def test_a_method_with_its_own_size_is_a_point_but_never_an_equal_budget_verdict(records):
-    from obce.report_methods import method_table
+    from obce.analysis.methods import method_table
 
     for seed in (0, 1, 2):
         for task in ("rte", "stsb"):
@@ -91,7 +91,7 @@ def test_a_method_with_its_own_size_is_a_point_but_never_an_equal_budget_verdict
 def test_compare_methods_reads_level_2_over_the_tasks_where_it_ran(records):
     """Layer removal ran level 2 on one task: the main view drops it (it covers no task fully with the
     others), the level-2 view keeps RTE and ranks it there."""
-    from obce.report_methods import compare_methods, methods_findings
+    from obce.analysis.methods import compare_methods, methods_findings
 
     scores = [r for r in records if r["provenance"]["importance"] in ("none", "merge_radius")]
     methods = [r for r in records if r["provenance"]["importance"] in ("masks", "layer_removal")]

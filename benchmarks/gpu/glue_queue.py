@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from obce.pipeline import PipelineConfig, restrict, run_pipeline
+from obce.experiments.config import PipelineConfig, restrict
+from obce.experiments.glue_protocol import run_pipeline
 
 CORE = "merge_radius,random,activation_variance"
 

@@ -13,7 +13,9 @@ import logging
 from pathlib import Path
 
 from obce import load_model
-from obce.pipeline import PipelineConfig, planned_runs, task_scores
+from obce.experiments.cache import task_scores
+from obce.experiments.config import PipelineConfig
+from obce.experiments.glue_protocol import planned_runs
 
 HERE = Path(__file__).resolve().parent
 DEFAULT = [HERE / "glue_gpu_carried.yaml", HERE / "glue_gpu_sst2_carried.yaml"]

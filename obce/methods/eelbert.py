@@ -24,9 +24,74 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..distill import DISTILL_DEFAULTS
 from ..errors import ObceInputError
 
 CONFIG_FILE = "obce_eelbert.json"
+#: The registry's name of the method, its parameters' defaults (the distillation's, whether to distil,
+#: the n-gram sizes, the fit's epochs, the table's rows; 0: as many as a level's budget leaves) and the
+#: parameter that gives it a size of its own (the rows).
+NAME = "eelbert"
+DEFAULTS = dict(DISTILL_DEFAULTS, distill=False, ngram_sizes=[2, 3, 4], fit_epochs=200, buckets=0)
+OWN_SIZE = "buckets"
+
+
+def validate(params: dict) -> None:
+    """Raise ``ObceInputError`` for a number of rows that is not whole."""
+    if not float(params["buckets"]).is_integer():
+        raise ObceInputError(f"method eelbert buckets={params['buckets']!r}: expected a whole number of hash buckets")
+
+
+def distils(params: dict) -> bool:
+    """Whether the method trains from a teacher: with ``distill``."""
+    return bool(params["distill"])
+
+
+def reads_corpus(params: dict) -> bool:
+    """Whether the method reads the scoring corpus: never."""
+    return False
+
+
+def own_budget(model: nn.Module, params: dict) -> int:
+    """The size of its own: the model with ``buckets`` table rows instead of the word table."""
+    from ..pruning import count_parameters
+
+    table = model.base_model.embeddings.word_embeddings.weight
+    return count_parameters(model) - table.numel() + int(params["buckets"]) * table.shape[1]
+
+
+def check_fits(model: nn.Module, budget: int, params: dict) -> None:
+    """Raise ``ObceInputError`` for more rows than the word table has, or a budget the table cannot give."""
+    from ..pruning import count_parameters
+
+    rows = model.base_model.embeddings.word_embeddings.weight.shape[0]
+    if int(params["buckets"]) > rows:
+        raise ObceInputError(f"method eelbert buckets={params['buckets']}: more rows than the word table's {rows}")
+    if not params["buckets"]:
+        buckets_for(model, count_parameters(model) - budget)
+
+
+def compress(model: nn.Module, budget: int, *, tokenizer=None, seed: int = 0, buckets: int = 0,
+             ngram_sizes: Sequence[int] = (2, 3, 4), fit_epochs: int = 200, **_) -> tuple[nn.Module, dict]:
+    """The registry's entry point: a copy of ``model`` whose word table is replaced by a
+    :class:`DynamicEmbedding` of ``buckets`` rows (0: as many as ``budget`` leaves, :func:`buckets_for`)
+    fitted to it (:func:`replace_embeddings`).
+
+    Returns
+    -------
+    model, info
+        ``info``: ``buckets``.
+    """
+    import copy
+
+    from ..pruning import count_parameters
+
+    if tokenizer is None:
+        raise ObceInputError("method eelbert needs the tokenizer (its n-grams are the tokens' strings)")
+    rows = int(buckets) or buckets_for(model, count_parameters(model) - budget)
+    small = replace_embeddings(copy.deepcopy(model), tokenizer, buckets=rows, ngram_sizes=ngram_sizes,
+                               epochs=fit_epochs, seed=seed)
+    return small, dict(buckets=rows)
 
 
 def token_ngrams(token: str, sizes: Sequence[int] = (2, 3, 4)) -> list[str]:
@@ -132,7 +197,7 @@ def buckets_for(model: nn.Module, remove: int) -> int:
     return int(buckets)
 
 
-def compress(model: nn.Module, tokenizer, buckets: int = 4096, ngram_sizes: Sequence[int] = (2, 3, 4),
+def replace_embeddings(model: nn.Module, tokenizer, buckets: int = 4096, ngram_sizes: Sequence[int] = (2, 3, 4),
              epochs: int = 200, lr: float = 0.05, seed: int = 0) -> nn.Module:
     """``model`` with its word-embedding table replaced by a :class:`DynamicEmbedding` fitted to it (in
     place; returns ``model``)."""

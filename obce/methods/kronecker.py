@@ -8,7 +8,7 @@ Frobenius error of that SVD. :class:`KroneckerLinear` stores only the factors. F
 applies them as ``y = A X B^T`` (``X`` the input reshaped to ``(n1, n2)``); for a batch, where that
 costs more than forming ``W`` once, it forms ``W`` and multiplies.
 
-:func:`compress` replaces every linear map of the encoder (and optionally the word-embedding table)
+:func:`factor` replaces every linear map of the encoder (and optionally the word-embedding table)
 by its factors; :func:`ranks_for_budget` picks the ranks that meet a parameter budget. Training the
 factors by distillation from the unpruned model (:mod:`obce.distill`) is the method's second step.
 
@@ -25,11 +25,60 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..distill import DISTILL_DEFAULTS
 from ..errors import ObceInputError
 
 #: The file :func:`save` writes beside the weights: every factored map's factor shapes, the word
 #: table's factor and the model class.
 CONFIG_FILE = "obce_kronecker.json"
+#: The registry's name of the method, its parameters' defaults (the distillation's, the word table's
+#: factor, 0: a dense table) and the parameter that gives it a size of its own: the compression factor
+#: of the whole encoder (the paper's 19x; 0: the level's budget).
+NAME = "kronecker"
+DEFAULTS = dict(DISTILL_DEFAULTS, embedding_factor=0, compression=0)
+OWN_SIZE = "compression"
+
+
+def validate(params: dict) -> None:
+    """Raise ``ObceInputError`` for a compression factor that does not compress."""
+    if 0 < params["compression"] <= 1:
+        raise ObceInputError(f"method kronecker compression={params['compression']!r}: expected a factor > 1 "
+                             "(the full encoder's parameters over the compressed one's), or 0 for the level's budget")
+
+
+def distils(params: dict) -> bool:
+    """Whether the method trains from a teacher: always (the paper's knowledge distillation)."""
+    return True
+
+
+def reads_corpus(params: dict) -> bool:
+    """Whether the method reads the scoring corpus: never."""
+    return False
+
+
+def own_budget(model: nn.Module, params: dict) -> int:
+    """The size of its own: the full encoder's parameters over ``compression``."""
+    from ..pruning import count_parameters
+
+    return int(count_parameters(model) / params["compression"])
+
+
+def check_fits(model: nn.Module, budget: int, params: dict) -> None:
+    """Raise ``ObceInputError`` if the factors cannot reach ``budget`` (:func:`ranks_to`)."""
+    ranks_to(model, budget, params["embedding_factor"] or None)
+
+
+def compress(model: nn.Module, budget: int, *, embedding_factor: int = 0, **_) -> tuple[nn.Module, dict]:
+    """The registry's entry point: ``model`` factored to about ``budget`` parameters
+    (:func:`compress_to`), before its distillation.
+
+    Returns
+    -------
+    model, info
+        ``info``: ``ranks``, the rank of each linear map in :func:`linear_maps` order.
+    """
+    small = compress_to(model, budget, embedding_factor=embedding_factor or None)
+    return small, dict(ranks=[getattr(q, n).a.shape[0] for q, n in linear_maps(small)])
 
 
 def nearest_kronecker(weight: torch.Tensor, a_shape: tuple[int, int], b_shape: tuple[int, int],
@@ -160,7 +209,7 @@ def embedding_saving(model: nn.Module, factor: int) -> int:
     return v * h - (v * h // factor + factor)
 
 
-def compress(model: nn.Module, ranks: Sequence[int] | int, embedding_factor: int | None = None) -> nn.Module:
+def factor(model: nn.Module, ranks: Sequence[int] | int, embedding_factor: int | None = None) -> nn.Module:
     """A copy of ``model`` with every encoder linear map replaced by :class:`KroneckerLinear`
     (balanced factor shapes, the given rank per map, initialised by :func:`nearest_kronecker`), and,
     with ``embedding_factor`` f, the word-embedding table (V, h) by the nearest ``A (V, h/f) (x) B (1, f)``.
@@ -189,10 +238,10 @@ def compress(model: nn.Module, ranks: Sequence[int] | int, embedding_factor: int
 
 
 def compress_to(model: nn.Module, budget: int, embedding_factor: int | None = None) -> nn.Module:
-    """A copy of ``model`` factored (:func:`compress`) to about ``budget`` parameters: the word table
+    """A copy of ``model`` factored (:func:`factor`) to about ``budget`` parameters: the word table
     by ``embedding_factor`` (if given), then every linear map at the ranks that
     :func:`ranks_for_budget` gives for the rest."""
-    return compress(model, ranks_to(model, budget, embedding_factor), embedding_factor=embedding_factor)
+    return factor(model, ranks_to(model, budget, embedding_factor), embedding_factor=embedding_factor)
 
 
 def ranks_to(model: nn.Module, budget: int, embedding_factor: int | None = None) -> list[int]:

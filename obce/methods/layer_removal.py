@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..errors import ObceInputError
@@ -28,8 +27,53 @@ from ..models import encoder_layers, ffn_layers
 CRITERIA = ("last", "first", "every_other", "residual_change")
 LAYERS_FILE = "obce_layers.json"
 
+#: The registry's name of the method, its parameters' defaults, and the parameter that gives it a
+#: size of its own (none: it takes a level's budget).
+NAME = "layer_removal"
+DEFAULTS = dict(criterion="residual_change")
+OWN_SIZE = None
 
-def compress(model: nn.Module, n_remove: int | None = None, layers: Sequence[int] | None = None,
+
+def validate(params: dict) -> None:
+    """Raise ``ObceInputError`` for parameters the method cannot take."""
+    if params["criterion"] not in CRITERIA:
+        raise ObceInputError(f"method layer_removal criterion {params['criterion']!r}: expected one of {CRITERIA}")
+
+
+def distils(params: dict) -> bool:
+    """Whether the method trains from a teacher: never (it fine-tunes as the pipeline does)."""
+    return False
+
+
+def reads_corpus(params: dict) -> bool:
+    """Whether the method's choice reads the scoring corpus: with ``residual_change``."""
+    return params["criterion"] == "residual_change"
+
+
+def check_fits(model: nn.Module, budget: int, params: dict) -> None:
+    """Every budget between the full model and no FFN at all is reachable to the nearest block."""
+
+
+def compress(model: nn.Module, budget: int, *, tokenizer=None, texts=None, max_length: int = 64,
+             criterion: str = "residual_change", **_) -> tuple[nn.Module, dict]:
+    """The registry's entry point: a copy of ``model`` without the whole FFN blocks that come nearest
+    to ``budget`` encoder parameters (:func:`blocks_for`), chosen by ``criterion``.
+
+    Returns
+    -------
+    model, info
+        ``info``: ``removed_layers`` and ``intermediate_size`` (each layer's FFN size, 0 where removed).
+    """
+    from ..pruning import count_parameters
+
+    n_remove = blocks_for(model, count_parameters(model) - budget)
+    small = remove_blocks(model, n_remove=n_remove, criterion=criterion, tokenizer=tokenizer, texts=texts,
+                          max_length=max_length)
+    sizes = layer_sizes(small)
+    return small, dict(removed_layers=[i for i, s in enumerate(sizes) if s == 0], intermediate_size=sizes)
+
+
+def remove_blocks(model: nn.Module, n_remove: int | None = None, layers: Sequence[int] | None = None,
              criterion: str = "last", tokenizer=None, texts=None, max_length: int = 64) -> nn.Module:
     """A copy of ``model`` without the FFN sub-layers of ``layers`` (or ``n_remove`` chosen by
     ``criterion``).
@@ -60,7 +104,7 @@ def compress(model: nn.Module, n_remove: int | None = None, layers: Sequence[int
 
 def choose_layers(model: nn.Module, n_remove: int, criterion: str = "last", tokenizer=None, texts=None,
                   max_length: int = 64) -> list[int]:
-    """The ``n_remove`` blocks a criterion picks (see :func:`compress`)."""
+    """The ``n_remove`` blocks a criterion picks (see :func:`remove_blocks`)."""
     n_layers = len(encoder_layers(model))
     if isinstance(n_remove, bool) or not isinstance(n_remove, (int, np.integer)) or not 0 <= n_remove <= n_layers:
         raise ObceInputError(f"n_remove={n_remove!r}: expected an integer in 0..{n_layers}")

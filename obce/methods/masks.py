@@ -23,8 +23,58 @@ from torch import nn
 from ..errors import ObceInputError
 from ..models import encoder_linear_maps
 
-#: Method parameters and their defaults (the pipeline's ``methods`` entries may set them).
+#: The registry's name of the method, its parameters' defaults (the pipeline's ``methods`` entries may
+#: set them), and the parameter that gives it a size of its own (none: it takes a level's budget).
+NAME = "masks"
 DEFAULTS = dict(mask_lr=1e-2, head_lr=1e-3)
+OWN_SIZE = None
+#: How a masks record describes its training.
+TRAINING = "masks and head trained on the task for the fine-tuning epochs; pre-trained weights frozen"
+
+
+def validate(params: dict) -> None:
+    """Every positive learning rate is valid (the registry checks the types)."""
+
+
+def distils(params: dict) -> bool:
+    """Whether the method trains from a teacher: never."""
+    return False
+
+
+def reads_corpus(params: dict) -> bool:
+    """Whether the method reads the scoring corpus: never (the masks learn from the task)."""
+    return False
+
+
+def check_fits(model: nn.Module, budget: int, params: dict) -> None:
+    """Raise ``ObceInputError`` if the masked maps cannot give up the weights the budget removes."""
+    from ..pruning import count_parameters
+
+    sparsity_for(model, count_parameters(model) - budget)
+
+
+def compress(model: nn.Module, budget: int, **_) -> tuple[nn.Module, dict]:
+    """The registry's entry point. The masks are learned during fine-tuning, on the model with its
+    head, so compressing only fixes their sparsity: ``model`` is returned unchanged, with ``info``
+    holding the ``sparsity`` that removes as many weights as ``budget`` asks (:func:`sparsity_for`);
+    :func:`prepare` adds the masks, :func:`finish` multiplies them into the weights."""
+    from ..pruning import count_parameters
+
+    return model, dict(sparsity=sparsity_for(model, count_parameters(model) - budget), training=TRAINING)
+
+
+def prepare(clf: nn.Module, info: dict, mask_lr: float = 1e-2, head_lr: float = 1e-3, **_) -> torch.optim.Optimizer:
+    """Before fine-tuning: masks of ``info["sparsity"]`` on the classifier's encoder (:func:`add_masks`),
+    and the optimizer of their scores and the head (:func:`optimizer`)."""
+    add_masks(clf, info["sparsity"])
+    return optimizer(clf, mask_lr, head_lr)
+
+
+def finish(clf: nn.Module) -> dict:
+    """After fine-tuning: the masks multiplied into the weights (:func:`apply_masks`), and what the
+    record states: ``mask_storage_bytes`` and ``parameters`` (the weights left)."""
+    apply_masks(clf)
+    return dict(mask_storage_bytes=mask_storage_bytes(clf), parameters=remaining_parameters(clf.base_model))
 
 
 class _TopK(torch.autograd.Function):

@@ -1,0 +1,254 @@
+"""Compression methods side by side: parameters against the GLUE score, at equal budgets.
+
+The records are GLUE records of one fine-tuning protocol: FFN neuron pruning by every importance
+score (``obce pipeline`` with ``importances``) and the other methods (``methods``; their
+``importance`` is the method's label), so every function of :mod:`obce.analysis.stats` applies to them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ObceInputError
+from ..results import run_key
+from .names import join_words, method_name
+from .stats import learned_tasks, paired_comparison
+
+
+def own_size_labels(records: list[dict[str, Any]]) -> set[str]:
+    """The labels of the methods whose records have a size of their own (``budget: "own"``), not a
+    level's budget: they are points of the figure, never in an equal-budget comparison."""
+    return {r["provenance"].get("importance") for r in records if r["provenance"].get("budget") == "own"}
+
+
+def method_points(records: list[dict[str, Any]], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One point per (method, level) that ran on every one of ``tasks`` with the same seeds: the
+    encoder's parameters (exact; for masks the weights left), the mean over tasks of each task's
+    mean main metric (x 100), and the standard deviation over seeds of the per-seed task average.
+
+    Returns
+    -------
+    list of dict: ``method``, ``level``, ``parameters``, ``score``, ``seed_std``, ``seeds``,
+    ``train_time_s`` (mean wall time of a run: compressing, training and evaluating), ``own`` (a size
+    of its own rather than the level's budget)
+    """
+    if not tasks:
+        raise ObceInputError("method_points needs at least one task")
+    own = own_size_labels(records)
+    by_run = {run_key(r): r for r in records if r["task"] in tasks}
+    groups: dict[tuple[str, int], dict[int, dict[str, dict]]] = {}
+    for (task, method, level, seed), rec in by_run.items():
+        groups.setdefault((method, level), {}).setdefault(seed, {})[task] = rec
+    points = []
+    for (method, level), seeds in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        complete = {s: runs for s, runs in seeds.items() if set(runs) == set(tasks)}
+        if not complete:
+            continue
+        per_seed = [np.mean([_main(runs[t]) for t in tasks]) for runs in complete.values()]
+        recs = [r for runs in complete.values() for r in runs.values()]
+        params = {r["provenance"].get("parameters") or r["provenance"].get("parameters_full") for r in recs}
+        points.append(dict(method=method, level=level, parameters=int(max(params)),
+                           score=100 * float(np.mean(per_seed)),
+                           seed_std=100 * float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
+                           seeds=len(per_seed), own=method in own,
+                           train_time_s=float(np.mean([r["provenance"]["wall_time_s"] for r in recs]))))
+    return points
+
+
+def equal_budget_verdicts(records: list[dict[str, Any]], tasks: tuple[str, ...], reference: str = "merge_radius",
+                          floors: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Every method against ``reference`` (OBCE's r_f) at each level, over ``tasks``: the paired
+    verdicts per task (:func:`obce.analysis.stats.paired_comparison`, seeds paired) counted as wins, ties and
+    losses of the method, and its mean difference (x 100).
+
+    Returns
+    -------
+    list of dict: ``method``, ``level``, ``tasks``, ``wins``, ``ties``, ``losses``, ``mean_diff``
+    """
+    rows = []
+    methods = sorted({run_key(r)[1] for r in records} - {reference, "none"} - own_size_labels(records))
+    for m in methods:
+        cells = [c for c in paired_comparison([r for r in records if r["task"] in tasks], m, reference,
+                                              floors=floors) if c["task"] in tasks]
+        for level in sorted({c["level"] for c in cells}):
+            own = [c for c in cells if c["level"] == level]
+            rows.append(dict(method=m, level=level, tasks=len(own),
+                             wins=sum(c["verdict"] == "win" for c in own),
+                             ties=sum(c["verdict"] in ("tie", "no learning") for c in own),
+                             losses=sum(c["verdict"] == "loss" for c in own),
+                             mean_diff=100 * float(np.mean([c["mean_diff"] for c in own]))))
+    return rows
+
+
+def ranking(points: list[dict[str, Any]]) -> str:
+    """Points (best first) as the phrase "<method> <score>, <method> <score>, ..." ("nothing yet" when empty)."""
+    return ", ".join(f"{method_name(p['method'])} {p['score']:.1f}" for p in points) or "nothing yet"
+
+
+def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], reference: str = "merge_radius",
+                  others: tuple[str, ...] = ("layer_removal", "masks", "kronecker", "eelbert")) -> dict[str, Any]:
+    """The numbers the comparison chapter states, by name: ``mt_best_L{k}`` (the method with the best
+    average at level k) and its score ``mt_best_score_L{k}``; ``mt_ref_L{k}`` r_f's; for each other
+    method ``m``: ``mt_{m}_L{k}``, and ``mt_{m}_record`` its wins/ties/losses against r_f over every
+    level as a phrase; ``mt_records`` those phrases of the methods that ran, as one sentence;
+    ``mt_level2`` every method's and score's level-2 average, best first, as a phrase; ``mt_unpruned``;
+    ``mt_levels`` the levels where some other method ran (points with a size of their own are left
+    out: :func:`compare_methods` reads them)."""
+    facts: dict[str, Any] = {"mt_unpruned": float("nan"), "mt_levels": "none yet"}
+    for p in points:
+        if p["method"] == "none":
+            facts["mt_unpruned"] = p["score"]
+    points = [p for p in points if not p.get("own")]
+    levels = sorted({p["level"] for p in points if p["method"] in others})
+    facts["mt_levels"] = ", ".join(str(k) for k in levels) or "none yet"
+    for k in (1, 2, 3):
+        at = [p for p in points if p["level"] == k]
+        best = max(at, key=lambda p: p["score"]) if at else None
+        facts[f"mt_best_L{k}"] = method_name(best["method"]) if best else "not run"
+        facts[f"mt_best_score_L{k}"] = best["score"] if best else float("nan")
+        ref = [p["score"] for p in at if p["method"] == reference]
+        facts[f"mt_ref_L{k}"] = ref[0] if ref else float("nan")
+        for m in others:
+            own = [p["score"] for p in at if p["method"] == m]
+            facts[f"mt_{m}_L{k}"] = own[0] if own else float("nan")
+    for m in others:
+        own = [v for v in verdicts if v["method"] == m]
+        w, t, lo = (sum(v[key] for v in own) for key in ("wins", "ties", "losses"))
+        facts[f"mt_{m}_record"] = (f"{w} wins, {t} ties and {lo} losses against r_f over {w + t + lo} "
+                                   f"(task, level) cells" if own else "not run yet")
+    ran = [m for m in others if any(v["method"] == m for v in verdicts)]
+    facts["mt_records"] = ("; ".join(f"{method_name(m)}, {facts[f'mt_{m}_record']}" for m in ran) + "."
+                           if ran else "No other method has run yet.")
+    at2 = sorted((p for p in points if p["level"] == 2), key=lambda p: -p["score"])
+    facts["mt_level2"] = ranking(at2)
+    return facts
+
+
+def _main(record: dict[str, Any]) -> float:
+    from ..data import get_task
+
+    return float(record["metrics"][get_task(record["task"]).main_metric])
+
+
+def covered_tasks(records: list[dict[str, Any]], tasks: tuple[str, ...], methods: tuple[str, ...]) -> tuple[str, ...]:
+    """The tasks of ``tasks`` on which every one of ``methods`` has run every level it has run anywhere:
+    the tasks a partial grid lets the methods be averaged over at every level."""
+    levels: dict[str, set] = {}
+    for r in records:
+        p = r["provenance"]
+        if p.get("importance") in methods:
+            levels.setdefault(p["importance"], set()).add((r["task"], p.get("level")))
+    every = {m: {lv for _, lv in pairs} for m, pairs in levels.items()}
+    return tuple(t for t in tasks if all(m in levels and all((t, lv) in levels[m] for lv in every[m])
+                                         for m in methods))
+
+
+def method_table(points: list[dict[str, Any]], records: list[dict[str, Any]]):
+    """The figure's points as a table, with each (method, level)'s mean size on disk (MB, where the
+    records measured it) and mean run time, rows ordered by budget (levels 1-3, then own sizes) then
+    score."""
+    import pandas as pd
+
+    disk: dict[tuple[str, int], list[int]] = {}
+    for r in records:
+        size = r["provenance"].get("size_on_disk_bytes")
+        if size:
+            disk.setdefault(run_key(r)[1:3], []).append(size)
+    rows = [{"budget": "own" if p.get("own") else f"level {p['level']}" if p["level"] else "full", "method": method_name(p["method"]), "parameters (M)": p["parameters"] / 1e6,
+             "GLUE average": p["score"], "sd over seeds": p["seed_std"], "seeds": p["seeds"],
+             "disk (MB)": np.mean(disk[p["method"], p["level"]]) / 1e6 if (p["method"], p["level"]) in disk
+             else float("nan"), "run time (min)": p["train_time_s"] / 60} for p in points]
+    return pd.DataFrame(rows).sort_values(["budget", "GLUE average"], ascending=[True, False]).reset_index(drop=True)
+
+
+def removed_blocks(records: list[dict[str, Any]], label: str = "layer_removal") -> str:
+    """How many FFN blocks the layer-removal records removed at each level, as a phrase
+    ("1, 3 and 4 of the 6 blocks at levels 1, 2 and 3"); "not run yet" without records."""
+    found: dict[int, tuple[int, int]] = {}
+    for r in records:
+        p = r["provenance"]
+        if p.get("importance") == label and isinstance(p.get("intermediate_size"), list):
+            found[p["level"]] = (len(p["removed_layers"]), len(p["intermediate_size"]))
+    if not found:
+        return "not run yet"
+    levels = sorted(found)
+    return (f"{join_words([str(found[k][0]) for k in levels])} of the {found[levels[0]][1]} blocks at "
+            f"level{'s' if len(levels) > 1 else ''} {join_words([str(k) for k in levels])}")
+
+
+#: The importance scores the comparison draws beside the other methods, and the methods' labels.
+COMPARED_SCORES = ("merge_radius", "activation_variance", "random")
+COMPARED_METHODS = ("layer_removal", "masks", "kronecker", "eelbert", "kronecker_19x", "eelbert_1k")
+
+
+def compare_methods(score_records: list[dict[str, Any]], method_records: list[dict[str, Any]],
+                    floors: dict[str, float], scores: tuple[str, ...] = COMPARED_SCORES,
+                    methods: tuple[str, ...] = COMPARED_METHODS) -> dict[str, Any]:
+    """The comparison the book's chapter 7 and ``obce report --methods`` show, from the records of the
+    importance scores (with the unpruned model) and of the other methods (one fine-tuning protocol).
+
+    Parameters
+    ----------
+    floors : task -> the majority-class main metric (:func:`obce.analysis.stats.majority_floors`)
+
+    Returns
+    -------
+    dict: ``records`` (those compared), ``tasks`` (the tasks that learn and that every method that ran
+    covers, :func:`covered_tasks`), ``points`` (:func:`method_points`), ``verdicts``
+    (:func:`equal_budget_verdicts`) and ``facts`` (:func:`methods_facts`, with ``mt_tasks``); and
+    the same for level 2 alone and for the sizes of their own alone, which the grid runs first on
+    more tasks: ``tasks_l2``, ``points_l2``, ``tasks_own``, ``points_own`` and the facts
+    ``mt2_tasks``, ``mt2_order`` (level 2, best first), ``mt2_unpruned``, ``mt_own_tasks``,
+    ``mt_own`` (their averages and sizes, smallest first), ``mt_own_unpruned``, and ``mt2_floor`` and
+    ``mt_own_floor``: the majority-class prediction's average over the same tasks (x 100)
+    """
+    from ..data import get_task
+
+    records = [r for r in [*score_records, *method_records]
+               if r["provenance"].get("importance", "none") in ("none", *scores, *methods)]
+    ran = tuple(m for m in methods if any(r["provenance"].get("importance") == m for r in records))
+    own = own_size_labels(records)  # points where they cover the tasks, but never what sets them
+    learned = learned_tasks(score_records, floors)
+    tasks = covered_tasks(records, learned, tuple(m for m in ran if m not in own))
+    if not tasks:
+        raise ObceInputError(f"no task that learns has records of every method that ran ({', '.join(ran)}) "
+                             "and of the scores")
+    points = method_points(records, tasks)
+    verdicts = equal_budget_verdicts(records, tasks, floors=floors)
+    facts = methods_facts(points, verdicts)
+    facts["mt_tasks"] = join_words([get_task(t).dir_name for t in tasks])
+    # level 2 alone, and the sizes of their own alone: the clearest comparisons, run first on more tasks
+    views = {}
+    for name, keep in (("l2", lambda r: r["provenance"].get("level", 0) in (0, 2) and
+                        r["provenance"].get("importance") not in own),
+                       ("own", lambda r: r["provenance"].get("level", 0) == 0 or r["provenance"].get("importance") in own)):
+        recs = [r for r in records if keep(r)]
+        labels = tuple(m for m in ran if any(r["provenance"].get("importance") == m for r in recs))
+        view_tasks = covered_tasks(recs, learned, labels) if labels else ()
+        views[name] = (view_tasks, method_points(recs, view_tasks) if view_tasks else [])
+    (tasks2, points2), (tasks_own, points_own) = views["l2"], views["own"]
+    ranked = sorted((p for p in points2 if p["level"] == 2), key=lambda p: -p["score"])
+    unpruned = {k: next((p["score"] for p in pts if p["method"] == "none"), float("nan"))
+                for k, pts in (("l2", points2), ("own", points_own))}
+    floor = {k: 100 * float(np.mean([floors[t] for t in ts])) if ts else float("nan")
+             for k, ts in (("l2", tasks2), ("own", tasks_own))}
+    facts.update(mt2_floor=floor["l2"], mt_own_floor=floor["own"])
+    facts.update(mt2_tasks=join_words([get_task(t).dir_name for t in tasks2]) or "no task yet",
+                 mt2_order=ranking(ranked),
+                 mt2_unpruned=unpruned["l2"], mt_own_unpruned=unpruned["own"],
+                 mt_own_tasks=join_words([get_task(t).dir_name for t in tasks_own]) or "no task yet",
+                 mt_own=", ".join(f"{method_name(p['method'])} {p['score']:.1f} with {p['parameters'] / 1e6:.2f}M "
+                                  f"parameters" for p in sorted((p for p in points_own if p["own"]),
+                                                                key=lambda p: p["parameters"])) or "none yet")
+    return dict(records=records, tasks=tasks, points=points, verdicts=verdicts, facts=facts, tasks_l2=tasks2,
+                points_l2=points2, tasks_own=tasks_own, points_own=points_own)
+
+
+def methods_findings(facts: dict[str, Any]) -> str:
+    """The README's two sentences on the other methods, from :func:`compare_methods`'s level-2 and
+    own-size facts."""
+    return (f"At the parameter budget of OBCE level 2, averaged over {facts['mt2_tasks']} with MiniLM (unpruned "
+            f"{facts['mt2_unpruned']:.1f}, majority class {facts['mt2_floor']:.1f}), the order is {facts['mt2_order']}. "
+            f"Far smaller, over {facts['mt_own_tasks']} (unpruned {facts['mt_own_unpruned']:.1f}, majority class "
+            f"{facts['mt_own_floor']:.1f}): {facts['mt_own']}.")

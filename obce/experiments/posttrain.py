@@ -1,0 +1,149 @@
+"""Retraining-free pruning: prune a model already fine-tuned on the task, compensate, evaluate on dev.
+
+The protocol modern structured pruning is judged by (Kwon et al. 2022; FLAP): fine-tune the unpruned
+model once per task and seed (cached), then for every corpus draw, importance score, keep fraction and
+compensation, score the fine-tuned model on a corpus drawn from the task's training set, prune it,
+compensate (:mod:`obce.compensation`) and evaluate on dev. No cell trains, so a cell costs seconds.
+
+One table per protocol: ``<out>/posttrain.jsonl`` holds one row per cell (appended as cells finish; a
+rerun skips the cells it holds, so an interrupted run resumes), ``<out>/runs.jsonl`` the provenance
+of each run that wrote rows, once per run. A table belongs to one set of inputs (model, fine-tuning,
+corpus, evaluation): another config writing into it is refused unless ``force``.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..compensation import ffn_statistics, compensate
+from ..data import get_task, load_corpus
+from ..errors import ObceInputError
+from ..files import Timer, corpus_hash
+from ..models import ffn_layers, load_model
+from ..pruning import LEVEL_FRACTIONS, count_parameters, prune_ffn_neurons, select_neurons
+from ..results import POSTTRAIN_RUNS, POSTTRAIN_TABLE, append_jsonl, provenance, read_jsonl
+from ..scoring import GRADIENT_SCORES, gradient_scores, score_neurons
+from .cache import cached_finetune
+from .config import PostTrainConfig
+from .resume import differences
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["cell_key", "cells", "check_table", "run_posttrain"]
+
+
+def cells(cfg: PostTrainConfig) -> Iterator[tuple]:
+    """Every planned cell ``(task, seed, draw, importance, keep_fraction, compensation)``, the unpruned
+    model once per task and seed as ``(task, seed, -1, "none", 1.0, "none")``; over the config's grids,
+    each cell once."""
+    seen = set()
+    for g in cfg.grid_list():
+        for task in g["tasks"]:
+            for seed in g["seeds"]:
+                planned = [(task, seed, -1, "none", 1.0, "none")]
+                planned += [(task, seed, draw, imp, float(f), comp) for draw in g["draws"] for imp in g["importances"]
+                            for f in g["keep_fractions"] for comp in g["compensations"]]
+                for cell in planned:
+                    if cell not in seen:  # a cell two grids plan is one cell
+                        seen.add(cell)
+                        yield cell
+
+
+def cell_key(cell: tuple) -> str:
+    """The key of a cell in the table (``task/s<seed>/d<draw>/<score>/<keep fraction>/<compensation>``)."""
+    task, seed, draw, imp, f, comp = cell
+    return f"{task}/s{seed}/d{draw}/{imp}/{f:.4f}/{comp}"
+
+
+def check_table(cfg: PostTrainConfig, force: bool = False) -> set[str]:
+    """The cells the table already holds; raises when it was written with other inputs (unless ``force``)."""
+    out = Path(cfg.out)
+    runs = read_jsonl(out / POSTTRAIN_RUNS)
+    other = [r for r in runs if r.get("inputs_key") != cfg.inputs_key()]
+    if other and not force:
+        mine = cfg.to_dict()
+        theirs = other[-1].get("config") or {}
+        diff = [d for key in ("model", "finetune", "corpus", "eval")
+                for d in (differences(theirs.get(key) or {}, mine[key], prefix=f"{key}.") if isinstance(mine[key], dict)
+                          else differences({key: theirs.get(key)}, {key: mine[key]}))]
+        raise ObceInputError(f"{out / POSTTRAIN_TABLE} was written with other inputs (model, fine-tuning, corpus or "
+                             f"evaluation parameters) than this config ({'; '.join(diff) or 'another inputs key'}); its "
+                             f"rows are kept. Write to another `out:`, or pass --force to add rows of these inputs "
+                             f"beside them")
+    return {r["cell"] for r in read_jsonl(out / POSTTRAIN_TABLE) if r.get("inputs_key") == cfg.inputs_key()}
+
+
+def run_posttrain(cfg: PostTrainConfig, progress: bool = True, force: bool = False) -> Path:
+    """Run (or resume) every planned cell; return the table's path."""
+    from ..glue import encode_dev
+
+    cfg.validate()
+    done = check_table(cfg, force)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [c for c in cells(cfg) if cell_key(c) not in done]
+    logger.info("%d cells planned, %d done", len(todo) + len(done), len(done))
+    if not todo:
+        return out / POSTTRAIN_TABLE
+    run_id = uuid.uuid4().hex[:12]
+    append_jsonl(out / POSTTRAIN_RUNS, {"run": run_id, "inputs_key": cfg.inputs_key(), "config": cfg.to_dict(),
+                         "provenance": provenance(params=cfg.to_dict(), model=cfg.model)})
+    base, tokenizer = load_model(cfg.model)
+    full_neurons = ffn_layers(base)[0][0].out_features
+    c = cfg.corpus
+    for task in dict.fromkeys(t for t, *_ in todo):
+        dev = encode_dev(task, tokenizer, cfg.finetune["max_length"], cfg.glue_dir)
+        for seed in dict.fromkeys(s for t, s, *_ in todo if t == task):
+            model = cached_finetune(cfg.model, base, tokenizer, task, cfg.finetune, seed, cfg.glue_dir, out, progress)
+            mine = [cell for cell in todo if cell[:2] == (task, seed)]
+            for draw in dict.fromkeys(d for _, _, d, *_ in mine):
+                here = [cell for cell in mine if cell[2] == draw]
+                if draw < 0:
+                    _evaluate_cells(cfg, here, model, model, None, tokenizer, dev, out, run_id, full_neurons, {})
+                    continue
+                texts, labels = load_corpus(task, n=c["samples"], split="train", glue_dir=cfg.glue_dir, seed=draw,
+                                            return_labels=True)
+                stats = None
+                if any(cell[5] != "none" for cell in here):
+                    stats = ffn_statistics(model, tokenizer, texts, max_length=c["max_length"])
+                for imp in dict.fromkeys(cell[3] for cell in here):
+                    with Timer() as t:
+                        scores = _scores(imp, model, tokenizer, texts, labels, c["max_length"], draw, out)
+                    extra = {"score_s": round(t.seconds, 2), "corpus": corpus_hash(texts)}
+                    _evaluate_cells(cfg, [cell for cell in here if cell[3] == imp], model, scores, stats, tokenizer,
+                                    dev, out, run_id, full_neurons, extra)
+    return out / POSTTRAIN_TABLE
+
+
+def _scores(importance: str, model, tokenizer, texts, labels, max_length: int, draw: int, out: Path) -> np.ndarray:
+    if importance in GRADIENT_SCORES:
+        return gradient_scores(importance, model, tokenizer, texts, labels, max_length=max_length)
+    return score_neurons(model, tokenizer, texts, importance=importance, max_length=max_length, seed=draw,
+                         cache_dir=out / "cache", progress=False)
+
+
+def _evaluate_cells(cfg, todo, model, scores, stats, tokenizer, dev, out, run_id, full_neurons, extra) -> None:
+    from ..glue import evaluate
+
+    for cell in todo:
+        task, seed, draw, imp, f, comp = cell
+        with Timer() as t:
+            if imp == "none":
+                small, size = model, full_neurons
+            else:
+                keep = select_neurons(scores, keep_fraction=f)
+                small = compensate(prune_ffn_neurons(model, keep), model, keep, stats, method=comp)
+                size = keep.shape[1]
+            metrics = evaluate(small, tokenizer, task, dev, batch_size=cfg.eval.get("batch_size", 64))
+        row = {"cell": cell_key(cell), "task": task, "seed": seed, "draw": draw, "importance": imp,
+               "keep_fraction": f, "level": LEVEL_FRACTIONS.get(f, 0 if imp == "none" else None),
+               "compensation": comp, "intermediate_size": int(size),
+               "parameters": count_parameters(small.base_model), "metrics": metrics,
+               "main": metrics[get_task(task).main_metric], "eval_s": round(t.seconds, 2), **extra,
+               "run": run_id, "inputs_key": cfg.inputs_key()}
+        append_jsonl(Path(out) / POSTTRAIN_TABLE, row)
+        logger.info("%s: %s = %.4f", row["cell"], get_task(task).main_metric, row["main"])
