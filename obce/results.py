@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["CHECKPOINT_RECORD", "LOADED_COMMIT", "METRIC_RANGES", "POSTTRAIN_RUNS", "POSTTRAIN_TABLE",
            "REQUIRED_PROVENANCE", "SCHEMA_VERSION", "append_jsonl", "check_one_protocol", "check_one_run_each",
-           "device_description", "finetune_protocol", "git_commit", "load_ablations", "load_records", "provenance",
+           "device_description", "finetune_protocol", "git_commit", "load_ablations", "load_records", "main_value", "posttrain_rows", "provenance", "validate_row",
            "random_draw", "read_jsonl", "record_dir", "record_dirs", "relabel", "run_key", "validate_record",
            "versions"]
 
@@ -103,26 +103,63 @@ REQUIRED_PROVENANCE = ("params", "seed", "device", "versions", "git_commit", "wa
 
 
 def validate_record(record: dict[str, Any], where: str = "record") -> None:
-    """Check a GLUE record: known task, the task's metrics all present, finite and in range,
-    complete provenance. Raises ``ObceInputError`` naming the problem."""
+    """Check a GLUE record against the schema; raises ``ObceInputError`` naming ``where`` and the field.
+
+    A record is an object with a known ``task``; ``metrics`` holds each of the task's metrics as a
+    number in its range (never a bool), or ``None`` with the reason in ``metrics_undefined``;
+    ``degenerate``, where present, is a bool; ``provenance`` is complete and says which run it is:
+    ``importance`` (a name), ``level`` (0-3) and ``seed`` (an integer >= 0).
+    """
+    from .pruning import LEVELS
+
+    if not isinstance(record, dict):
+        raise ObceInputError(f"{where}: a JSON {type(record).__name__}, not a record (an object)")
     for key in ("task", "metrics", "provenance"):
         if key not in record:
             raise ObceInputError(f"{where}: missing key {key!r}")
     info = get_task(record["task"])
-    metrics = record["metrics"]
+    metrics, undefined = record["metrics"], record.get("metrics_undefined") or {}
+    if not isinstance(metrics, dict) or not isinstance(undefined, dict):
+        raise ObceInputError(f"{where}: metrics (and metrics_undefined) must be objects")
     suffixes = [""] + (["_mm"] if len(info.dev_files) > 1 else [])
     for name in info.metrics:
         for sfx in suffixes:
-            value = metrics.get(name + sfx)
+            value = metrics.get(name + sfx, "(absent)")
             lo, hi = METRIC_RANGES[name]
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
-                raise ObceInputError(f"{where}: metric {name + sfx}={value!r} missing or outside [{lo}, {hi}]")
+            if value is None and isinstance(undefined.get(name + sfx), str):
+                continue  # undefined, and the record says why
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or not lo <= value <= hi):
+                raise ObceInputError(f"{where}: field metrics.{name + sfx}={value!r}: expected a number in [{lo}, {hi}]"
+                                     " (or null with its reason in metrics_undefined)")
+    if "degenerate" in record and not isinstance(record["degenerate"], (bool, type(None))):
+        raise ObceInputError(f"{where}: field degenerate={record['degenerate']!r}: expected true or false")
     prov = record["provenance"]
+    if not isinstance(prov, dict):
+        raise ObceInputError(f"{where}: field provenance: expected an object")
     missing = [k for k in REQUIRED_PROVENANCE if prov.get(k) in (None, "", {})]
     if missing:
         raise ObceInputError(f"{where}: provenance lacks {missing}")
-    if not prov["versions"].get("torch") or not prov["versions"].get("transformers"):
+    if not isinstance(prov["versions"], dict) or not prov["versions"].get("torch") or \
+            not prov["versions"].get("transformers"):
         raise ObceInputError(f"{where}: provenance versions lack torch/transformers")
+    for key, ok, expected in (("importance", lambda v: isinstance(v, str) and v, "a score or method name"),
+                              ("level", lambda v: isinstance(v, int) and not isinstance(v, bool) and v in LEVELS,
+                               f"one of {LEVELS}"),
+                              ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                               "an integer >= 0")):
+        if key == "level" and prov.get(key) is None and isinstance(prov.get("keep_fraction"), (int, float)) \
+                and 0 < prov["keep_fraction"] <= 1:
+            continue  # pruned to a keep fraction (obce prune --keep-fraction), not to a level
+        if not ok(prov.get(key)):
+            raise ObceInputError(f"{where}: field provenance.{key}={prov.get(key, '(absent)')!r}: expected {expected}")
+
+
+def main_value(record: dict[str, Any]) -> float:
+    """A record's main dev metric for averages: the metric, or 0 where a correlation is undefined
+    (constant predictions correlate with nothing: the majority-class floor of CoLA and STS-B)."""
+    value = record["metrics"][get_task(record["task"]).main_metric]
+    return 0.0 if value is None else float(value)
 
 
 def load_records(root: str | os.PathLike) -> list[dict[str, Any]]:
@@ -134,6 +171,8 @@ def load_records(root: str | os.PathLike) -> list[dict[str, Any]]:
         if path.name == CHECKPOINT_RECORD:
             continue
         rec = read_json(path)
+        if not isinstance(rec, dict):
+            raise ObceInputError(f"{path}: a JSON {type(rec).__name__}, not a record (an object)")
         if rec.get("kind") != "glue_result":
             continue
         validate_record(rec, str(path))
@@ -242,3 +281,47 @@ def append_jsonl(path: str | os.PathLike, row: dict) -> None:
         fh.write(json.dumps(to_jsonable(row)) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+#: The fields every row of a retraining-free table has, and what each must be.
+POSTTRAIN_ROW = {"cell": str, "task": str, "seed": int, "draw": int, "importance": str, "keep_fraction": (int, float),
+                 "compensation": str, "metrics": dict, "run": str, "inputs_key": str}
+
+
+def validate_row(row: Any, where: str) -> None:
+    """Check one row of a retraining-free table; raises ``ObceInputError`` naming ``where`` and the field."""
+    if not isinstance(row, dict):
+        raise ObceInputError(f"{where}: a JSON {type(row).__name__}, not a row (an object)")
+    for key, kind in POSTTRAIN_ROW.items():
+        value = row.get(key)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ObceInputError(f"{where}: field {key}={value!r}: expected {getattr(kind, '__name__', 'a number')}")
+    get_task(row["task"])
+    main = row.get("main")
+    if main is not None and (isinstance(main, bool) or not isinstance(main, (int, float)) or not math.isfinite(main)):
+        raise ObceInputError(f"{where}: field main={main!r}: expected a number or null (undefined)")
+    if not 0 < row["keep_fraction"] <= 1 or row["seed"] < 0 or row["draw"] < -1:
+        raise ObceInputError(f"{where}: keep_fraction, seed or draw out of range ({row['keep_fraction']}, "
+                             f"{row['seed']}, {row['draw']})")
+
+
+def posttrain_rows(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a retraining-free table (``<out>/posttrain.jsonl``) that a reader should use: those
+    of the table's current inputs (the latest run's inputs key and model fingerprint), one per cell
+    (the last written), each validated (:func:`validate_row`). Rows of other inputs, which ``--force``
+    wrote beside them, are left out with a warning."""
+    out = Path(out)
+    runs = read_jsonl(out / POSTTRAIN_RUNS)
+    rows = read_jsonl(out / POSTTRAIN_TABLE)
+    for i, row in enumerate(rows, 1):
+        validate_row(row, f"{out / POSTTRAIN_TABLE}:{i}")
+    if not runs:
+        return list({r["cell"]: r for r in rows}.values())
+    last = runs[-1]
+    current = {r.get("run") for r in runs if r.get("inputs_key") == last.get("inputs_key")
+               and r.get("model_fingerprint") == last.get("model_fingerprint")}
+    kept = [r for r in rows if r["run"] in current]
+    if len(kept) < len(rows):
+        logger.warning("%s: %d row(s) of other inputs than the latest run's are left out", out / POSTTRAIN_TABLE,
+                       len(rows) - len(kept))
+    return list({r["cell"]: r for r in kept}.values())

@@ -19,7 +19,7 @@ from .errors import ObceInputError
 from .models import ffn_layers
 from .models import model_fingerprint
 from .persistence import SUMMARIES, h0_deaths, summarize
-from .files import cache_key, corpus_hash, load_arrays, save_arrays
+from .files import cache_key, corpus_hash, load_arrays, save_arrays, write_error
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,11 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
     texts = validate_texts(texts)
     check_collection_params(max_length, representation, batch_size, model, tokenizer, texts)
     layers = ffn_layers(model)
+    if cache_dir is not None:  # an unwritable cache fails here, before the activations are collected
+        try:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(Path(cache_dir), "the score cache", exc) from exc
     scores = np.full((len(layers), layers[0][0].out_features), np.nan)
     persistence = importance in PERSISTENCE_SCORES
     cache = _LayerCache(cache_dir, dict(

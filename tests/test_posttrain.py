@@ -50,8 +50,8 @@ def test_table_has_one_row_per_cell_and_resumes(config, tmp_path, monkeypatch):
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]) + lines[-1][:20])
     calls = []
-    real = obce.glue.evaluate
-    monkeypatch.setattr(obce.glue, "evaluate", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    real = obce.glue.dev_predictions
+    monkeypatch.setattr(obce.glue, "dev_predictions", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     run_posttrain(cfg, progress=False)
     assert len(calls) == 1 and len(read_jsonl(table)) == len(planned)
     assert json.loads(path.read_text().splitlines()[-1])["cell"] == rows[-1]["cell"]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ObceInputError
-from ..results import run_key
+from ..results import main_value, run_key
 from .names import join_words, method_name
 from .stats import learned_tasks, paired_comparison
 
@@ -126,9 +126,7 @@ def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], 
 
 
 def _main(record: dict[str, Any]) -> float:
-    from ..data import get_task
-
-    return float(record["metrics"][get_task(record["task"]).main_metric])
+    return main_value(record)
 
 
 def covered_tasks(records: list[dict[str, Any]], tasks: tuple[str, ...], methods: tuple[str, ...]) -> tuple[str, ...]:

@@ -8,12 +8,10 @@ task's main dev metric x 100).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from ..pruning import LEVEL_FRACTIONS
-from ..results import POSTTRAIN_TABLE
 from .names import short_name
 from .stats import LEARNING_MARGIN
 
@@ -22,7 +20,8 @@ CURVE = ["task", "seed", "importance", "compensation"]
 
 
 def load_table(out: str | os.PathLike):
-    """The table of a retraining-free run as a DataFrame (``main`` x 100), empty when absent.
+    """The table of a retraining-free run as a DataFrame (``main`` x 100): the rows of its current
+    inputs, one per cell (:func:`obce.results.posttrain_rows`); empty when absent.
 
     Returns
     -------
@@ -31,12 +30,13 @@ def load_table(out: str | os.PathLike):
     """
     import pandas as pd
 
-    from ..results import read_jsonl
+    from ..results import posttrain_rows
 
-    rows = read_jsonl(Path(out) / POSTTRAIN_TABLE)
+    rows = posttrain_rows(out)
     df = pd.DataFrame(rows)
     if len(df):
-        df["main"] = 100 * df["main"]
+        # an undefined correlation (constant predictions) counts as the floor, 0; its row says degenerate
+        df["main"] = 100 * df["main"].astype(float).fillna(0.0)
     return df
 
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..data import get_task
-from ..results import check_one_protocol, check_one_run_each, run_key
+from ..results import check_one_protocol, check_one_run_each, main_value, run_key
 
 __all__ = ["LEARNING_MARGIN", "controls_of", "learned_tasks", "level_averages", "main_metric_by_run",
            "majority_baseline", "majority_floors", "paired_comparison", "pooled_comparison", "summarize_records"]
@@ -23,7 +23,8 @@ LEARNING_MARGIN = 0.01
 
 def majority_baseline(task: str, glue_dir: str | os.PathLike | None = None) -> dict[str, float]:
     """Dev metrics of always predicting the most frequent training label (the mean score for
-    STS-B): what a fine-tuned model scores when it has learned nothing of the task."""
+    STS-B): what a fine-tuned model scores when it has learned nothing of the task. A correlation of
+    these constant predictions is undefined; its floor is 0 (they correlate with nothing)."""
     from ..data import load_glue
     from ..glue import compute_metrics
 
@@ -31,7 +32,8 @@ def majority_baseline(task: str, glue_dir: str | os.PathLike | None = None) -> d
     train = np.asarray(load_glue(task, "train", glue_dir)["label"])
     dev = np.asarray(load_glue(task, "validation", glue_dir)["label"])
     constant = train.mean() if info.is_regression else np.bincount(train.astype(int)).argmax()
-    return compute_metrics(task, np.full(len(dev), constant, dtype=dev.dtype), dev)
+    found = compute_metrics(task, np.full(len(dev), constant, dtype=dev.dtype), dev)
+    return {k: 0.0 if v is None else v for k, v in found.items()}
 
 
 def majority_floors(tasks: Iterable[str], glue_dir: str | os.PathLike | None = None) -> dict[str, float]:
@@ -56,7 +58,7 @@ def summarize_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (task, imp, level), recs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
         metric = get_task(task).main_metric
-        vals = np.array([r["metrics"][metric] for r in recs])
+        vals = np.array([main_value(r) for r in recs])
         rows.append(dict(task=task, importance=imp, level=level, metric=metric, n=len(vals),
                          mean=float(vals.mean()), std=float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
                          seeds=sorted(r["provenance"]["seed"] for r in recs),
@@ -88,7 +90,7 @@ def main_metric_by_run(records: list[dict[str, Any]]) -> dict[tuple[str, str, in
     protocol and be one run each (else ``ObceInputError``)."""
     check_one_protocol(records)
     check_one_run_each(records)
-    return {run_key(r): r["metrics"][get_task(r["task"]).main_metric] for r in records}
+    return {run_key(r): main_value(r) for r in records}
 
 
 def paired_comparison(records: list[dict[str, Any]], a: str, b: str, alpha: float = 0.05,

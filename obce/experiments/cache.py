@@ -12,10 +12,11 @@ from typing import Any
 from ..data import load_corpus
 from ..errors import ObceInputError
 from ..files import Timer, atomic_dir, cache_key, corpus_hash
-from ..models import ffn_layers
+from ..models import ffn_layers, source_fingerprint
 from ..results import CHECKPOINT_RECORD, provenance
 from ..scoring import GRADIENT_SCORES, gradient_scores, load_scores, save_scores, score_neurons
 from .config import PipelineConfig
+from .resume import set_aside
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
     source = c.get("source_task") or task
     draw = score_draws(cfg, importance, seed)
     score_seed = seed if "random_seed" in draw else corpus_seed(cfg, seed)
-    key = cache_key(model=cfg.model, source=source, importance=importance, corpus=c, scoring=scoring_inputs(cfg),
-                    finetune=cfg.finetune if c.get("score_model") == "finetuned" else None, **draw)
+    fingerprint = source_fingerprint(cfg.model)
+    key = cache_key(model=cfg.model, fingerprint=fingerprint, source=source, importance=importance, corpus=c,
+                    scoring=scoring_inputs(cfg), finetune=cfg.finetune if c.get("score_model") == "finetuned" else None,
+                    **draw)
     suffix = f"-s{seed}" if draw else ""
     path = Path(cfg.out) / "scores" / f"{source}-{importance}{suffix}-n{c['samples']}-L{c['max_length']}-{key[:8]}.npz"
     if path.exists():
@@ -74,8 +77,9 @@ def task_scores(cfg: PipelineConfig, model, tokenizer, task: str, importance: st
                                    cache_dir=Path(cfg.out) / "cache", progress=progress)
     save_scores(path, scores, provenance(params={**c, **s, **draw}, seed=score_seed,
                                          device=s.get("device"),
-                                         wall_time_s=t.seconds, model=cfg.model, task=source, importance=importance,
-                                         corpus=corpus_hash(texts), n_texts=len(texts), key=key))
+                                         wall_time_s=t.seconds, model=cfg.model, model_fingerprint=fingerprint,
+                                         task=source, importance=importance, corpus=corpus_hash(texts),
+                                         n_texts=len(texts), key=key))
     return scores
 
 
@@ -90,17 +94,25 @@ def cached_finetune(model_name: str, model, tokenizer, task: str, finetune: dict
                     glue_dir: str | None, out: Path, progress: bool = True):
     """``model`` fine-tuned on ``task`` with ``finetune`` parameters and ``seed``, with its head, in
     eval mode; cached as a checkpoint under ``<out>/finetuned/<task>-<key>`` (its record beside it) and
-    reused while the inputs are the same."""
+    reused while the inputs are the same: the key holds the model's fingerprint
+    (:func:`obce.models.source_fingerprint`), so a checkpoint replaced at the same path is fine-tuned
+    anew. A cached checkpoint that cannot be read (a truncated file) is set aside and recomputed."""
     from transformers import AutoModelForSequenceClassification
 
     from .. import glue
 
     finetune = {k: v for k, v in finetune.items() if k != "distill"}  # the teacher itself trains plainly
-    key = cache_key(model=model_name, task=task, finetune=finetune, seed=seed)
+    key = cache_key(model=model_name, fingerprint=source_fingerprint(model_name), task=task, finetune=finetune,
+                    seed=seed)
     path = Path(out) / "finetuned" / f"{task}-{key[:8]}"
     if (path / "config.json").is_file():
-        logger.info("reusing fine-tuned %s", path)
-        return AutoModelForSequenceClassification.from_pretrained(path).eval()
+        try:
+            cached = AutoModelForSequenceClassification.from_pretrained(path).eval()
+            logger.info("reusing fine-tuned %s", path)
+            return cached
+        except Exception as exc:  # noqa: BLE001 - a damaged cache entry of any kind is recomputed
+            set_aside(path, f"the cached fine-tune {path} cannot be read ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''})")
     result = glue.finetune_and_evaluate(model, task, tokenizer=tokenizer, glue_dir=glue_dir, seed=seed,
                                    progress=progress, keep_model=True, work_parent=Path(out) / ".tmp", **finetune)
     with atomic_dir(path) as tmp:

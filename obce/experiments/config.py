@@ -221,7 +221,11 @@ def _check_lists(grid: dict[str, Any], kinds: Iterable[tuple[str, Any]], what: s
             raise ObceInputError(f"{what} {key}: {values!r}: expected a non-empty list "
                                  f"(e.g. {key}: [{'2' if kind is int else 'rte'}])")
         for v in values:
-            expect(v, kind, f"{key} item", what=what)
+            expect(v, kind, f"{key} item", what=what, minimum=0 if key in ("seeds", "draws") else None)
+        twice = sorted({repr(v) for v in values if values.count(v) > 1})
+        if twice:
+            raise ObceInputError(f"{what} {key}: {values!r} names {', '.join(twice)} more than once: each item is "
+                                 "one set of runs, so list it once")
 
 
 @dataclass

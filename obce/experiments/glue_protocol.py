@@ -18,7 +18,7 @@ from ..data import get_task, load_corpus
 from ..errors import ObceInputError
 from ..files import read_json, to_jsonable
 from ..methods import method_spec
-from ..models import check_device, check_max_length, load_config, load_model, stored_dtype
+from ..models import check_device, check_max_length, load_config, load_model, source_fingerprint, stored_dtype
 from ..pruning import LEVELS, count_parameters, prune
 from ..results import random_draw, validate_record
 from .cache import corpus_seed, finetuned_model, score_draws, task_scores
@@ -93,6 +93,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
     for spec in specs.values():  # budgets a method cannot reach fail here, before any compute
         check_fits(spec, model, [lv for lv in cfg.all_of("levels") if lv != 0] or [1])
     n_full = count_parameters(model.base_model)
+    fingerprint = source_fingerprint(cfg.model)
     stored = stored_dtype(load_config(cfg.model))
     weights = f"stored as {stored}, upcast to float32" if stored and stored != "float32" else "float32"
     paths = []
@@ -109,7 +110,8 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
             logger.warning("%s was made with other inputs: replacing it (--force)", path)
         if imp in specs:
             result = run_method(cfg, specs[imp], model, tokenizer, task, level, seed, progress, work)
-            result.provenance.update(model=cfg.model, config_note=cfg.note, model_weights=weights)
+            result.provenance.update(model=cfg.model, model_fingerprint=fingerprint, config_note=cfg.note,
+                                     model_weights=weights)
             result.save(path)
             logger.info("wrote %s: %s", path, result.metrics)
             continue
@@ -121,7 +123,7 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
         extra = dict(importance=imp, level=level, intermediate_size=small.config.intermediate_size,
                      parameters=count_parameters(small.base_model), parameters_full=n_full,  # encoder only
                      scoring=expected_scoring(cfg, imp, seed) if level else None, config_note=cfg.note,
-                     model_weights=weights)
+                     model_weights=weights, model_fingerprint=fingerprint)
         ft = {k: v for k, v in cfg.finetune.items()}
         if ft.get("distill"):  # the teacher: the unpruned model fine-tuned on the task, cached
             ft["teacher"] = finetuned_model(cfg, model, tokenizer, task, progress, seed=seed)
@@ -201,7 +203,8 @@ def record_differences(rec: dict, cfg: PipelineConfig) -> list[str]:
     from ..methods import REGISTRY
 
     prov = rec["provenance"]
-    diff = differences({"model": prov.get("model")}, {"model": cfg.model})
+    diff = differences({k: prov.get(k) for k in ("model", "model_fingerprint")},
+                       {"model": cfg.model, "model_fingerprint": source_fingerprint(cfg.model)})
     ft = {k: v for k, v in prov.get("params", {}).items() if k in cfg.finetune}
     diff += differences(ft, to_jsonable(cfg.finetune), prefix="finetune.")
     specs = method_specs(cfg)

@@ -23,7 +23,8 @@ from ..compensation import ffn_statistics, compensate
 from ..data import get_task, load_corpus
 from ..errors import ObceInputError
 from ..files import Timer, corpus_hash
-from ..models import ffn_layers, load_model
+from ..models import ffn_layers, load_model, source_fingerprint
+from ..paths import output_lock
 from ..pruning import LEVEL_FRACTIONS, count_parameters, prune_ffn_neurons, select_neurons
 from ..results import POSTTRAIN_RUNS, POSTTRAIN_TABLE, append_jsonl, provenance, read_jsonl
 from ..scoring import GRADIENT_SCORES, gradient_scores, score_neurons
@@ -60,44 +61,62 @@ def cell_key(cell: tuple) -> str:
 
 
 def check_table(cfg: PostTrainConfig, force: bool = False) -> set[str]:
-    """The cells the table already holds; raises when it was written with other inputs (unless ``force``)."""
+    """The cells the table already holds for this config's inputs (its inputs key and the model's
+    fingerprint, :func:`obce.models.source_fingerprint`); raises when the table was written with other
+    inputs, unless ``force`` (then this run's rows are added beside them, and readers keep the latest
+    run's inputs only: :func:`obce.results.posttrain_rows`)."""
     out = Path(cfg.out)
     runs = read_jsonl(out / POSTTRAIN_RUNS)
-    other = [r for r in runs if r.get("inputs_key") != cfg.inputs_key()]
+    fingerprint = source_fingerprint(cfg.model)
+    mine = {r.get("run") for r in runs if r.get("inputs_key") == cfg.inputs_key()
+            and r.get("model_fingerprint") == fingerprint}
+    other = [r for r in runs if r.get("run") not in mine]
     if other and not force:
-        mine = cfg.to_dict()
+        current = cfg.to_dict()
         theirs = other[-1].get("config") or {}
         diff = [d for key in ("model", "finetune", "corpus", "eval")
-                for d in (differences(theirs.get(key) or {}, mine[key], prefix=f"{key}.") if isinstance(mine[key], dict)
-                          else differences({key: theirs.get(key)}, {key: mine[key]}))]
-        raise ObceInputError(f"{out / POSTTRAIN_TABLE} was written with other inputs (model, fine-tuning, corpus or "
-                             f"evaluation parameters) than this config ({'; '.join(diff) or 'another inputs key'}); its "
-                             f"rows are kept. Write to another `out:`, or pass --force to add rows of these inputs "
-                             f"beside them")
-    return {r["cell"] for r in read_jsonl(out / POSTTRAIN_TABLE) if r.get("inputs_key") == cfg.inputs_key()}
+                for d in (differences(theirs.get(key) or {}, current[key], prefix=f"{key}.")
+                          if isinstance(current[key], dict) else differences({key: theirs.get(key)}, {key: current[key]}))]
+        diff += differences({"model_fingerprint": other[-1].get("model_fingerprint")}, {"model_fingerprint": fingerprint})
+        raise ObceInputError(f"{out / POSTTRAIN_TABLE} was written with other inputs (model, its weights, fine-tuning, "
+                             f"corpus or evaluation parameters) than this config ({'; '.join(diff) or 'another inputs key'}); "
+                             f"its rows are kept. Write to another `out:`, or pass --force to add rows of these inputs "
+                             f"beside them (readers then keep the latest inputs' rows only)")
+    return {r["cell"] for r in read_jsonl(out / POSTTRAIN_TABLE) if r.get("run") in mine}
 
 
 def run_posttrain(cfg: PostTrainConfig, progress: bool = True, force: bool = False) -> Path:
-    """Run (or resume) every planned cell; return the table's path."""
+    """Run (or resume) every planned cell; return the table's path. One writer at a time: the table's
+    directory is locked while this runs (:func:`obce.paths.output_lock`)."""
+    cfg.validate()
+    out = Path(cfg.out)
+    with output_lock(out, "posttrain out:"):
+        return _run(cfg, out, progress, force)
+
+
+def _run(cfg: PostTrainConfig, out: Path, progress: bool, force: bool) -> Path:
     from ..glue import encode_dev
 
-    cfg.validate()
     done = check_table(cfg, force)
-    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     todo = [c for c in cells(cfg) if cell_key(c) not in done]
     logger.info("%d cells planned, %d done", len(todo) + len(done), len(done))
     if not todo:
         return out / POSTTRAIN_TABLE
     run_id = uuid.uuid4().hex[:12]
-    append_jsonl(out / POSTTRAIN_RUNS, {"run": run_id, "inputs_key": cfg.inputs_key(), "config": cfg.to_dict(),
-                         "provenance": provenance(params=cfg.to_dict(), model=cfg.model)})
+    fingerprint = source_fingerprint(cfg.model)
+    append_jsonl(out / POSTTRAIN_RUNS, {"run": run_id, "inputs_key": cfg.inputs_key(), "model_fingerprint": fingerprint,
+                                        "config": cfg.to_dict(),
+                                        "provenance": provenance(params=cfg.to_dict(), model=cfg.model,
+                                                                 model_fingerprint=fingerprint)})
     base, tokenizer = load_model(cfg.model)
     full_neurons = ffn_layers(base)[0][0].out_features
     c = cfg.corpus
     for task in dict.fromkeys(t for t, *_ in todo):
-        dev = encode_dev(task, tokenizer, cfg.finetune["max_length"], cfg.glue_dir)
         for seed in dict.fromkeys(s for t, s, *_ in todo if t == task):
+            # the fine-tuning's max_eval_samples holds here too: the same seeded subset of dev
+            dev = encode_dev(task, tokenizer, cfg.finetune["max_length"], cfg.glue_dir,
+                             max_samples=cfg.finetune.get("max_eval_samples"), seed=seed)
             model = cached_finetune(cfg.model, base, tokenizer, task, cfg.finetune, seed, cfg.glue_dir, out, progress)
             mine = [cell for cell in todo if cell[:2] == (task, seed)]
             for draw in dict.fromkeys(d for _, _, d, *_ in mine):
@@ -127,7 +146,7 @@ def _scores(importance: str, model, tokenizer, texts, labels, max_length: int, d
 
 
 def _evaluate_cells(cfg, todo, model, scores, stats, tokenizer, dev, out, run_id, full_neurons, extra) -> None:
-    from ..glue import evaluate
+    from ..glue import dev_predictions, metrics_of, prediction_summary, undefined_metrics
 
     for cell in todo:
         task, seed, draw, imp, f, comp = cell
@@ -138,12 +157,18 @@ def _evaluate_cells(cfg, todo, model, scores, stats, tokenizer, dev, out, run_id
                 keep = select_neurons(scores, keep_fraction=f)
                 small = compensate(prune_ffn_neurons(model, keep), model, keep, stats, method=comp)
                 size = keep.shape[1]
-            metrics = evaluate(small, tokenizer, task, dev, batch_size=cfg.eval.get("batch_size", 64))
+            predictions = dev_predictions(small, tokenizer, task, dev, batch_size=cfg.eval.get("batch_size", 64))
+            metrics = metrics_of(task, dev, predictions)
+        first = next(iter(dev))
+        summary = prediction_summary(task, predictions[first])
         row = {"cell": cell_key(cell), "task": task, "seed": seed, "draw": draw, "importance": imp,
                "keep_fraction": f, "level": LEVEL_FRACTIONS.get(f, 0 if imp == "none" else None),
                "compensation": comp, "intermediate_size": int(size),
                "parameters": count_parameters(small.base_model), "metrics": metrics,
-               "main": metrics[get_task(task).main_metric], "eval_s": round(t.seconds, 2), **extra,
-               "run": run_id, "inputs_key": cfg.inputs_key()}
+               "main": metrics[get_task(task).main_metric], "degenerate": summary["degenerate"],
+               "eval_s": round(t.seconds, 2), **extra, "run": run_id, "inputs_key": cfg.inputs_key()}
+        undefined = undefined_metrics(metrics, predictions[first], dev[first][1])
+        if undefined:
+            row["metrics_undefined"] = undefined
         append_jsonl(Path(out) / POSTTRAIN_TABLE, row)
-        logger.info("%s: %s = %.4f", row["cell"], get_task(task).main_metric, row["main"])
+        logger.info("%s: %s = %s", row["cell"], get_task(task).main_metric, row["main"])

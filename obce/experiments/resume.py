@@ -47,7 +47,8 @@ def refuse_other_inputs(path: Path, params: dict, keys: tuple[str, ...], overwri
         prov = old.get("provenance", {}) if isinstance(old.get("provenance", {}), dict) else {}
     except ObceInputError as exc:
         raise ObceInputError(f"{exc}; pass {option} to replace it") from exc
-    old_params = {"model": prov.get("model"), "seed": prov.get("seed"), **(prov.get("params") or {})}
+    old_params = {"model": prov.get("model"), "seed": prov.get("seed"), "model_fingerprint": prov.get("model_fingerprint"),
+                  **(prov.get("params") or {})}
     diff = differences(old_params, params, [k for k in keys if k in params])
     if diff:
         raise ObceInputError(f"{path} was made with other inputs ({'; '.join(diff)}); pass {option} to "
