@@ -45,7 +45,7 @@
 # more than three minutes.
 #
 # ## Guarantees
-# What `obce` promises, each case tested (`tests/test_guarantees.py`):
+# What `obce` promises, each case tested (`tests/test_guarantees.py`, `tests/test_reliability.py`):
 # - **Atomic writes.** Records, scores, caches and pruned checkpoints are written to a temporary
 #   name beside the target and renamed into place: a killed run leaves the old file or none, never
 #   half of one. A run's temporary model copy lives in a directory named by its process id (under
@@ -55,11 +55,28 @@
 # - **Nothing overwritten without a flag.** An output made with other inputs is kept: `obce score`
 #   and `obce glue` refuse it unless `--overwrite`, the pipeline refuses before any compute and names
 #   the difference unless `--force`. `obce prune --out` replaces only an earlier pruned checkpoint
-#   (else `--overwrite`), never the working directory or a directory holding its own input. An
+#   (else `--overwrite`), never the working directory or a directory holding its own input, and never
+#   a file it did not write (a user's `scores.npz`, a `.<out>.old` beside it). An
 #   unreadable record is renamed `*.bad` and rerun; a cache file whose contents do not match its
 #   stage is recomputed.
+# - **Caches keyed by content.** Scores, fine-tuned models, records and retraining-free tables are
+#   keyed by the model's fingerprint (`obce.models.source_fingerprint`: the embedded model by its
+#   package version, a checkpoint by a hash of its tensors, config and vocabulary), never by its path
+#   alone: replace a checkpoint at the same path and obce scores and fine-tunes it anew. A damaged
+#   cached fine-tune is set aside and recomputed.
+# - **One writer per output.** `obce score`, `prune`, `glue`, `pipeline` and `posttrain` lock their
+#   output while they write it; a second command on the same output is refused at once (exit 2,
+#   naming the process that holds it). A table's readers keep the rows of its latest inputs, one
+#   per cell.
+# - **Undefined is undefined.** A correlation of constant predictions is recorded as `null` with its
+#   reason, never as a number; every record says whether its model is `degenerate` (every dev
+#   prediction one class). A model with NaN weights is refused before training; a non-finite training
+#   loss or score stops the command (exit 2), naming the layer and neuron of a NaN score.
+# - **Strict records.** Every record and table row is validated when read: a missing level, an
+#   importance that is not a name, `accuracy: true` are errors naming the file and the field.
 # - **Exit codes.** 0 success; 2 bad input, with a message that names it (a file, a line, a
-#   parameter and its allowed values); 1 any other failure. Every input is validated before compute.
+#   parameter and its allowed values), also a full disk or a read-only output; 1 any other failure.
+#   Every input is validated before compute.
 #
 # ## The protocols
 # Every protocol is one config under `params/protocols/`, listed with its results directory and

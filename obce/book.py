@@ -66,6 +66,10 @@ def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list
     if not (root / "_toc.yml").is_file() or not (root / "notebooks").is_dir():
         raise ObceInputError(f"{root} is not the obce repository root (no _toc.yml / notebooks/)")
     params = load_profile(root, profile)
+    stems = sorted(p.stem for p in (root / "notebooks").glob("*.py"))
+    unknown = sorted(set(only or ()) - set(stems))
+    if unknown:
+        raise ObceInputError(f"--only {unknown}: no such chapter; the chapters are {stems}")
     stage = root / "_build" / "src"
     if not execute:
         if not stage.is_dir():

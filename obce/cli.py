@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("obce").setLevel(logging.WARNING if args.quiet else logging.DEBUG if args.verbose
                                        else logging.INFO)
     try:
+        check_numbers(args)
         args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit (stdout to a pipe is block-buffered)
     except ObceInputError as exc:
@@ -45,6 +46,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"obce {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+#: Numeric options and what they must be: (integer?, smallest allowed, strictly above it?).
+NUMBERS = {"seed": (True, 0, False), "samples": (True, 2, False), "max_length": (True, 1, False),
+           "batch_size": (True, 1, False), "max_train_samples": (True, 1, False), "max_eval_samples": (True, 1, False),
+           "epochs": (False, 0, True), "lr": (False, 0, True), "keep_fraction": (False, 0, True), "layer": (True, 0, False)}
+
+
+def check_numbers(args) -> None:
+    """Refuse a numeric option that is NaN, infinite, negative or otherwise out of range, naming it,
+    before any command runs (argparse's ``float`` takes ``inf`` and ``nan``)."""
+    import math
+
+    for name, (integer, low, strict) in NUMBERS.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        option = "--" + name.replace("_", "-")
+        if not math.isfinite(value) or (value <= low if strict else value < low):
+            raise ObceInputError(f"{option} {value!r}: expected a finite {'integer' if integer else 'number'} "
+                                 f"{'above' if strict else 'of at least'} {low}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,7 +226,9 @@ def cmd_score(args) -> None:
     check_corpus_size(args.samples)
     resolve_glue_dir(args.glue_dir)
     if args.importance not in IMPORTANCES:
-        raise ObceInputError(f"--importance {args.importance!r}: expected one of {', '.join(IMPORTANCES)}")
+        hint = (" (it reads the task's loss: score a fine-tuned model through `obce pipeline` with corpus.score_model: "
+                "finetuned, or `obce posttrain`)" if args.importance in ("fisher", "taylor") else "")
+        raise ObceInputError(f"--importance {args.importance!r}: expected one of {', '.join(IMPORTANCES)}{hint}")
     if out.exists() and not out.is_dir():
         raise ObceInputError(f"--out {args.out!r} is an existing file; expected a directory")
     with output_lock(out):  # one writer: a second `obce score` into this --out is refused while this one runs
@@ -216,11 +240,12 @@ def _score_into(args, out: Path) -> None:
     from .data import load_corpus
     from .experiments.resume import refuse_other_inputs
     from .files import Timer, corpus_hash, write_json
-    from .models import check_device, load_model, source_fingerprint
+    from .models import check_device, load_config, load_model, source_fingerprint
     from .results import provenance
     from .scoring import save_scores, score_neurons, summarize_scores
 
     check_device(args.device)
+    load_config(args.model)  # a BERT-family encoder, before its files are read for the fingerprint
     params = {k: v for k, v in vars(args).items() if k not in ("func", "verbose", "quiet", "command", "overwrite")}
     params["model_fingerprint"] = source_fingerprint(args.model)
     if (out / "scores.npz").exists() and not (out / "scores.json").exists() and not args.overwrite:
@@ -388,7 +413,10 @@ def cmd_explain(args) -> None:
         print(f"  label information   {e['label_information']:>10.3f}   ({measure}, {len(texts)} {info.name} "
               "training texts)")
         iso = e["isolated_sentence"]
-        print(f"  r_f isolates        {iso if iso is not None else '(a group of sentences, not one)'}"[:200])
+        if not e["scores"].get("merge_radius"):  # every point of the cloud is the same: nothing stands apart
+            print("  r_f isolates        nothing (r_f is 0: the neuron gives every sentence the same output)")
+        else:
+            print(f"  r_f isolates        {iso if iso is not None else '(a group of sentences, not one)'}"[:200])
         print("  top tokens:")
         for r in e["top_tokens"]:
             print(f"    {r['activation']:8.3f}  {r['snippet']}")

@@ -191,6 +191,9 @@ def read_glue_tsv(path: str | os.PathLike, task: str | GlueTask) -> dict[str, li
         body, first_line = rows, 1
         position = {c: c for c in [*info.columns.values(), info.label_column]}
         n_fields = info.n_columns
+    if not body:
+        raise ObceInputError(f"{path}: {'a header and ' if info.header else ''}no data rows; expected the task's "
+                             f"{info.name} examples, one per line")
     out: dict[str, list] = {f: [] for f in info.columns}
     labels: list = []
     for line, row in enumerate(body, start=first_line):

@@ -98,10 +98,9 @@ def compute_metrics(task: str, predictions, labels) -> dict[str, float | None]:
 def undefined_metrics(metrics: dict[str, float | None], predictions, labels) -> dict[str, str]:
     """Why each ``None`` of :func:`compute_metrics` is undefined (metric -> reason)."""
     p, y = np.asarray(predictions), np.asarray(labels)
-    why = ("the predictions are constant" if np.ptp(p) == 0 else "the labels are constant" if np.ptp(y) == 0
-           else "undefined")
-    return {k: f"a correlation is undefined when {why[4:]}" if why != "undefined" else why
-            for k, v in metrics.items() if v is None}
+    why = ("a correlation is undefined when the predictions are constant" if np.ptp(p) == 0 else
+           "a correlation is undefined when the labels are constant" if np.ptp(y) == 0 else "undefined")
+    return {k: why for k, v in metrics.items() if v is None}
 
 
 def prediction_summary(task: str, predictions) -> dict[str, Any]:

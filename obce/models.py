@@ -89,6 +89,8 @@ def load_config(name_or_path: str | os.PathLike):
 def _load_config(source: str, name: str, hub_kwargs: dict[str, Any]):
     from transformers import AutoConfig
 
+    if Path(source).is_dir():
+        _check_local_config(Path(source), name)
     try:
         config = AutoConfig.from_pretrained(source, **hub_kwargs)
     except (OSError, ValueError) as exc:
@@ -308,6 +310,22 @@ def _offline_kwargs(source: str) -> dict[str, Any]:
     return {"local_files_only": True}
 
 
+def _check_local_config(path: Path, name: str) -> None:
+    """Refuse a local checkpoint whose config asks for custom code or is not a JSON object, naming it."""
+    import json
+
+    try:
+        values = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ObceInputError(f"model directory {name!r}: config.json is not readable JSON ({exc})") from exc
+    if not isinstance(values, dict):
+        raise ObceInputError(f"model directory {name!r}: config.json is a JSON {type(values).__name__}, not an object")
+    if "auto_map" in values:
+        raise ObceInputError(f"model directory {name!r} is a checkpoint with custom code (config.json has auto_map, "
+                             f"model_type={values.get('model_type')!r}); obce never runs a checkpoint's own code and "
+                             "supports BERT-family encoders (bert, roberta, xlm-roberta, camembert, electra)")
+
+
 def _check_bert_family(config, name: str) -> None:
     has_ffn = all(hasattr(config, a) for a in ("intermediate_size", "num_hidden_layers", "hidden_size"))
     if not has_ffn or getattr(config, "is_encoder_decoder", False):
@@ -318,6 +336,10 @@ def _check_bert_family(config, name: str) -> None:
         raise ObceInputError(
             f"model {name!r} has model_type={config.model_type!r}; obce supports BERT-family encoders "
             "(bert, roberta, xlm-roberta, camembert, electra)")
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size"):
+        value = getattr(config, key, None)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ObceInputError(f"model {name!r}: config {key}={value!r}: expected a positive integer")
 
 
 def _missing_model_error(name: str, exc: Exception, hub_kwargs: dict[str, Any]) -> MissingResourceError:
@@ -406,13 +428,21 @@ def _directory_fingerprint(path: Path) -> str:
 
 
 def _hash_safetensors(h, file: Path) -> None:
-    """Feed every tensor of a safetensors file (name, dtype, shape, bytes; in name order) to ``h``."""
+    """Feed every tensor of a safetensors file (name, dtype, shape, bytes; in name order) to ``h``; a
+    file that is not a readable safetensors file (truncated, empty) is fed as its bytes, so that its
+    fingerprint still changes with it (loading it reports the damage)."""
     import json
     import struct
 
+    try:
+        with open(file, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(n))
+    except (struct.error, ValueError, UnicodeDecodeError, MemoryError):
+        h.update(file.name.encode())
+        h.update(file.read_bytes())
+        return
     with open(file, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(n))
         start = 8 + n
         for key in sorted(k for k in header if k != "__metadata__"):
             info = header[key]

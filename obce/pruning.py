@@ -71,6 +71,11 @@ def select_neurons(scores, level: int | None = None, keep_fraction: float | None
     if np.isnan(s).any():
         raise ObceInputError("scores contain NaN")
     k = keep_count(s.shape[1], level, keep_fraction)
+    flat = [i for i, row in enumerate(s) if np.ptp(row) == 0]
+    if flat and k < s.shape[1]:
+        logger.warning("layer(s) %s: every neuron has the same score, so the score chooses nothing there; the tie "
+                       "rule keeps the lowest indices (0..%d). Check the corpus (e.g. identical sentences)",
+                       ", ".join(map(str, flat)), k - 1)
     order = np.lexsort((np.broadcast_to(np.arange(s.shape[1]), s.shape), -s), axis=-1)
     return np.sort(order[:, :k], axis=1)
 

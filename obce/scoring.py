@@ -1,4 +1,7 @@
-"""One entry point for every neuron importance score: collect -> score, layer by layer."""
+"""One entry point for every neuron importance score: collect -> score, layer by layer.
+
+Every score returned is finite (:func:`check_finite_scores`): a NaN score is an error naming its
+layer and neuron, never a file."""
 from __future__ import annotations
 
 import logging
@@ -76,7 +79,7 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
     if importance == "random":
         return baselines.random_scores(model, seed=seed)
     if importance == "magnitude":
-        return baselines.magnitude_scores(model)
+        return check_finite_scores(baselines.magnitude_scores(model), importance)
     if texts is None:
         raise ObceInputError(f"importance {importance!r} needs a corpus (texts)")
     texts = validate_texts(texts)
@@ -107,7 +110,7 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
         logger.info("reusing cached %s of layers %s from %s", cache.meta["stage"],
                     sorted(set(range(len(layers))) - set(todo)), cache_dir)
     if not todo:
-        return scores
+        return check_finite_scores(scores, importance)
     lengths = token_lengths(tokenizer, texts, max_length) if importance in ACTIVATION_SCORES else None
     stream = iter_ffn_activations(model, tokenizer, texts, layers=todo, max_length=max_length,
                                   representation=representation, batch_size=batch_size, device=device,
@@ -129,7 +132,7 @@ def score_neurons(model: nn.Module, tokenizer, texts: Sequence[Text] | None = No
                            "(e.g. texts that all tokenize to [UNK]); check the corpus", layer, importance)
         logger.info("layer %d scored (%s): median %.4g", layer, importance, np.median(scores[layer]))
         del clouds
-    return scores
+    return check_finite_scores(scores, importance)
 
 
 class _LayerCache:
@@ -178,7 +181,21 @@ def gradient_scores(importance: str, model: nn.Module, tokenizer, texts: Sequenc
     if importance not in GRADIENT_SCORES:
         raise ObceInputError(f"gradient score {importance!r}: expected one of {GRADIENT_SCORES}")
     fn = baselines.taylor_scores if importance == "taylor" else baselines.fisher_scores
-    return fn(model, tokenizer, texts, labels, max_length=max_length, batch_size=batch_size, device=device)
+    return check_finite_scores(fn(model, tokenizer, texts, labels, max_length=max_length, batch_size=batch_size,
+                                  device=device), importance)
+
+
+def check_finite_scores(scores: np.ndarray, importance: str) -> np.ndarray:
+    """``scores`` (shape (n_layers, n_neurons)) if every one is finite; else ``ObceInputError`` naming
+    the first layer and neuron whose score is NaN or infinite (broken weights, or a corpus that
+    overflows), before anything is written."""
+    bad = np.argwhere(~np.isfinite(np.asarray(scores, dtype=np.float64)))
+    if len(bad):
+        layer, neuron = (int(v) for v in bad[0])
+        raise ObceInputError(f"{importance} scores: layer {layer}, neuron {neuron} is {scores[layer, neuron]} "
+                             f"({len(bad)} non-finite score(s) in all): the model's weights or activations are not "
+                             "finite; nothing is written")
+    return scores
 
 
 def save_scores(path: str | os.PathLike, scores: np.ndarray, meta: dict) -> Path:

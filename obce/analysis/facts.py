@@ -172,6 +172,9 @@ def draw_text(facts: dict[str, Any], a: str = "merge_radius", strongest: str = S
 def findings_text(records: list[dict[str, Any]], floors: dict[str, float], level: int = 2) -> str:
     """The README's two sentences of findings, computed from one protocol's records."""
     f = glue_facts(records, floors)
+    if not f["n_learn"]:
+        return ("Nothing can be concluded from these records yet: on none of their tasks does the unpruned model score "
+                "more than a point above the majority class.")
     kept, full = f.get(f"kept_L{level}"), f.get("full_neurons")
 
     def avg(score: str) -> str:
@@ -281,6 +284,9 @@ def curve_text(df) -> str:
 def posttrain_text(df, floors: dict[str, float]) -> str:
     """The README's two sentences on pruning without retraining, computed from the table(s)."""
     f = posttrain_facts(df, floors)
+    if not f["pt_n_tasks"]:
+        return ("Nothing can be concluded from this table yet: on none of its tasks does the unpruned fine-tuned model "
+                "score more than a point above the majority class, so no score's pruning can be told from chance.")
     levels = [k for k in (1, 2, 3) if f"pt_best_L{k}_none" in f]
     best = "; ".join(f"at level {k}, {f[f'pt_best_L{k}_none']} ({f[f'pt_best_mean_L{k}_none']:.1f}; r_f "
                      f"{f[f'pt_a_L{k}_none']:.1f})" for k in levels)

@@ -18,6 +18,7 @@ from ..data import get_task, load_corpus
 from ..errors import ObceInputError
 from ..files import read_json, to_jsonable
 from ..methods import method_spec
+from ..paths import output_lock
 from ..models import check_device, check_max_length, load_config, load_model, source_fingerprint, stored_dtype
 from ..pruning import LEVELS, count_parameters, prune
 from ..results import random_draw, validate_record
@@ -72,12 +73,19 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
     A record made with this config's inputs is kept and skipped; one made with other inputs stops
     the run before any compute unless ``force`` (then it is replaced); an unreadable one is set aside
     (renamed ``*.bad``) and rerun. Temporaries live under ``<out>/.tmp`` and those of a killed run are
-    removed by the next one.
+    removed by the next one. One writer at a time: ``out`` is locked while this runs
+    (:func:`obce.paths.output_lock`).
     """
-    from .. import glue
-
     cfg.validate()
     check_device(cfg.scoring.get("device"))
+    with output_lock(Path(cfg.out), "pipeline out:"):
+        return _run(cfg, progress, force)
+
+
+def _run(cfg: PipelineConfig, progress: bool, force: bool) -> list[Path]:
+    """:func:`run_pipeline`'s work, under the lock of ``cfg.out``."""
+    from .. import glue
+
     states = check_records(cfg, force=force)
     out = Path(cfg.out)
     work = out / ".tmp"
