@@ -50,8 +50,8 @@ def test_params_command(capsys):
 
 @pytest.mark.parametrize("args,needle", [
     (["score", "--task", "imdb", "--out", "X"], "unknown GLUE task 'imdb'"),
-    (["score", "--task", "sst2", "--samples", "1", "--out", "X"], "n=1"),
-    (["score", "--task", "sst2", "--samples", "8", "--max-length", "0", "--out", "X"], "max_length=0"),
+    (["score", "--task", "sst2", "--samples", "1", "--out", "X"], "--samples 1"),
+    (["score", "--task", "sst2", "--samples", "8", "--max-length", "0", "--out", "X"], "--max-length 0"),
     (["score", "--model", "no-such/model-xyz", "--task", "sst2", "--out", "X"], "no-such/model-xyz"),
     (["score", "--task", "mnli", "--out", "X"], "MNLI/train.tsv"),
     (["prune", "--scores", "nope", "--level", "1", "--out", "X"], "scores file"),

@@ -309,7 +309,7 @@ def test_glue_rejects_a_gpt2_checkpoint(tmp_path, capsys):
 # 10. inputs that random and magnitude do not read are validated all the same
 @pytest.mark.parametrize("extra,needle", [
     (["--task", "imdb"], "unknown GLUE task 'imdb'"),
-    (["--task", "sst2", "--samples", "0"], "n=0"),
+    (["--task", "sst2", "--samples", "0"], "--samples 0"),
     (["--task", "sst2", "--glue-dir", "no/such/dir"], "no/such/dir"),
 ])
 def test_data_free_scores_validate_every_input(extra, needle, tiny_dir, tmp_path, capsys):
