@@ -102,10 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("prune", help="prune a model with saved scores")
     _model_arg(r)
-    r.add_argument("--scores", required=True, help="directory or .npz written by `obce score`")
+    r.add_argument("--scores", help="directory or .npz written by `obce score` (with --level or --keep-fraction)")
     g = r.add_mutually_exclusive_group(required=True)
     g.add_argument("--level", type=int, help="0-3: keep neurons above the level-th quartile per layer")
     g.add_argument("--keep-fraction", type=float, help="fraction of neurons kept per layer, in (0, 1]")
+    g.add_argument("--flops", type=float, help="retraining-free: heads and neurons of a model fine-tuned on --task, "
+                   "searched under this fraction of its FLOPs (Kwon et al.), in (0, 1]")
+    kw = r.add_argument_group("with --flops (a model fine-tuned on the task, e.g. by `obce glue --save-model`)")
+    kw.add_argument("--task", help="the GLUE task the model was fine-tuned on")
+    kw.add_argument("--score", default="fisher", help="unit score: fisher (default), fisher_text, merge_radius, "
+                    "activation_variance, random")
+    kw.add_argument("--variant", choices=["search", "rearranged", "tuned"], default="tuned",
+                    help="the search alone, with mask rearrangement, or with rearrangement and mask tuning (default)")
+    kw.add_argument("--samples", type=int, default=512, help="training texts the scores and tuning read (default 512)")
+    kw.add_argument("--max-length", type=int, default=64)
+    kw.add_argument("--seed", type=int, default=0, help="the draw of the texts")
+    _glue_arg(r)
     r.add_argument("--out", required=True, help="directory of the pruned checkpoint")
     r.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out directory that is not a pruned checkpoint")
@@ -124,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--max-eval-samples", type=int, default=None)
     f.add_argument("--device", default=None)
     f.add_argument("--out", required=True, help="JSON record to write")
+    f.add_argument("--save-model", metavar="DIR", help="also save the fine-tuned model with its head (a new directory)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --out record of other inputs")
     f.set_defaults(func=cmd_glue)
 
@@ -146,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--dry-run", action="store_true", help="count the planned cells and those done")
     pt.add_argument("--force", action="store_true", help="add rows to a table written with other inputs")
     pt.add_argument("--tasks", nargs="+", metavar="TASK", help="only these of each config's tasks")
+    pt.add_argument("--draws", nargs="+", type=int, metavar="DRAW", help="only these corpus draws")
+    pt.add_argument("--scores", nargs="+", metavar="SCORE", help="only these scores (a search config's)")
     pt.set_defaults(func=cmd_posttrain)
 
     ex = sub.add_parser("explain", help="the atlas entry of a neuron (or a layer's top and bottom neurons by r_f): "
@@ -288,9 +303,99 @@ def cmd_prune(args) -> None:
     from .paths import check_output_dir, output_lock
 
     source = resolve_model_source(args.model)
-    out = check_output_dir(args.out, "obce_prune.json", inputs=[args.scores, source], overwrite=args.overwrite)
+    if args.flops is None and args.scores is None:
+        raise ObceInputError("--scores: required with --level or --keep-fraction (a directory or .npz written by "
+                             "`obce score`)")
+    if args.flops is not None:
+        _check_flops_args(args)
+    out = check_output_dir(args.out, "obce_prune.json", inputs=[p for p in (args.scores, source) if p],
+                           overwrite=args.overwrite)
     with output_lock(out):
-        _prune_into(args, out)
+        (_search_into if args.flops is not None else _prune_into)(args, out)
+
+
+def _check_flops_args(args) -> None:
+    """``obce prune --flops``'s inputs, before any compute."""
+    from .data import check_corpus_size, get_task, resolve_glue_dir
+    from .unit_scores import UNIT_SCORES
+
+    if args.task is None:
+        raise ObceInputError("--flops needs --task, the GLUE task the model was fine-tuned on")
+    get_task(args.task)
+    if args.score not in UNIT_SCORES:
+        raise ObceInputError(f"--score {args.score!r}: expected one of {sorted(UNIT_SCORES)}")
+    if args.scores is not None:
+        raise ObceInputError("--scores: not read with --flops (the scores of heads and neurons are computed on the "
+                             "fine-tuned model; choose them with --score)")
+    if not 0 < args.flops <= 1:
+        raise ObceInputError(f"--flops {args.flops}: expected a fraction of the model's FLOPs in (0, 1]")
+    check_corpus_size(args.samples)
+    resolve_glue_dir(args.glue_dir)
+
+
+def _search_into(args, out: Path) -> None:
+    """``obce prune --flops``: Kwon's search (and rearrangement, tuning) by a score, the model pruned
+    physically, saved with its per-layer widths, reloaded and evaluated on dev."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    from .data import get_task, load_corpus
+    from .experiments.search_protocol import masks_of
+    from .files import atomic_dir, write_json
+    from .glue import encode_dev, evaluate
+    from .models import load_model, resolve_model_source
+    from .pruning import count_parameters
+    from .results import provenance
+    from .search import average_length, check_flops, flops_of, search, tune_masks
+    import numpy as np
+
+    from . import units
+    from .unit_scores import mask_gradients, unit_scores
+
+    info = get_task(args.task)
+    _, tok = load_model(args.model)  # a BERT-family checkpoint, readable
+    source = resolve_model_source(args.model)
+    model, loading = AutoModelForSequenceClassification.from_pretrained(source, output_loading_info=True)
+    if loading.get("missing_keys") or model.config.num_labels != info.num_labels:
+        raise ObceInputError(f"--model {args.model}: no head fine-tuned on {info.name} ({info.num_labels} output(s)); "
+                             "fine-tune it first, e.g. `obce glue --task ... --save-model DIR`")
+    model.eval()
+    dev = encode_dev(args.task, tok, args.max_length, args.glue_dir)
+    seq_len = average_length([r["input_ids"] for r in next(iter(dev.values()))[0]])
+    heads, neurons = units.layer_widths(model)
+    h, n = units.unit_macs(seq_len, model.config.hidden_size, units.head_dim(model))
+    check_flops(args.flops, len(heads), heads[0], neurons[0], h, n, what="--flops")
+    texts, labels = load_corpus(args.task, n=args.samples, split="train", glue_dir=args.glue_dir, seed=args.seed,
+                                return_labels=True)
+    grads = mask_gradients(model, tok, texts, labels, args.max_length)
+    scores = unit_scores(args.score, model, tok, texts, labels, max_length=args.max_length, seed=args.seed, grads=grads)
+    (hm, nm), searched = masks_of(args.variant, args.score, scores, grads, args.flops, seq_len, model)
+    hsc, nsc, tuning = hm.astype(float), nm.astype(float), None
+    if args.variant == "tuned":
+        teacher = search(*searched, args.flops ** 0.5, h, n)
+        hsc, nsc, tuning = tune_masks(model, tok, texts, hm, nm, *teacher, max_length=args.max_length)
+    keep_h, keep_n = [np.flatnonzero(m) for m in hm], [np.flatnonzero(m) for m in nm]
+    small = units.prune_units(model, keep_h, keep_n, [s[k] for s, k in zip(hsc, keep_h)],
+                              [s[k] for s, k in zip(nsc, keep_n)])
+    before, after = count_parameters(model.base_model), count_parameters(small.base_model)
+    fraction = flops_of(hm, nm, seq_len, model.config.hidden_size, units.head_dim(model))
+    hf_logging.disable_progress_bar()
+    with atomic_dir(out, "the pruned checkpoint") as tmp:
+        units.save(small, tmp, tok)
+        write_json(tmp / "obce_prune.json", {
+            "kind": "pruned_model", "parameters_before": before, "parameters_after": after,
+            "flops_fraction": fraction, "heads": [len(k) for k in keep_h], "intermediate_sizes": [len(k) for k in keep_n],
+            "tuning": tuning,
+            "provenance": provenance(params=dict(flops=args.flops, score=args.score, variant=args.variant, task=info.name,
+                                                 samples=args.samples, max_length=args.max_length, seed=args.seed),
+                                     model=args.model)})
+    reloaded = units.load(out)
+    metrics = evaluate(reloaded, tok, args.task, dev)
+    print(f"FLOPs (heads and neurons, at the dev set's mean length {seq_len:.1f}): {fraction:.4f} of the model's; "
+          f"heads per layer {[len(k) for k in keep_h]}, FFN widths {[len(k) for k in keep_n]}; encoder parameters "
+          f"{before:,} -> {after:,}; saved to {out} (reload: obce.units.load)")
+    print(f"{info.name} dev after reloading: " + ", ".join(f"{k}={v:.4f}" if v is not None else f"{k}=undefined"
+                                                         for k, v in metrics.items()))
 
 
 def _prune_into(args, out: Path) -> None:
@@ -328,6 +433,12 @@ def cmd_glue(args) -> None:
     from .paths import check_output_file, output_lock
 
     out = check_output_file(args.out)  # every check before the fine-tuning, which takes minutes
+    if args.save_model is not None:
+        from .paths import check_output_dir
+        from .results import CHECKPOINT_RECORD
+
+        check_output_dir(args.save_model, CHECKPOINT_RECORD, inputs=[args.model], overwrite=args.overwrite,
+                         option="--save-model")
     resolve_glue_dir(args.glue_dir)
     check_device(args.device)
     load_config(args.model)  # a BERT-family encoder, as score and prune require
@@ -340,11 +451,22 @@ def cmd_glue(args) -> None:
 def _glue_into(args, out: Path) -> None:
     """``obce glue``'s work, under the lock of ``out``."""
     from .glue import finetune_and_evaluate
+    from .results import CHECKPOINT_RECORD
 
     res = finetune_and_evaluate(args.model, args.task, glue_dir=args.glue_dir, epochs=args.epochs, lr=args.lr,
                                 batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
                                 max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-                                device=args.device, work_parent=out.parent)
+                                device=args.device, work_parent=out.parent, keep_model=args.save_model is not None)
+    if args.save_model is not None:
+        from .files import atomic_dir
+
+        from .models import load_model
+
+        _, tok = load_model(args.model)
+        with atomic_dir(Path(args.save_model), "the fine-tuned model") as tmp:
+            res.model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            res.save(tmp / CHECKPOINT_RECORD)
     res.save(out)
     print(f"{res.task}: " + ", ".join(f"{k}={v:.4f}" if v is not None else f"{k}=undefined"
                                       for k, v in res.metrics.items()) + f" -> {out}")
@@ -373,21 +495,46 @@ def cmd_pipeline(args) -> None:
 
 
 def cmd_posttrain(args) -> None:
-    """``obce posttrain``: plan, run or resume the retraining-free protocol of one or more configs."""
-    from .experiments.config import PostTrainConfig, restrict
-    from .experiments.posttrain import cell_key, cells, check_table, run_posttrain
-    from .results import POSTTRAIN_TABLE
+    """``obce posttrain``: plan, run or resume the retraining-free protocols of one or more configs (a
+    config with a ``flops:`` key is the search protocol over heads and neurons)."""
+    from .experiments import posttrain, search_protocol
+    from .experiments.config import SearchConfig, posttrain_config, restrict
+    from .results import POSTTRAIN_TABLE, SEARCH_TABLE
 
     # all checked before any run
-    configs = {path: restrict(PostTrainConfig.from_yaml(path), tasks=args.tasks) for path in args.config}
-    done = {path: check_table(cfg, force=args.force or args.dry_run) for path, cfg in configs.items()}
+    only = {k: v for k, v in dict(tasks=args.tasks, draws=args.draws, scores=args.scores).items() if v is not None}
+    configs = {path: restrict(posttrain_config(path), **only) for path in args.config}
+    kinds = {path: search_protocol if isinstance(cfg, SearchConfig) else posttrain for path, cfg in configs.items()}
     for path, cfg in configs.items():
-        planned = [cell_key(c) for c in cells(cfg)]
+        if isinstance(cfg, SearchConfig):
+            search_protocol.check_budgets(cfg, *_budget_inputs(cfg))
+    done = {path: kinds[path].check_table(cfg, force=args.force or args.dry_run) for path, cfg in configs.items()}
+    for path, cfg in configs.items():
+        kind = kinds[path]
+        planned = [kind.cell_key(c) for c in kind.cells(cfg)]
+        table = SEARCH_TABLE if kind is search_protocol else POSTTRAIN_TABLE
         print(f"{path}: {len(planned)} planned cells, {sum(c in done[path] for c in planned)} already done "
-              f"-> {Path(cfg.out) / POSTTRAIN_TABLE}")
+              f"-> {Path(cfg.out) / table}")
         if not args.dry_run:
-            run_posttrain(cfg, force=args.force)
+            if kind is search_protocol:
+                search_protocol.run_search_protocol(cfg, force=args.force)
+            else:
+                posttrain.run_posttrain(cfg, force=args.force)
             print(f"{path}: done")
+
+
+def _budget_inputs(cfg) -> tuple:
+    """The model (its sizes) and each task's mean dev length, which a search config's budgets need."""
+    from .glue import encode_dev
+    from .models import load_model
+    from .search import average_length
+
+    model, tok = load_model(cfg.model)
+    lengths = {}
+    for task in cfg.all_of("tasks"):
+        dev = encode_dev(task, tok, cfg.finetune["max_length"], cfg.glue_dir, max_samples=cfg.finetune.get("max_eval_samples"))
+        lengths[task] = average_length([r["input_ids"] for r in next(iter(dev.values()))[0]])
+    return model, lengths
 
 
 def cmd_explain(args) -> None:

@@ -27,7 +27,7 @@ from .files import read_json, to_jsonable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CHECKPOINT_RECORD", "LOADED_COMMIT", "METRIC_RANGES", "POSTTRAIN_RUNS", "POSTTRAIN_TABLE",
+__all__ = ["CHECKPOINT_RECORD", "LOADED_COMMIT", "METRIC_RANGES", "POSTTRAIN_RUNS", "POSTTRAIN_TABLE", "SEARCH_ROW", "SEARCH_TABLE",
            "REQUIRED_PROVENANCE", "SCHEMA_VERSION", "append_jsonl", "check_one_protocol", "check_one_run_each",
            "device_description", "finetune_protocol", "git_commit", "load_ablations", "load_records", "main_value", "posttrain_rows", "provenance", "validate_row",
            "random_draw", "read_jsonl", "record_dir", "record_dirs", "relabel", "run_key", "validate_record",
@@ -39,6 +39,9 @@ CHECKPOINT_RECORD = "obce_finetune.json"
 #: a retraining-free protocol's table inside its ``out`` directory (one row per cell), and the
 #: provenance of each run that wrote rows (one row per run)
 POSTTRAIN_TABLE, POSTTRAIN_RUNS = "posttrain.jsonl", "runs.jsonl"
+#: the table of the retraining-free search protocol (heads and neurons under a FLOPs budget,
+#: :mod:`obce.experiments.search_protocol`), beside its own ``runs.jsonl``
+SEARCH_TABLE = "search.jsonl"
 
 
 def versions() -> dict[str, str]:
@@ -288,33 +291,45 @@ POSTTRAIN_ROW = {"cell": str, "task": str, "seed": int, "draw": int, "importance
                  "compensation": str, "metrics": dict, "run": str, "inputs_key": str}
 
 
-def validate_row(row: Any, where: str) -> None:
-    """Check one row of a retraining-free table; raises ``ObceInputError`` naming ``where`` and the field."""
+SEARCH_ROW = {"cell": str, "task": str, "seed": int, "draw": int, "score": str, "flops_fraction": (int, float),
+              "search": str, "rearranged": bool, "tuning": str, "heads_kept": list, "neurons_kept": list,
+              "metrics": dict, "degenerate": bool, "run": str, "inputs_key": str}
+
+
+def validate_row(row: Any, where: str, schema: dict[str, Any] | None = None) -> None:
+    """Check one row of a retraining-free table (``schema``: :data:`POSTTRAIN_ROW`, the default, or
+    :data:`SEARCH_ROW`); raises ``ObceInputError`` naming ``where`` and the field."""
+    schema = POSTTRAIN_ROW if schema is None else schema
     if not isinstance(row, dict):
         raise ObceInputError(f"{where}: a JSON {type(row).__name__}, not a row (an object)")
-    for key, kind in POSTTRAIN_ROW.items():
+    for key, kind in schema.items():
         value = row.get(key)
-        if isinstance(value, bool) or not isinstance(value, kind):
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ObceInputError(f"{where}: field {key}={value!r}: expected true or false")
+        elif isinstance(value, bool) or not isinstance(value, kind):
             raise ObceInputError(f"{where}: field {key}={value!r}: expected {getattr(kind, '__name__', 'a number')}")
     get_task(row["task"])
     main = row.get("main")
     if main is not None and (isinstance(main, bool) or not isinstance(main, (int, float)) or not math.isfinite(main)):
         raise ObceInputError(f"{where}: field main={main!r}: expected a number or null (undefined)")
-    if not 0 < row["keep_fraction"] <= 1 or row["seed"] < 0 or row["draw"] < -1:
-        raise ObceInputError(f"{where}: keep_fraction, seed or draw out of range ({row['keep_fraction']}, "
-                             f"{row['seed']}, {row['draw']})")
+    fraction = row["keep_fraction"] if "keep_fraction" in schema else row["flops_fraction"]
+    if not 0 < fraction <= 1 or row["seed"] < 0 or row["draw"] < -1:
+        raise ObceInputError(f"{where}: {'keep_fraction' if 'keep_fraction' in schema else 'flops_fraction'}, seed "
+                             f"or draw out of range ({fraction}, {row['seed']}, {row['draw']})")
 
 
-def posttrain_rows(out: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of a retraining-free table (``<out>/posttrain.jsonl``) that a reader should use: those
+def posttrain_rows(out: str | os.PathLike, table: str = POSTTRAIN_TABLE) -> list[dict[str, Any]]:
+    """The rows of a retraining-free table (``<out>/posttrain.jsonl``, or ``table``: :data:`SEARCH_TABLE`) that a reader should use: those
     of the table's current inputs (the latest run's inputs key and model fingerprint), one per cell
     (the last written), each validated (:func:`validate_row`). Rows of other inputs, which ``--force``
     wrote beside them, are left out with a warning."""
     out = Path(out)
     runs = read_jsonl(out / POSTTRAIN_RUNS)
-    rows = read_jsonl(out / POSTTRAIN_TABLE)
+    rows = read_jsonl(out / table)
+    schema = SEARCH_ROW if table == SEARCH_TABLE else POSTTRAIN_ROW
     for i, row in enumerate(rows, 1):
-        validate_row(row, f"{out / POSTTRAIN_TABLE}:{i}")
+        validate_row(row, f"{out / table}:{i}", schema)
     if not runs:
         return list({r["cell"]: r for r in rows}.values())
     last = runs[-1]
@@ -322,6 +337,6 @@ def posttrain_rows(out: str | os.PathLike) -> list[dict[str, Any]]:
                and r.get("model_fingerprint") == last.get("model_fingerprint")}
     kept = [r for r in rows if r["run"] in current]
     if len(kept) < len(rows):
-        logger.warning("%s: %d row(s) of other inputs than the latest run's are left out", out / POSTTRAIN_TABLE,
+        logger.warning("%s: %d row(s) of other inputs than the latest run's are left out", out / table,
                        len(rows) - len(kept))
     return list({r["cell"]: r for r in kept}.values())

@@ -12,7 +12,8 @@ PACKAGE = REPO / "obce"
 #: Stage modules (and packages): the data flow's steps. They never import the layers above them.
 STAGES = ("obce.models", "obce.data", "obce.activations", "obce.persistence", "obce.baselines", "obce.scoring",
           "obce.pruning", "obce.compensation", "obce.distill", "obce.glue", "obce.methods", "obce.results",
-          "obce.files", "obce.text", "obce.errors", "obce.paths")
+          "obce.files", "obce.text", "obce.errors", "obce.paths", "obce.checkpoint", "obce.units", "obce.unit_scores",
+          "obce.search")
 ABOVE = ("obce.analysis", "obce.experiments", "obce.explain", "obce.plots", "obce.book", "obce.cli")
 FRONT = ("obce.plots", "obce.book", "obce.cli")
 

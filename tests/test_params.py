@@ -10,13 +10,15 @@ import pytest
 import yaml
 
 from obce.errors import ObceInputError
-from obce.experiments.config import PipelineConfig, PostTrainConfig, find_config, load_yaml, read_manifest
+from obce.experiments import search_protocol
+from obce.experiments.config import (PipelineConfig, PostTrainConfig, SearchConfig, find_config, load_yaml, posttrain_config,
+                                     read_manifest)
 from obce.experiments.glue_protocol import planned_runs
 from obce.experiments.posttrain import cells
 from tests.conftest import REPO
 
 MANIFEST = read_manifest(REPO)
-KINDS = {"pipeline": PipelineConfig, "posttrain": PostTrainConfig}
+KINDS = {"pipeline": PipelineConfig, "posttrain": PostTrainConfig, "search": SearchConfig}
 CONFIGS = sorted((REPO / "params" / "protocols").rglob("*.yaml"))
 
 
@@ -26,7 +28,10 @@ def test_every_protocol_of_the_manifest_loads_plans_and_writes_where_the_manifes
     cfg = KINDS[entry["kind"]].from_yaml(REPO / entry["config"])
     assert cfg.out == entry["results"], f"{entry['config']}: out {cfg.out!r}, the manifest says {entry['results']!r}"
     assert (REPO / "notebooks" / f"{entry['chapter']}.py").is_file()
-    planned = planned_runs(cfg) if entry["kind"] == "pipeline" else list(cells(cfg))
+    planned = {"pipeline": planned_runs, "posttrain": cells, "search": search_protocol.cells}[entry["kind"]](cfg)
+    planned = list(planned)
+    if entry["kind"] != "pipeline":  # what `obce posttrain` reads the file as
+        assert isinstance(posttrain_config(REPO / entry["config"]), KINDS[entry["kind"]])
     assert planned and entry["group"] in ("scores", "methods", "retraining-free", "ablations")
 
 

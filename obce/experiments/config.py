@@ -27,7 +27,8 @@ from ..files import cache_key, to_jsonable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ConfigFile", "PipelineConfig", "PostTrainConfig", "SCORE_MODELS", "check_finetune", "expect",
+__all__ = ["ConfigFile", "PipelineConfig", "PostTrainConfig", "SCORE_MODELS", "SEARCH_VARIANTS", "SearchConfig",
+           "posttrain_config", "check_finetune", "expect",
            "find_config", "load_yaml", "read_manifest", "restrict"]
 
 #: Which model the scores are computed on: the pretrained encoder (prune, then fine-tune), or the
@@ -385,6 +386,104 @@ class PostTrainConfig(ConfigFile):
     def inputs_key(self) -> str:
         """A key of the inputs every cell of the table shares (not the grid of cells)."""
         return cache_key(model=self.model, finetune=self.finetune, corpus=self.corpus, eval=self.eval)
+
+
+#: The variants of the search protocol: Kwon's search alone, with mask rearrangement, with
+#: rearrangement and mask tuning (Kwon's whole pipeline), and obce's former protocol at equal FLOPs
+#: (every head kept, the same FFN width in every layer).
+SEARCH_VARIANTS = {"search": ("kwon", False, "none"), "rearranged": ("kwon", True, "none"),
+                   "tuned": ("kwon", True, "kwon"), "uniform_ffn": ("uniform_ffn", False, "none")}
+
+
+@dataclass
+class SearchConfig(ConfigFile):
+    """Parameters of the retraining-free search protocol (``obce posttrain --config FILE.yaml`` reads a
+    file with a ``flops:`` key as one): a model fine-tuned on each task, then for every corpus draw,
+    unit score, FLOPs constraint and variant (:data:`SEARCH_VARIANTS`), heads and neurons pruned
+    without retraining (:mod:`obce.search`) and the model evaluated on dev."""
+
+    model: str = "minilm"
+    out: str = "results/posttrain_search"
+    #: the directory whose ``finetuned/`` holds the fine-tuned models (default: ``out``); another
+    #: protocol's ``out`` shares its fine-tunes
+    finetune_cache: str | None = None
+    glue_dir: str | None = None
+    tasks: list[str] = field(default_factory=lambda: ["mrpc"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    draws: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    scores: list[str] = field(default_factory=lambda: ["fisher", "merge_radius", "activation_variance", "random"])
+    flops: list[float] = field(default_factory=lambda: [0.9, 0.8, 0.7, 0.6, 0.5])
+    variants: list[str] = field(default_factory=lambda: list(SEARCH_VARIANTS))
+    grids: list[dict[str, Any]] = field(default_factory=list)
+    corpus: dict[str, Any] = field(default_factory=lambda: dict(samples=512, max_length=64, batch_size=32))
+    tuning: dict[str, Any] = field(default_factory=lambda: dict(teacher="sqrt", samples=None))
+    finetune: dict[str, Any] = field(default_factory=lambda: {**FINETUNE_DEFAULTS, "max_length": 64})
+    eval: dict[str, Any] = field(default_factory=lambda: dict(batch_size=64))
+    note: str | None = None
+
+    KIND = "search config"
+    GRID_KEYS = ("tasks", "seeds", "draws", "scores", "flops", "variants")
+
+    def validate(self) -> None:
+        """Check every key, types included, before any compute (a FLOPs fraction that one head and one
+        neuron per layer exceed is refused when the protocol starts, where the model's sizes are known)."""
+        from ..data import resolve_glue_dir
+        from ..search import TEACHERS
+        from ..unit_scores import UNIT_SCORES
+
+        what = self.KIND
+        expect(self.model, str, "model", what=what)
+        expect(self.out, str, "out", what=what)
+        if self.finetune_cache is not None:
+            expect(self.finetune_cache, str, "finetune_cache", what=what)
+        if self.glue_dir is not None:
+            resolve_glue_dir(self.glue_dir)
+
+        def check(grid: dict[str, Any]) -> None:
+            _check_lists(grid, (("tasks", str), ("seeds", int), ("draws", int), ("scores", str),
+                                ("flops", (int, float)), ("variants", str)), what)
+            for t in grid["tasks"]:
+                get_task(t)
+            bad = [x for x in grid["scores"] if x not in UNIT_SCORES]
+            if bad:
+                raise ObceInputError(f"{what} scores {bad}: expected some of {sorted(UNIT_SCORES)}")
+            bad = [v for v in grid["variants"] if v not in SEARCH_VARIANTS]
+            if bad:
+                raise ObceInputError(f"{what} variants {bad}: expected some of {list(SEARCH_VARIANTS)}")
+            bad = [f for f in grid["flops"] if not 0 < f < 1]
+            if bad:
+                raise ObceInputError(f"{what} flops {bad}: expected fractions of the unpruned model's FLOPs in (0, 1)")
+
+        self._check_grids(check)
+        unknown = set(self.corpus) - {"samples", "max_length", "batch_size"}
+        if unknown:
+            raise ObceInputError(f"{what} corpus: unknown key(s) {sorted(unknown)}; expected samples, max_length, "
+                                 "batch_size")
+        check_corpus_size(self.corpus.get("samples"))
+        expect(self.corpus.get("max_length"), int, "corpus.max_length", minimum=1, what=what)
+        expect(self.corpus.get("batch_size", 32), int, "corpus.batch_size", minimum=1, what=what)
+        unknown = set(self.tuning) - {"teacher", "samples"}
+        if unknown:
+            raise ObceInputError(f"{what} tuning: unknown key(s) {sorted(unknown)}; expected teacher, samples")
+        if self.tuning.get("teacher") not in TEACHERS:
+            raise ObceInputError(f"{what} tuning.teacher: {self.tuning.get('teacher')!r}: expected one of {TEACHERS}")
+        if self.tuning.get("samples") is not None:
+            expect(self.tuning["samples"], int, "tuning.samples", minimum=1, what=what)
+        expect(self.eval.get("batch_size", 64), int, "eval.batch_size", minimum=1, what=what)
+        check_finetune(dict(self.finetune), what=what)
+
+    def inputs_key(self) -> str:
+        """A key of the inputs every cell of the table shares (not the grid of cells)."""
+        return cache_key(model=self.model, finetune=self.finetune, corpus=self.corpus, tuning=self.tuning,
+                         eval=self.eval)
+
+
+def posttrain_config(path: str | os.PathLike) -> "PostTrainConfig | SearchConfig":
+    """The config of a retraining-free protocol file: a :class:`SearchConfig` when it has a ``flops:``
+    key (at the top or in a grid), else a :class:`PostTrainConfig`."""
+    values = load_yaml(find_config(path), "posttrain config")
+    searching = "flops" in values or any(isinstance(g, dict) and "flops" in g for g in values.get("grids") or [])
+    return (SearchConfig if searching else PostTrainConfig).from_dict(values)
 
 
 def restrict(cfg: ConfigFile, **only: list | None) -> ConfigFile:

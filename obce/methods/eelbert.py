@@ -229,7 +229,7 @@ def load(path: str | os.PathLike) -> nn.Module:
     """Load a model written by :func:`save` (the n-gram index is rebuilt from its tokenizer)."""
     import transformers
 
-    from ._checkpoint import load_weights, read_meta
+    from ..checkpoint import load_weights, read_meta
 
     path = Path(path)
     meta, config = read_meta(path, CONFIG_FILE, "eelbert.save")

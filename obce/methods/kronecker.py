@@ -304,7 +304,7 @@ def load(path: str | os.PathLike) -> nn.Module:
     the word table rebuilt with the saved shapes, then the weights (which must match exactly)."""
     import transformers
 
-    from ._checkpoint import load_weights, read_meta
+    from ..checkpoint import load_weights, read_meta
 
     path = Path(path)
     meta, config = read_meta(path, CONFIG_FILE, "kronecker.save")

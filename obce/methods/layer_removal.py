@@ -187,7 +187,7 @@ def load(path: str | os.PathLike, model_class=None) -> nn.Module:
     """Load a checkpoint written by :func:`save` (``AutoModel`` by default, or ``model_class``)."""
     from transformers import AutoModel
 
-    from ._checkpoint import load_weights, read_meta
+    from ..checkpoint import load_weights, read_meta
 
     path = Path(path)
     meta, config = read_meta(path, LAYERS_FILE, "layer_removal.save")

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ObceInputError
+from .errors import ObceInputError
 
 
 def read_meta(path: Path, filename: str, writer: str) -> tuple[dict[str, Any], Any]:
