@@ -8,9 +8,15 @@ plain checkpoint: only ``output.dense`` changes):
 
 * ``bias`` (as FLAP): add the mean output of the removed neurons, ``W[:, R] mean(a_R)``, to ``b``. The
   layer's mean output over the corpus is then unchanged.
-* ``ls``: least-squares refit of the kept neurons' output weights and bias, so that
-  ``W' a_K + b'`` is the best affine reconstruction of ``W a + b`` over the corpus (a small ridge
-  term keeps it stable). When the removed neurons are linear combinations of kept ones it is exact.
+* ``ls``: the token-pooled refit. A least-squares refit of the kept neurons' output weights and
+  bias, so that ``W' a_K + b'`` is the best affine reconstruction of ``W a + b`` over all the
+  corpus's tokens pooled (a small ridge term keeps it stable). When the removed neurons are linear
+  combinations of kept ones it is exact. It serves the tokens that carry most of the FFN's output
+  energy and can raise the model's end-to-end error while lowering each layer's: it is not Kwon et
+  al.'s mask tuning (:mod:`obce.search`), and it is kept under its records' name ``ls``.
+* ``refit``: the token-pooled refit, checked: the end-to-end error of the refitted model on held-out
+  texts (:func:`end_to_end_error`) is compared with the pruned model's without compensation, and the
+  refit is kept only when it lowers it (:func:`checked_refit`).
 
 Later layers see the pruned model's own inputs; the statistics are those of the unpruned model on the
 same corpus (the usual approximation of retraining-free pruning).
@@ -29,7 +35,10 @@ from .data import Text, validate_texts
 from .errors import ObceInputError
 from .models import ffn_layers, intermediate_modules
 
-COMPENSATIONS = ("none", "bias", "ls")
+COMPENSATIONS = ("none", "bias", "ls", "refit")
+#: How the book names the compensations.
+COMPENSATION_NAMES = {"none": "none", "bias": "bias (mean of the removed outputs)",
+                      "ls": "token-pooled refit, unchecked", "refit": "token-pooled refit, checked on held-out texts"}
 
 
 @dataclass
@@ -88,13 +97,15 @@ def compensate(pruned: nn.Module, original: nn.Module, keep: np.ndarray, stats: 
     keep : ndarray of shape (n_layers, k)
         The kept neuron indices of every layer, ascending (as :func:`obce.select_neurons` gives).
     stats : the unpruned model's :func:`ffn_statistics` over the corpus
-    method : {"none", "bias", "ls"}
+    method : {"none", "bias", "ls"} (``refit`` is :func:`checked_refit`, which needs held-out texts)
     ridge : float
         For ``ls``: added to the kept covariance's diagonal, relative to its mean diagonal.
     """
     if method not in COMPENSATIONS:
         raise ObceInputError(f"compensation {method!r}: expected one of {COMPENSATIONS}")
     keep = np.asarray(keep)
+    if method == "refit":
+        raise ObceInputError("compensation 'refit' is checked on held-out texts: call checked_refit")
     if method == "none":
         return pruned
     for (_, out_new), (_, out_old), idx, st in zip(ffn_layers(pruned), ffn_layers(original), keep, stats):
@@ -135,3 +146,40 @@ def least_squares_refit(weight: np.ndarray, bias: np.ndarray, keep: np.ndarray, 
     new_weight = np.linalg.solve(ckk + lam * np.eye(len(keep)), rhs).T
     new_bias = bias + weight @ mean - new_weight @ mean[keep]
     return new_weight, new_bias
+
+
+def end_to_end_error(model: nn.Module, reference: nn.Module, tokenizer, texts: Sequence[Text], max_length: int = 64,
+                     batch_size: int = 32) -> float:
+    """The relative squared error of ``model``'s last hidden states against ``reference``'s over the real
+    tokens of ``texts``: ``sum ||y - y_ref||^2 / sum ||y_ref||^2``."""
+    from .activations import tokenize
+
+    texts = validate_texts(texts)
+    enc_m, enc_r = getattr(model, "base_model", model), getattr(reference, "base_model", reference)
+    device = next(model.parameters()).device
+    err = ref = 0.0
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            enc = tokenize(tokenizer, texts[i:i + batch_size], max_length, device)
+            rows = enc["attention_mask"].bool()
+            y, y0 = enc_m(**enc).last_hidden_state[rows], enc_r(**enc).last_hidden_state[rows]
+            err += float(((y - y0) ** 2).sum())
+            ref += float((y0 ** 2).sum())
+    return err / ref
+
+
+def checked_refit(plain: nn.Module, refitted: nn.Module, original: nn.Module, tokenizer, held_out: Sequence[Text],
+                  max_length: int = 64) -> tuple[nn.Module, dict[str, float | bool]]:
+    """The refitted model when it lowers the end-to-end error on ``held_out`` texts against the pruned
+    model without compensation (``plain``), else ``plain``.
+
+    Returns
+    -------
+    model, info : ``info`` holds ``error_none``, ``error_refit`` (:func:`end_to_end_error` against the
+        unpruned ``original``) and ``refit_applied``
+    """
+    e0 = end_to_end_error(plain, original, tokenizer, held_out, max_length)
+    e1 = end_to_end_error(refitted, original, tokenizer, held_out, max_length)
+    applied = bool(e1 < e0)
+    return (refitted if applied else plain), {"error_none": round(e0, 6), "error_refit": round(e1, 6),
+                                              "refit_applied": applied}

@@ -262,6 +262,61 @@ def plot_posttrain(curves, compensation: str = "none", floors: dict[str, float] 
     return fig
 
 
+def plot_search(curves, variant: str = "tuned", floors: dict[str, float] | None = None,
+                scores: Sequence[str] | None = None, dashed: str | None = "uniform_ffn", ncols: int = 3):
+    """Dev metric (x 100) against the share of FLOPs kept, without retraining, inside Kwon et al.'s
+    framework: one panel per task (at most ``ncols`` columns), one line per score for ``variant`` (mean
+    over corpus draws; band: one standard deviation over draws), the same score dashed for ``dashed``
+    (every head kept, one FFN width), open markers where a draw predicts one class; one legend below.
+
+    Parameters
+    ----------
+    curves : DataFrame from :func:`obce.analysis.search.search_curves` (the first seed is drawn)
+    floors : dict of task to the majority-class main metric (0-1 scale), drawn grey
+    scores : the scores drawn (default all), in this order
+    """
+    import matplotlib.pyplot as plt
+
+    from .data import get_task
+
+    c = curves[curves["seed"] == curves["seed"].min()]
+    tasks = list(dict.fromkeys(c["task"]))
+    names = list(scores or sorted(set(c["score"])))
+    ncols = max(1, min(ncols, len(tasks)))
+    nrows = -(-len(tasks) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols + 0.6, 2.7 * nrows + 1.1), squeeze=False)
+    handles: dict[str, object] = {}
+    for ax, task in zip(axes.flat, tasks):
+        for m in names:
+            for v, style in ((variant, "-"), (dashed, "--")):
+                line = c[(c["task"] == task) & (c["score"] == m) & (c["variant"] == v)].sort_values("flops_fraction")
+                if v is None or not len(line):
+                    continue
+                x, y, sd = line["flops_fraction"].to_numpy(), line["mean"].to_numpy(), line["std"].fillna(0).to_numpy()
+                h, = ax.plot(x, y, ls=style, marker="o", ms=3.5, lw=1.3, color=colour(m), label=legend(m))
+                degenerate = line["degenerate"].to_numpy() > 0
+                if degenerate.any():
+                    ax.plot(x[degenerate], y[degenerate], ls="none", marker="o", ms=6, mfc="white", mec=colour(m))
+                if style == "-":
+                    handles[m] = h
+                    ax.fill_between(x, y - sd, y + sd, color=colour(m), alpha=0.15, lw=0)
+        if floors and task in floors:
+            handles["majority class"] = ax.axhline(100 * floors[task], ls=":", color="gray", lw=1, label="majority class")
+        metric = get_task(task).main_metric
+        ax.set_title(_task_title(task), fontsize=11)
+        ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} x 100", fontsize=10)
+        ax.set_xlabel("share of FLOPs kept", fontsize=10)
+        ax.tick_params(labelsize=10)
+        ax.invert_xaxis()
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    labels = [legend(k) for k in handles]
+    fig.legend(list(handles.values()), labels, loc="lower center", ncol=min(3, len(handles)), fontsize=10, frameon=False)
+    legend_rows = -(-len(handles) // 3)
+    fig.tight_layout(rect=(0, (0.15 + 0.25 * legend_rows) / fig.get_figheight(), 1, 1))
+    return fig
+
+
 def _task_title(task: str) -> str:
     """A GLUE task's usual name (``STS-B``), or the name as given."""
     from .data import GLUE_TASKS

@@ -120,3 +120,25 @@ def test_wifv_is_variance_times_squared_output_weight_norm(tiny_bert):
     s = wifv_scores(model, variance)
     col = obce.ffn_layers(model)[2][1].weight[:, 7].detach().double()
     assert s[2, 7] == pytest.approx(variance[2, 7] * float((col ** 2).sum()))
+
+
+def test_the_checked_refit_keeps_the_refit_only_where_it_lowers_the_held_out_error(pruned_setup, sentences):
+    import copy
+
+    from obce.compensation import checked_refit, end_to_end_error
+
+    model, tok, stats, keep, _ = pruned_setup
+    plain = obce.prune_ffn_neurons(model, keep)
+    fitted = compensate(obce.prune_ffn_neurons(model, keep), model, keep, stats, method="ls")
+    worse = copy.deepcopy(plain)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for _, out in obce.ffn_layers(worse):
+            out.weight.add_(torch.randn_like(out.weight))  # a "refit" that moves every output away
+    chosen, info = checked_refit(plain, worse, model, tok, sentences, 16)
+    assert chosen is plain and not info["refit_applied"] and info["error_refit"] > info["error_none"]
+    assert end_to_end_error(model, model, tok, sentences, 16) == 0
+    chosen, info = checked_refit(plain, fitted, model, tok, sentences, 16)
+    assert (chosen is fitted) == info["refit_applied"] == (info["error_refit"] < info["error_none"])
+    with pytest.raises(ObceInputError, match="call checked_refit"):
+        compensate(obce.prune_ffn_neurons(model, keep), model, keep, stats, method="refit")

@@ -147,3 +147,16 @@ def test_a_finer_curve_in_the_same_table_leaves_the_level_summaries_unchanged():
     assert a["pt_curve"] == "" and b["pt_curve"].startswith(
         "The curves run finer on some tasks: STS-B also at keep fractions 0.9 and 0.2 (without compensation and "
         "with the least-squares refit, 3 draws).")
+
+
+def test_the_checked_refit_records_its_check(config):
+    cfg = PostTrainConfig.from_dict({**config, "draws": [0], "importances": ["random"], "keep_fractions": [0.5],
+                                     "compensations": ["ls", "refit"]})
+    rows = read_jsonl(run_posttrain(cfg, progress=False))
+    refit = [r for r in rows if r["compensation"] == "refit"]
+    unchecked = [r for r in rows if r["compensation"] == "ls"]
+    assert len(refit) == 1 and {"error_none", "error_refit", "refit_applied"} <= set(refit[0])
+    assert "refit_applied" not in unchecked[0]
+    # the check chose: where the refit was kept it predicts as the unchecked refit does
+    if refit[0]["refit_applied"]:
+        assert refit[0]["metrics"] == unchecked[0]["metrics"]

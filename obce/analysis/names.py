@@ -35,6 +35,8 @@ NAMES: dict[str, Name] = {
     "mean_abs_activation": Name("mean |activation|", "mean |a|", "FFN pruning by mean |activation|", "#aec7e8"),
     "wifv": Name("WIFV (variance x output-weight norm)", "wifv", "FFN pruning by WIFV", "#17becf"),
     "fisher": Name("Fisher importance", "fisher", "FFN pruning by Fisher importance", "#2ca02c"),
+    "fisher_text": Name("Fisher importance per text", "fisher/text", "FFN pruning by Fisher importance per text",
+                        "#006400"),
     "taylor": Name("Taylor importance", "taylor", "FFN pruning by Taylor importance", "#98df8a"),
     "magnitude": Name("weight magnitude", "magnitude", "FFN pruning by weight magnitude", "#8c564b"),
     "random": Name("random neurons", "random", "FFN pruning of random neurons", "#7f7f7f"),

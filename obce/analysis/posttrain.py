@@ -64,8 +64,10 @@ def posttrain_protocol_table(configs: dict[str, dict]):
                          f"(max_length {first['corpus']['max_length']}); random neurons: another set per draw"),
         ("scores", ", ".join(first["importances"])),
         ("keep fractions", ", ".join(map(str, first["keep_fractions"])) + " (levels 1-3: 0.75, 0.5, 0.25)"),
-        ("compensation", "none; bias: the removed neurons' mean output added to the bias; ls: least-squares "
-                         "refit of the kept neurons' output weights to the unpruned layer's output"),
+        ("compensation", "none; bias: the removed neurons' mean output added to the bias; ls: the token-pooled "
+                         "refit (least squares of the kept neurons' output weights to the unpruned layer's output "
+                         "over all tokens pooled), unchecked; refit: the same, kept only where it lowers the "
+                         "end-to-end error on held-out training texts"),
         ("evaluation", "the task's main dev metric x 100, no training after pruning"),
     ]
     return pd.DataFrame(items, columns=["item", "value"])

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..compensation import ffn_statistics, compensate
+from ..compensation import checked_refit, compensate, ffn_statistics
 from ..data import get_task, load_corpus
 from ..errors import ObceInputError
 from ..files import Timer, corpus_hash
@@ -34,7 +34,11 @@ from .resume import differences
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cell_key", "cells", "check_table", "run_posttrain"]
+__all__ = ["HELD_OUT", "HELD_OUT_SEED", "cell_key", "cells", "check_table", "run_posttrain"]
+
+#: The checked refit's held-out texts: this many training texts of the task, drawn with the seed
+#: ``HELD_OUT_SEED + draw`` (another draw than the corpus's).
+HELD_OUT, HELD_OUT_SEED = 128, 1000
 
 
 def cells(cfg: PostTrainConfig) -> Iterator[tuple]:
@@ -126,15 +130,17 @@ def _run(cfg: PostTrainConfig, out: Path, progress: bool, force: bool) -> Path:
                     continue
                 texts, labels = load_corpus(task, n=c["samples"], split="train", glue_dir=cfg.glue_dir, seed=draw,
                                             return_labels=True)
-                stats = None
+                stats = held = None
                 if any(cell[5] != "none" for cell in here):
                     stats = ffn_statistics(model, tokenizer, texts, max_length=c["max_length"])
+                if any(cell[5] == "refit" for cell in here):  # the check's texts: another draw of the training set
+                    held = load_corpus(task, n=HELD_OUT, split="train", glue_dir=cfg.glue_dir, seed=HELD_OUT_SEED + draw)
                 for imp in dict.fromkeys(cell[3] for cell in here):
                     with Timer() as t:
                         scores = _scores(imp, model, tokenizer, texts, labels, c["max_length"], draw, out)
                     extra = {"score_s": round(t.seconds, 2), "corpus": corpus_hash(texts)}
                     _evaluate_cells(cfg, [cell for cell in here if cell[3] == imp], model, scores, stats, tokenizer,
-                                    dev, out, run_id, full_neurons, extra)
+                                    dev, out, run_id, full_neurons, extra, held)
     return out / POSTTRAIN_TABLE
 
 
@@ -145,17 +151,25 @@ def _scores(importance: str, model, tokenizer, texts, labels, max_length: int, d
                          cache_dir=out / "cache", progress=False)
 
 
-def _evaluate_cells(cfg, todo, model, scores, stats, tokenizer, dev, out, run_id, full_neurons, extra) -> None:
+def _evaluate_cells(cfg, todo, model, scores, stats, tokenizer, dev, out, run_id, full_neurons, extra,
+                    held=None) -> None:
     from ..glue import dev_predictions, metrics_of, prediction_summary, undefined_metrics
 
     for cell in todo:
         task, seed, draw, imp, f, comp = cell
+        more: dict = {}
         with Timer() as t:
             if imp == "none":
                 small, size = model, full_neurons
             else:
                 keep = select_neurons(scores, keep_fraction=f)
-                small = compensate(prune_ffn_neurons(model, keep), model, keep, stats, method=comp)
+                if comp == "refit":
+                    small, check = checked_refit(prune_ffn_neurons(model, keep),
+                                                 compensate(prune_ffn_neurons(model, keep), model, keep, stats, "ls"),
+                                                 model, tokenizer, held, cfg.corpus["max_length"])
+                    more = check
+                else:
+                    small = compensate(prune_ffn_neurons(model, keep), model, keep, stats, method=comp)
                 size = keep.shape[1]
             predictions = dev_predictions(small, tokenizer, task, dev, batch_size=cfg.eval.get("batch_size", 64))
             metrics = metrics_of(task, dev, predictions)
@@ -166,7 +180,7 @@ def _evaluate_cells(cfg, todo, model, scores, stats, tokenizer, dev, out, run_id
                "compensation": comp, "intermediate_size": int(size),
                "parameters": count_parameters(small.base_model), "metrics": metrics,
                "main": metrics[get_task(task).main_metric], "degenerate": summary["degenerate"],
-               "eval_s": round(t.seconds, 2), **extra, "run": run_id, "inputs_key": cfg.inputs_key()}
+               "eval_s": round(t.seconds, 2), **extra, **more, "run": run_id, "inputs_key": cfg.inputs_key()}
         undefined = undefined_metrics(metrics, predictions[first], dev[first][1])
         if undefined:
             row["metrics_undefined"] = undefined
