@@ -263,3 +263,46 @@ def test_prune_flops_writes_a_model_that_reloads_and_runs(tiny_clf, tmp_path, gl
     assert "no head fine-tuned on rte" in capsys.readouterr().err
     assert main(["prune", "--model", str(src), "--flops", "0.6", "--out", str(tmp_path / "y")]) == 2
     assert "--flops needs --task" in capsys.readouterr().err
+
+
+def _table(tmp_path):
+    """A search table of two tasks written row by row as the protocol writes it (made-up metrics)."""
+    from obce.results import SEARCH_TABLE, append_jsonl
+
+    rng = np.random.default_rng(0)
+    out = tmp_path / "table"
+    out.mkdir()
+    append_jsonl(out / "runs.jsonl", {"run": "r", "inputs_key": "k", "model_fingerprint": "f"})
+    for task, base in (("mrpc", 0.86), ("stsb", 0.85)):
+        append_jsonl(out / SEARCH_TABLE, dict(cell=f"{task}/none", task=task, seed=0, draw=-1, score="none",
+                                              flops_fraction=1.0, variant="none", search="none", rearranged=False,
+                                              tuning="none", heads_kept=[12] * 6, neurons_kept=[1536] * 6,
+                                              metrics={}, main=base, degenerate=False, run="r", inputs_key="k"))
+        for draw in range(3):
+            for score, loss in (("fisher", 0.02), ("merge_radius", 0.06)):
+                for variant, extra in (("tuned", 0.0), ("uniform_ffn", 0.1)):
+                    main = base - loss - extra + rng.normal(0, 0.002)
+                    append_jsonl(out / SEARCH_TABLE, dict(
+                        cell=f"{task}/{draw}/{score}/{variant}", task=task, seed=0, draw=draw, score=score,
+                        flops_fraction=0.6, variant=variant, search="kwon", rearranged=variant == "tuned",
+                        tuning="kwon" if variant == "tuned" else "none", heads_kept=[6] * 6, neurons_kept=[900] * 6,
+                        metrics={}, main=main, degenerate=False, run="r", inputs_key="k"))
+    return out
+
+
+def test_the_search_summaries_read_the_table(tmp_path):
+    from obce.analysis.search import best_at, load_search, search_curves, search_facts, search_verdicts, variant_gains
+
+    df = load_search(_table(tmp_path))
+    c = search_curves(df)
+    row = c[(c["task"] == "mrpc") & (c["score"] == "fisher") & (c["variant"] == "tuned")].iloc[0]
+    assert row["draws"] == 3 and abs(row["retained"] - (86 - 2) / 86) < 0.01
+    v = search_verdicts(df, b="fisher")
+    assert set(v["verdict"]) == {"loss"} and (v["mean_diff"] < -3).all() and (v["wins"] == 0).all()
+    g = variant_gains(df)
+    assert np.allclose(g["tuned"], 10, atol=0.5)  # the made-up 10 points of the joint search
+    b = best_at(df, 0.6)
+    assert list(b["score"]) == ["fisher", "fisher"] and list(b["variant"]) == ["tuned", "tuned"]
+    facts = search_facts(df, {"mrpc": 0.68, "stsb": 0.0})
+    assert facts["srch_losses"] == 2 and facts["srch_wins"] == 0 and facts["srch_gain_fisher"] == pytest.approx(10, abs=0.5)
+    assert facts["srch_best_reach"] == 0 and facts["srch_tasks"] == "mrpc, stsb"

@@ -141,3 +141,57 @@ def best_at(df, flops: float, tasks: list[str] | None = None):
     base = _unpruned(df)
     top = top.assign(unpruned=[base[(t, s)] for t, s in zip(top["task"], top["seed"])])
     return top[["task", "score", "variant", "mean", "unpruned", "retained", "degenerate"]].reset_index(drop=True)
+
+
+def search_facts(df, floors: dict[str, float], flops: float = 0.6, a: str = "merge_radius", b: str = "fisher",
+                 threshold: float = 0.99) -> dict[str, object]:
+    """The numbers chapter 8 says about the search table, computed (glued by name, prefix ``srch_``).
+
+    At the constraint ``flops`` and over the tasks that learn: each score's mean share of the unpruned
+    dev metric kept by the whole framework (``tuned``); ``a`` against ``b`` paired over draws in every
+    (task, constraint) of ``tuned``; what the joint search buys over every head and one FFN width; the
+    best (score, variant) per task and how many tasks keep ``threshold``; the degenerate cells.
+    """
+    from .names import prose_name
+
+    if not len(df):  # every name exists before the table does
+        return {"srch_cells": 0, "srch_draws": 0, "srch_tasks": "none yet", "srch_flops_percent": round(100 * flops),
+                "srch_threshold_percent": round(100 * threshold), "srch_wins": 0, "srch_losses": 0, "srch_ties": 0,
+                "srch_pairs": 0, "srch_best_min": float("nan"), "srch_best_reach": 0, "srch_best_worst_task": "none",
+                "srch_best_scores": "none", "srch_degenerate": 0, "srch_degenerate_tuned": 0}
+    c = search_curves(df)
+    learn = learned(df.rename(columns={"score": "importance"}), floors)
+    here = c[np.isclose(c["flops_fraction"], flops) & c["task"].isin(learn)]
+    facts: dict[str, object] = {
+        "srch_cells": int(len(df)), "srch_draws": int(df[df["score"] != "none"]["draw"].nunique()),
+        "srch_tasks": ", ".join(learn) if learn else "none", "srch_flops_percent": round(100 * flops),
+        "srch_threshold_percent": round(100 * threshold),
+    }
+    for score in sorted(set(c["score"])):
+        for variant in sorted(set(c["variant"])):
+            cell = here[(here["score"] == score) & (here["variant"] == variant)]
+            if len(cell) and len(cell) == len(learn):
+                facts[f"srch_{score}_{variant}"] = round(100 * float(cell["retained"].mean()), 1)
+    v = search_verdicts(df, b=b, floors=floors)
+    v = v[v["a"] == a] if len(v) else v
+    for verdict, name in (("win", "wins"), ("loss", "losses"), ("tie", "ties")):
+        facts[f"srch_{name}"] = int((v["verdict"] == verdict).sum()) if len(v) else 0
+    facts["srch_pairs"] = int(len(v[v["verdict"] != "no learning"])) if len(v) else 0
+    gains = variant_gains(df[df["task"].isin(learn)])
+    if "tuned" in gains:
+        at = gains[np.isclose(gains["flops_fraction"], flops)]
+        for score in (a, b):
+            g = at[at["score"] == score]["tuned"]
+            if len(g):
+                facts[f"srch_gain_{score}"] = round(float(g.mean()), 1)
+    best = best_at(df, flops, learn)
+    facts["srch_best_min"] = round(100 * float(best["retained"].min()), 1) if len(best) else 0.0
+    facts["srch_best_reach"] = int((best["retained"] >= threshold).sum()) if len(best) else 0
+    facts["srch_best_worst_task"] = (best.loc[best["retained"].idxmin(), "task"] if len(best) else "none")
+    facts["srch_best_scores"] = ", ".join(sorted({prose_name(s) for s in best["score"]})) if len(best) else "none"
+    facts["srch_degenerate"] = int(df["degenerate"].sum())
+    facts["srch_degenerate_tuned"] = int(df[df["variant"] == "tuned"]["degenerate"].sum())
+    return facts
+
+
+__all__ += ["search_facts"]
