@@ -216,6 +216,10 @@ def _layer_inputs(model: nn.Module, tokenizer, texts: Sequence[Text], max_length
         seen.update(hidden=args[0].detach(), args=args[1:], kwargs=kwargs)
         raise _Stop
 
+    # batches of similar lengths (the fits sum over real tokens, so the order does not matter; padding
+    # is compute spent on nothing)
+    lengths = [len(ids) for ids in (tokenize(tokenizer, [t], max_length)["input_ids"][0] for t in texts)]
+    texts = [texts[j] for j in np.argsort(lengths, kind="stable")]
     hook = layer0.register_forward_pre_hook(grab, with_kwargs=True)
     try:
         with torch.inference_mode():
@@ -360,6 +364,16 @@ def tune_masks(model: nn.Module, tokenizer, texts: Sequence[Text], head_mask: np
                     t_ffn.append(ffn_out(s_ffn["x"]) + s_ffn["residual"])
                 t_next.append((out, *batch[1:]))
             teacher = t_next
+            # the student's attention, once: each head's context vectors (the binary mask applied) and the
+            # residual; the rest of the layer follows from them without another pass
+            contexts = []
+            for batch in student:
+                seen, hook = _capture(layer.attention.output)
+                try:
+                    _run_layer(layer, batch, as_t(hm[i]), as_t(nm[i]))
+                finally:
+                    hook.remove()
+                contexts.append((seen["x"], seen["residual"]))
             # attention heads (not layer 0's: its inputs are the teacher's)
             kept = np.flatnonzero(hm[i])
             if i > 0 and len(kept):
@@ -367,21 +381,17 @@ def tune_masks(model: nn.Module, tokenizer, texts: Sequence[Text], head_mask: np
                 # the released code does)
                 ata, atb = np.zeros((len(kept) + 1, len(kept) + 1)), np.zeros(len(kept) + 1)
                 w = att_out.weight.detach().view(att_out.out_features, -1, d_h)[:, kept]  # (d, k, d_h)
-                for batch, target in zip(student, t_att):
-                    seen, hook = _capture(layer.attention.output)
-                    try:
-                        _run_layer(layer, batch, as_t(hm[i]), as_t(nm[i]))
-                    finally:
-                        hook.remove()
+                for batch, target, (x, residual) in zip(student, t_att, contexts):
                     real = batch[3]
-                    ctx = seen["x"][real].view(-1, heads_full[i], d_h)[:, kept]  # (tokens, k, d_h)
-                    parts = torch.einsum("tkc,dkc->tkd", ctx, w).double()
-                    goal = (target[real] - att_out.bias - seen["residual"][real]).double()
-                    ata[:-1, :-1] += torch.einsum("tkd,tjd->kj", parts, parts).numpy()
-                    ata[:-1, -1] += parts.sum((0, 2)).numpy()
-                    ata[-1, -1] += parts.shape[0] * parts.shape[2]
-                    atb[:-1] += torch.einsum("tkd,td->k", parts, goal).numpy()
-                    atb[-1] += float(goal.sum())
+                    ctx = x[real].view(-1, heads_full[i], d_h)[:, kept]  # (tokens, k, d_h)
+                    # float32 products (BLAS), accumulated in float64
+                    parts = torch.einsum("tkc,dkc->ktd", ctx, w).reshape(len(kept), -1)  # (k, tokens * d)
+                    goal = (target[real] - att_out.bias - residual[real]).reshape(-1)  # (tokens * d,)
+                    ata[:-1, :-1] += (parts @ parts.T).double().numpy()
+                    ata[:-1, -1] += parts.sum(1, dtype=torch.float64).numpy()
+                    ata[-1, -1] += parts.shape[1]
+                    atb[:-1] += (parts @ goal).double().numpy()
+                    atb[-1] += float(goal.sum(dtype=torch.float64))
                 ata[-1, :-1] = ata[:-1, -1]
                 scales, why = _solve(ata, atb)
                 scales = None if scales is None else scales[:-1]
@@ -390,31 +400,35 @@ def tune_masks(model: nn.Module, tokenizer, texts: Sequence[Text], head_mask: np
                     break
                 head_scales[i, kept] = scales
                 info["sublayers_tuned"] += 1
-            # FFN neurons
+            # FFN neurons: the inputs with the tuned heads (BertSelfOutput and BertIntermediate in eval mode)
+            head_scale = as_t(head_scales[i]).repeat_interleave(d_h)
+            neuron_binary = as_t(nm[i])
             kept = np.flatnonzero(nm[i])
-            w = ffn_out.weight.detach()[:, kept].double()  # (d, k)
+            w = ffn_out.weight.detach()[:, kept]  # (d, k)
             ata, atb = np.zeros((len(kept), len(kept))), np.zeros(len(kept))
-            for batch, target in zip(student, t_ffn):
-                seen, hook = _capture(layer.output)
-                try:
-                    _run_layer(layer, batch, as_t(head_scales[i]), as_t(nm[i]))
-                finally:
-                    hook.remove()
+            captured = []  # each batch's FFN input and residual: the layer's output follows without a pass
+            for batch, target, (x, residual) in zip(student, t_ffn, contexts):
+                attended = layer.attention.output.LayerNorm(att_out(x * head_scale) + residual)
+                acts = layer.intermediate(attended) * neuron_binary
+                captured.append((acts, attended))
                 rows = batch[3].clone()
                 if last:
                     rows[:, 1:] = False
-                a = seen["x"][rows][:, kept].double()  # (tokens, k)
-                goal = (target[rows] - ffn_out.bias - seen["residual"][rows]).double()
-                ata += (a.T @ a).numpy()
-                atb += (a * (goal @ w)).sum(0).numpy()
-            ata *= (w.T @ w).numpy()
+                a = acts[rows][:, kept]  # (tokens, k), float32 products accumulated in float64
+                goal = target[rows] - ffn_out.bias - attended[rows]
+                ata += (a.T @ a).double().numpy()
+                atb += (a * (goal @ w)).sum(0, dtype=torch.float64).numpy()
+            ata *= (w.T @ w).double().numpy()
             scales, why = _solve(ata, atb)
             if scales is None:
                 info["stopped"] = f"layer {i} FFN: {why}"
                 break
             neuron_scales[i, kept] = scales
             info["sublayers_tuned"] += 1
-            student = [(_run_layer(layer, b, as_t(head_scales[i]), as_t(neuron_scales[i])), *b[1:]) for b in student]
+            scale = as_t(neuron_scales[i])
+            # BertOutput in eval mode: LayerNorm(dense(a) + residual), a scaled (dropout is the identity)
+            student = [(layer.output.LayerNorm(ffn_out(x * scale) + residual), *b[1:])
+                       for b, (x, residual) in zip(student, captured)]
     finally:
         grad.__exit__(None, None, None)
         model.train(was_training)
