@@ -281,6 +281,18 @@ def curve_text(df) -> str:
     return f"The curves run finer on some tasks: {'; '.join(parts)}. The level summaries read {levels} only."
 
 
+def floor_cells(df, floors: dict[str, float]) -> dict[str, tuple[int, int]]:
+    """Per compensation, how many pruned cells of the tasks that learn score at or below the majority
+    class (a model that predicts one class, or no better), and how many cells there are."""
+    from .posttrain import learned
+
+    learn = learned(df, floors)
+    pruned = df[(df["importance"] != "none") & df["task"].isin(learn)]
+    low = pruned["main"] <= [100 * floors[t] + 1e-6 for t in pruned["task"]]
+    return {c: (int(low[pruned["compensation"] == c].sum()), int((pruned["compensation"] == c).sum()))
+            for c in sorted(set(pruned["compensation"]))}
+
+
 def posttrain_text(df, floors: dict[str, float]) -> str:
     """The README's two sentences on pruning without retraining, computed from the table(s)."""
     f = posttrain_facts(df, floors)
@@ -291,11 +303,16 @@ def posttrain_text(df, floors: dict[str, float]) -> str:
     best = "; ".join(f"at level {k}, {f[f'pt_best_L{k}_none']} ({f[f'pt_best_mean_L{k}_none']:.1f}; r_f "
                      f"{f[f'pt_a_L{k}_none']:.1f})" for k in levels)
     gains = [(c[len("pt_comp_gain_"):], g) for c, g in f.items() if c.startswith("pt_comp_gain_") and g == g]
-    gain = " and ".join(f"{g:+.1f} points ({'least squares' if c == 'ls' else c})" for c, g in gains)
+    floored = floor_cells(df, floors)
+    names = {"ls": "the token-pooled refit", "refit": "the checked refit"}
+    gain = " and ".join(f"{g:+.1f} points ({names.get(c, c)}; {floored[c][0]} of {floored[c][1]} of its cells at or "
+                        f"below the majority class)" for c, g in gains)
     first = (f"Pruning the fine-tuned model without retraining, the score that keeps the most over the tasks that "
              f"learn ({f['pt_tasks']}; unpruned {f['pt_unpruned']:.1f}) is, {best}.")
-    second = (f"Compensation changes the mean over scores, levels and tasks by {gain}, and the best score stays the "
-              f"same under every compensation at {f['pt_same_best']} of {f['pt_levels']} levels.")
+    plain = floored.get("none", (0, 0))
+    second = (f"Compensation changes the mean over scores, levels and tasks by {gain}, against {plain[0]} of "
+              f"{plain[1]} without it, and the best score stays the same under every compensation at "
+              f"{f['pt_same_best']} of {f['pt_levels']} levels.")
     return first + " " + second
 
 
