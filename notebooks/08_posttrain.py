@@ -130,7 +130,10 @@ posttrain_protocol_table({d: r[0]["config"] for d, r in runs.items() if r}).styl
 # and per text (chapter 6's form), $r_f$ of every neuron and of every head (a head's cloud is its
 # context vectors, one point per text), activation variance and random units. Scores that are not
 # in units of the loss are made comparable across heads, neurons and layers by dividing each
-# layer's scores by their mean and multiplying by the unit's cost. The table holds
+# layer's scores by their mean and multiplying by the unit's cost. Kwon et al. read 2,000 training
+# examples for the gradients and the tuning; here each corpus draw's 512 texts serve both, and the
+# tuning's teacher is the search at the square root of the budget, as in their released code. The
+# table holds
 # {glue:text}`srch_cells` cells over {glue:text}`srch_draws` corpus draws; the rest of the planned grid
 # completes with `obce posttrain --config params/protocols/cpu_fulltrain/search.yaml`.
 

@@ -123,6 +123,7 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
 
     check_device(device)
     source = resolve_model_source(name_or_path)
+    check_plain_checkpoint(source)
     hub_kwargs = _offline_kwargs(source)  # one reachability probe per load
     config = _load_config(source, str(name_or_path), hub_kwargs)
     check_weights(source)
@@ -148,6 +149,24 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
         model.to(device)
     ffn_layers(model)  # validates the structure
     return model, tokenizer
+
+
+#: The files obce writes beside a checkpoint whose architecture a plain config cannot express, and the
+#: loader that rebuilds it.
+SPECIAL_CHECKPOINTS = {"obce_units.json": "obce.units.load", "obce_layers.json": "obce.methods.layer_removal.load",
+                       "obce_eelbert.json": "obce.methods.eelbert.load",
+                       "obce_kronecker.json": "obce.methods.kronecker.load"}
+
+
+def check_plain_checkpoint(source: str) -> None:
+    """Raise ``ObceInputError`` for a checkpoint directory that ``from_pretrained`` would misread (heads
+    and FFN widths that differ by layer, removed sub-layers, factored weights, dynamic embeddings),
+    naming the loader that reads it."""
+    path = Path(source)
+    for name, loader in SPECIAL_CHECKPOINTS.items():
+        if path.is_dir() and (path / name).is_file():
+            raise ObceInputError(f"model directory {source!r} holds {name}: its architecture differs from its config's "
+                                 f"(written by obce); load it with {loader}({source!r})")
 
 
 def check_device(device: str | torch.device | None, available: bool = True) -> None:

@@ -306,3 +306,14 @@ def test_the_search_summaries_read_the_table(tmp_path):
     facts = search_facts(df, {"mrpc": 0.68, "stsb": 0.0})
     assert facts["srch_losses"] == 2 and facts["srch_wins"] == 0 and facts["srch_gain_fisher"] == pytest.approx(10, abs=0.5)
     assert facts["srch_best_reach"] == 0 and facts["srch_tasks"] == "mrpc, stsb"
+
+
+def test_a_checkpoint_of_per_layer_widths_is_refused_by_load_model_naming_its_loader(tiny_clf, tmp_path):
+    import obce
+
+    model, tok = tiny_clf
+    small = units.prune_units(model, [[0, 1], [0], [0, 1, 2]], [list(range(10))] * 3)
+    path = units.save(small, tmp_path / "p", tok)
+    with pytest.raises(ObceInputError, match=r"obce.units.load"):
+        obce.load_model(path)
+    assert units.layer_widths(units.load(path)) == ([2, 1, 3], [10, 10, 10])
