@@ -16,13 +16,11 @@
 # %% [markdown]
 # # 8. Pruning without retraining
 #
-# **Overview.** Chapter 6 prunes the pretrained model and fine-tunes each pruned model; the
-# fine-tuning noise is as large as most differences between scores. Modern structured pruning is
-# judged another way {cite}`kwon2022fast`: prune a model already fine-tuned on the task and evaluate
-# it at once, without retraining. The best framework of that kind, Kwon et al.'s, prunes attention
-# heads and FFN neurons together under a FLOPs budget, with a global search, a rearrangement of the
-# masks and a tuning of one scale per kept unit. This chapter asks: **does topology help inside that
-# framework?** After it you can
+# **Overview.** Chapter 6 fine-tunes each pruned model, and the fine-tuning noise is as large as most
+# differences between scores. Modern structured pruning prunes a model already fine-tuned on the task
+# and evaluates it at once {cite}`kwon2022fast`. The best framework of that kind, Kwon et al.'s, prunes
+# attention heads and FFN neurons together under a FLOPs budget. This chapter asks: **does topology
+# help inside that framework?** After it you can
 # - say what each of Kwon et al.'s three steps does, and run them with `obce prune --flops`;
 # - compare $r_f$ (of neurons and of heads) with the Fisher score that the framework was built for,
 #   paired over corpus draws, with the degenerate models shown as such;
@@ -92,7 +90,7 @@ sfloors = majority_floors(set(sdf["task"]), glue_dir) if len(sdf) else {}
 sfacts = search_facts(sdf, sfloors, flops=search_flops)
 for name in ("srch_fisher_tuned", "srch_merge_radius_tuned", "srch_activation_variance_tuned", "srch_random_tuned",
              "srch_fisher_uniform_ffn", "srch_merge_radius_uniform_ffn", "srch_gain_fisher", "srch_gain_merge_radius",
-             "srch_best_min"):
+             "srch_best_min", "srch_merge_radius_rearranged", "srch_random_rearranged"):
     sfacts.setdefault(name, float("nan"))  # every glued name exists; NaN until the table holds its cells
 for name, value in sfacts.items():
     glue(name, Markdown(value) if isinstance(value, str) else value, display=False)
@@ -116,24 +114,20 @@ posttrain_protocol_table({d: r[0]["config"] for d, r in runs.items() if r}).styl
 # $4 s d d_h + 2 s^2 d_h$ multiply-accumulates on a sequence of $s$ tokens, a neuron $2 s d$ ($d$ the
 # hidden size, $d_h$ a head's size, $s$ the dev set's mean length). Kwon et al.'s framework
 # {cite}`kwon2022fast` has three steps, each in `obce.search`:
-# 1. **Search.** Rank every head and every neuron of the model by its score, globally; for each number
-#    of heads, fill the rest of the budget with the best neurons; keep the split with the largest total
-#    score. Layers end with different widths (obce keeps at least one head and one neuron per layer).
-# 2. **Rearrangement.** Within each layer, keep as many units, but choose which by a greedy search that
-#    keeps the summed mask gradients of the pruned units small (the Fisher information between units).
-# 3. **Mask tuning.** Layer after layer, on the pruned model's own inputs, one scale per kept unit,
-#    fitted by damped least squares so that each sub-layer's output matches a teacher's; it stops when
-#    the solver fails or a scale leaves $[-10, 10]$.
+# 1. **Search.** Rank all heads and neurons by score, globally; for each number of heads, fill the
+#    rest of the budget with the best neurons; keep the split with the largest total score. Layers end
+#    with different widths (at least one head and one neuron each).
+# 2. **Rearrangement.** Within each layer, keep as many units, chosen by a greedy search that keeps
+#    the summed mask gradients of the pruned units small.
+# 3. **Mask tuning.** Layer after layer, one scale per kept unit, fitted by damped least squares so
+#    that each sub-layer's output matches a teacher's.
 #
-# The framework was built for the Fisher score, an estimate of the loss increase that reads the
-# task's labels. Here the same three steps run with every score: Fisher per mini-batch (Kwon's form)
-# and per text (chapter 6's form), $r_f$ of every neuron and of every head (a head's cloud is its
-# context vectors, one point per text), activation variance and random units. Scores that are not
-# in units of the loss are made comparable across heads, neurons and layers by dividing each
-# layer's scores by their mean and multiplying by the unit's cost. Kwon et al. read 2,000 training
-# examples for the gradients and the tuning; here each corpus draw's 512 texts serve both, and the
-# tuning's teacher is the search at the square root of the budget, as in their released code. The
-# table holds
+# The framework was built for the Fisher score, which reads the task's labels. Here every score runs
+# through it: Fisher per mini-batch (Kwon's form) and per text (chapter 6's), $r_f$ of every neuron
+# and head (a head's cloud is its context vectors, one point per text), activation variance and
+# random units. Scores not in units of the loss are divided by their layer's mean and multiplied by
+# the unit's cost. Kwon et al. read 2,000 training examples; here each corpus draw's 512 texts serve
+# the gradients and the tuning. The table holds
 # {glue:text}`srch_cells` cells over {glue:text}`srch_draws` corpus draws; the rest of the planned grid
 # completes with `obce posttrain --config params/protocols/cpu_fulltrain/search.yaml`.
 
@@ -147,8 +141,12 @@ if len(sdf):
 # whole framework keeps on average {glue:text}`srch_fisher_tuned:.1f`% of the unpruned dev metric with the
 # Fisher score, {glue:text}`srch_merge_radius_tuned:.1f`% with $r_f$,
 # {glue:text}`srch_activation_variance_tuned:.1f`% with activation variance and
-# {glue:text}`srch_random_tuned:.1f`% with random units. Every score against Fisher, paired over the
-# same corpus draws (a paired t-test, $p < 0.05$), inside the whole framework:
+# {glue:text}`srch_random_tuned:.1f`% with random units. Before the tuning, rearrangement (which reads
+# the mask gradients Fisher is made of) lifts $r_f$ to {glue:text}`srch_merge_radius_rearranged:.1f`% and
+# random units to {glue:text}`srch_random_rearranged:.1f`%; the tuning then fits each layer to a teacher
+# searched with the same score at a looser budget, and a poor score makes a poor teacher (exercise 3).
+# Every score against Fisher, paired over the same corpus draws (a paired t-test, $p < 0.05$), inside
+# the whole framework:
 
 # %% tags=["hide-input"]
 if len(sdf):
@@ -180,7 +178,7 @@ if len(sdf):
 # **The moonshot.** Kwon et al. keep {glue:text}`kwon_keep_percent`% of BERT-base's accuracy while
 # removing much of its FLOPs. Here, at {glue:text}`srch_flops_percent`% of the FLOPs, the best score and
 # variant of each task that learns keeps at least {glue:text}`srch_best_min:.1f`% of the unpruned metric
-# ({glue:text}`srch_best_worst_task` is the hardest); {glue:text}`srch_best_reach` task(s) reach
+# ({glue:md}`srch_best_worst_task` is the hardest); {glue:text}`srch_best_reach` task(s) reach
 # {glue:text}`srch_threshold_percent`%. The best come from {glue:md}`srch_best_scores`. Models that
 # predict one class count at their score and are flagged: {glue:text}`srch_degenerate` cells of the
 # table are degenerate, {glue:text}`srch_degenerate_tuned` of them after mask tuning.
@@ -196,23 +194,20 @@ if len(sdf):
 
 # %% [markdown]
 # *Reported, not measured here:* Kwon et al.'s per-task BERT-base numbers (their Table 3) are in no
-# source stored with this project, so none is shown; their abstract's headline is
-# {glue:text}`kwon_flops_reduction`x fewer FLOPs at under {glue:text}`kwon_accuracy_loss`% accuracy loss.
-# MiniLM is already a distilled, small model (hidden size 384), with less to remove.
+# source stored with this project; their abstract's headline is {glue:text}`kwon_flops_reduction`x
+# fewer FLOPs at under {glue:text}`kwon_accuracy_loss`% accuracy loss. MiniLM is already distilled and
+# small, with less to remove.
 #
 # ## The simpler protocol: FFN neurons only, one width
 #
-# Before the framework above, obce pruned only FFN neurons, the same fraction of every layer, and
-# repaired each pruned layer, if at all, from the unpruned model's statistics: `bias` adds the removed
-# neurons' mean output to the bias (as FLAP does {cite}`an2024flap`); `ls` is a token-pooled refit, a
-# least-squares fit of the kept neurons' output weights over all the corpus's tokens pooled. The refit
-# lowers each layer's error but serves the few tokens that carry most of the FFN's output energy and
-# can raise the model's end-to-end error; it is not Kwon et al.'s mask tuning. Its checked form,
-# `refit`, keeps it only where it lowers the end-to-end error on held-out training texts.
+# obce's first protocol prunes only FFN neurons, the same fraction of every layer, and repairs each
+# pruned layer, if at all: `bias` adds the removed neurons' mean output to the bias (as FLAP does
+# {cite}`an2024flap`); `ls` refits the kept neurons' output weights by least squares over all tokens
+# pooled. That refit serves the few tokens of largest energy and can raise the end-to-end error; its
+# checked form, `refit`, is kept only where it lowers that error on held-out training texts.
 #
-# Dev score against the fraction of FFN neurons kept, one panel per task, without compensation
-# and then with the token-pooled refit. Lines are means over the corpus draws; bands one standard
-# deviation over the draws; the dashed line is the majority class. {glue:md}`pt_curve`
+# Dev score against the fraction of FFN neurons kept, without compensation and with the token-pooled
+# refit; mean and one standard deviation over draws, the majority class dashed. {glue:md}`pt_curve`
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Without retraining, no compensation: dev score (x 100) against the fraction of FFN neurons kept; mean \u00b1 std over corpus draws.", "name": "fig-posttrain-none"}}
 c = curves(df)
@@ -246,10 +241,7 @@ verdict_grid(none.assign(level=none["level"].map({0.75: 1, 0.5: 2, 0.25: 3}).fil
 # Kwon et al. {cite}`kwon2022fast` judge a pruned model by whether it keeps
 # {glue:text}`kwon_keep_percent`% of the unpruned accuracy. Per task that learns, the largest fraction of FFN
 # neurons each score removes (among the keep fractions run) while the mean over draws keeps that
-# share of the unpruned dev metric. Their BERT-base result, *reported, not measured here*: up to a
-# {glue:text}`kwon_flops_reduction`x reduction of FLOPs at under {glue:text}`kwon_accuracy_loss`% accuracy
-# loss, pruning attention heads and FFN neurons with a Fisher-based mask search, mask rearrangement
-# and mask tuning.
+# share of the unpruned dev metric.
 
 # %% tags=["hide-input"]
 for name, value in KWON_REPORTED.items():
@@ -270,18 +262,16 @@ kept_at_99(df, threshold=KWON_REPORTED["keep_percent"] / 100, tasks=learn)
 # median standard deviation over draws is {glue:text}`pt_sd_draws:.1f` points.
 #
 # ## Summary
-# - Without retraining, a cell costs seconds to a minute, so every cell is repeated over corpus draws
-#   and scores are compared paired over the same draws.
-# - Kwon et al.'s framework prunes heads and neurons under a FLOPs budget; its steps (search,
-#   rearrangement, mask tuning) run with any score, and the figure and verdicts above say whether $r_f$
-#   keeps as much as Fisher inside it.
-# - Pruning heads with layer widths that differ, and tuning the masks, is what separates the framework
-#   from obce's simpler protocol at equal FLOPs; the gains table measures it.
-# - Repairs fitted on pooled tokens can hurt end to end; a repair is kept only when a held-out check
-#   says it helps.
+# - Without retraining a cell costs seconds, so every cell is repeated over corpus draws and scores
+#   are compared paired over the same draws.
+# - Kwon et al.'s search, rearrangement and mask tuning run with any score; the verdicts say whether
+#   $r_f$ keeps as much as Fisher inside them.
+# - Heads, layer widths that differ and tuned masks separate the framework from the simpler protocol
+#   at equal FLOPs; the gains table measures it.
+# - A repair fitted on pooled tokens can hurt end to end; keep it only when a held-out check agrees.
 #
 # ## Exercises
-# 1. Prune a model fine-tuned on RTE to 60% of its FLOPs with each of two scores:
+# 1. Prune a model fine-tuned on RTE to {glue:text}`srch_flops_percent`% of its FLOPs with each of two scores:
 #    `obce glue --task rte --save-model runs/rte ...`, then
 #    `obce prune --model runs/rte --task rte --flops 0.6 --score fisher --out runs/rte-fisher` and the same
 #    with `--score merge_radius`. Which layers lose the most heads?
@@ -306,23 +296,13 @@ kept_at_99(df, threshold=KWON_REPORTED["keep_percent"] / 100, tasks=learn)
 #
 # 3. With `obce.search.tune_masks` and `obce.search.end_to_end_error`, measure on held-out texts the
 #    error of a searched mask before and after tuning, with `teacher_head_mask` set to the search at
-#    `sqrt(0.6)` and with no teacher (the unpruned model). Which teacher fits better at 60%?
+#    the square root of the budget and with no teacher (the unpruned model). Which fits better?
 #
 # :::{admonition} Solution
 # :class: dropdown
 # `hm, nm = obce.search.search(h_scores, n_scores, 0.6, *obce.units.unit_macs(s, 384, 32))` gives the
 # student; `obce.search.search(..., 0.6 ** 0.5, ...)` the teacher. A closer teacher is an easier target
 # for the scales, the unpruned model the truer one: the held-out error answers for your task.
-# :::
-#
-# 4. In the simpler protocol, compare `ls` and `refit` for random neurons. Why can a repair help a
-#    poor choice of neurons more than a good one?
-#
-# :::{admonition} Solution
-# :class: dropdown
-# Random neurons leave more of each layer's output to recover, so a refit has more to gain; where the
-# kept neurons already carry the layer's output, a refit fitted on pooled tokens mainly moves the
-# tokens of largest energy and can lose on the rest, which the held-out check catches.
 # :::
 #
 # ## What's next
