@@ -331,3 +331,50 @@ def _missing_data_message(info: GlueTask, filename: str, reason: str) -> str:
             f"(<dir>/{info.dir_name}/{filename}, as written by download_glue_data.py) passed as "
             f"glue_dir= / --glue-dir or through ${GLUE_DIR_ENV}; or (2) network access to the "
             f"Hugging Face hub dataset {HUB_DATASET} (config '{info.name}').")
+
+
+#: The GLUE tasks whose training sentences the general distillation's corpus pools by default (those
+#: with a training split in the classic TSVs beside this project; QNLI has only its dev split there).
+UNLABELED_TASKS = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli")
+
+
+def unlabeled_corpus(tasks: Sequence[str] = UNLABELED_TASKS, glue_dir: str | os.PathLike | None = None,
+                     max_texts: int | None = None, seed: int = 0) -> tuple[list[str], str]:
+    """Unlabeled text for task-agnostic (general) distillation: every sentence of the tasks' training
+    splits (both sentences of a pair, each on its own), labels dropped, duplicates removed, and no
+    sentence that any of the tasks' dev splits holds.
+
+    Parameters
+    ----------
+    tasks : GLUE task names; glue_dir : as :func:`load_glue`
+    max_texts : keep a seeded random subset of this many (``None``: all)
+
+    Returns
+    -------
+    texts : list of str, in a fixed order (first appearance, or the subset's sorted draw)
+    description : str, what the corpus is, for a record
+    """
+    if max_texts is not None and (isinstance(max_texts, bool) or not isinstance(max_texts, int) or max_texts < 1):
+        raise ObceInputError(f"max_texts={max_texts!r}: expected a positive whole number or None")
+    names = [get_task(t).name for t in tasks]
+    if not names:
+        raise ObceInputError("unlabeled_corpus: expected at least one task")
+
+    def sentences(task: str, split: str) -> list[str]:
+        ds = load_glue(task, split=split, glue_dir=glue_dir)
+        return [s for f in get_task(task).text_fields for s in ds[f] if isinstance(s, str) and s.strip()]
+
+    dev = {s for t in names for s in sentences(t, "validation")}
+    seen: dict[str, None] = {}
+    for t in names:
+        for s in sentences(t, "train"):
+            if s not in dev:
+                seen.setdefault(s, None)
+    texts = list(seen)
+    total = len(texts)
+    if max_texts is not None and max_texts < total:
+        keep = np.sort(np.random.default_rng(seed).choice(total, size=max_texts, replace=False))
+        texts = [texts[i] for i in keep]
+    description = (f"the training sentences of {', '.join(names)} pooled (labels dropped, {total} distinct, none "
+                   f"of their dev sentences)" + (f", {len(texts)} drawn with seed {seed}" if len(texts) < total else ""))
+    return texts, description

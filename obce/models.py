@@ -155,6 +155,7 @@ def load_model(name_or_path: str | os.PathLike = "minilm", device: str | torch.d
 #: loader that rebuilds it.
 SPECIAL_CHECKPOINTS = {"obce_units.json": "obce.units.load", "obce_layers.json": "obce.methods.layer_removal.load",
                        "obce_eelbert.json": "obce.methods.eelbert.load",
+                       "obce_hash_table.json": "obce.methods.hash_table.load",
                        "obce_kronecker.json": "obce.methods.kronecker.load"}
 
 

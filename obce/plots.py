@@ -462,7 +462,7 @@ def plot_methods(points: list[dict], names=None, metric_label: str = "GLUE avera
                                   (axes[1], "train_time_s", 60, "run time (min, 2 CPU cores)")):
         for i, m in enumerate(methods):
             own = sorted((p for p in points if p["method"] == m), key=lambda p: p["level"])
-            main = m in ("layer_removal", "masks", "kronecker", "eelbert", "merge_radius")
+            main = m in ("layer_removal", "masks", "kronecker", "kronecker_task_only", "merge_radius")
             single = all(p.get("own") for p in own)  # a size of its own: one point, no line
             if single and key == "parameters":  # far left of the level budgets: the table gives its size
                 continue

@@ -168,15 +168,15 @@ def test_method_specs_are_checked():
     from obce.methods import method_spec
 
     assert method_spec({"name": "layer_removal"}) == dict(name="layer_removal", label="layer_removal",
-                                                          params=dict(criterion="residual_change"))
+                                                          params=dict(general_steps=0, criterion="residual_change"))
     assert method_spec({"name": "masks", "mask_lr": 0.1, "label": "masks-fast"})["params"]["mask_lr"] == 0.1
-    for bad, match in (({"name": "tucker"}, "'tucker'"), ({"name": "eelbert", "ngram_sizes": [0]}, "ngram_sizes"),
+    for bad, match in (({"name": "tucker"}, "'tucker'"), ({"name": "hash_table", "ngram_sizes": [0]}, "ngram_sizes"),
                        ({"name": "kronecker", "distill": True}, r"\['distill'\]"), ({"name": "masks", "lr": 1}, r"\['lr'\]"),
                        ({"name": "layer_removal", "criterion": "middle"}, "'middle'"),
                        ({"name": "masks", "mask_lr": -1}, "mask_lr"), ("masks", "mapping"),
                        ({"name": "kronecker", "compression": 0.5}, "factor > 1"),
-                       ({"name": "eelbert", "buckets": 10.5}, "whole number"),
-                       ({"name": "eelbert", "buckets": -3}, "buckets=-3")):
+                       ({"name": "hash_table", "buckets": 10.5}, "whole number"),
+                       ({"name": "hash_table", "buckets": -3}, "buckets=-3")):
         with pytest.raises(ObceInputError, match=match):
             method_spec(bad)
 
@@ -254,10 +254,10 @@ def test_kronecker_linear_equals_its_dense_weight_and_counts_exactly():
     assert obce.count_parameters(k) == 2 * (48 * 24 + 32 * 16) + 1536
 
 
-# EELBERT dynamic embeddings (issue #23: the embedding, its fit and its checkpoint)
+# The fitted hash table (issue #23's stand-in for EELBERT: the embedding, its fit and its checkpoint)
 
 def test_ngram_buckets_are_stable_and_mark_word_pieces():
-    from obce.methods.eelbert import ngram_buckets, token_ngrams
+    from obce.methods.hash_table import ngram_buckets, token_ngrams
 
     assert token_ngrams("cat", (2,)) == ["<c", "ca", "at", "t>"]
     assert token_ngrams("##at", (3,)) == ["#at", "at>"]
@@ -268,7 +268,7 @@ def test_ngram_buckets_are_stable_and_mark_word_pieces():
 
 
 def test_dynamic_embedding_is_deterministic_handles_unseen_tokens_and_counts_exactly(minilm):
-    from obce.methods.eelbert import DynamicEmbedding
+    from obce.methods.hash_table import DynamicEmbedding
 
     _, tok = minilm
     vocab = tok.convert_ids_to_tokens(list(range(tok.vocab_size)))
@@ -288,32 +288,32 @@ def test_dynamic_embedding_is_deterministic_handles_unseen_tokens_and_counts_exa
 def test_fitted_dynamic_embedding_approaches_the_table_and_round_trips(tiny_bert, sentences, tmp_path):
     from transformers import BertForSequenceClassification
 
-    from obce.methods import eelbert
+    from obce.methods import hash_table
 
     model, tok = tiny_bert
     vocab = tok.convert_ids_to_tokens(list(range(tok.vocab_size)))
     torch.manual_seed(1)  # a target the n-gram table can express: another table's embeddings
-    target = eelbert.DynamicEmbedding(vocab, 32, buckets=1024, ngram_sizes=(2, 3)).vocabulary_embeddings().detach()
+    target = hash_table.DynamicEmbedding(vocab, 32, buckets=1024, ngram_sizes=(2, 3)).vocabulary_embeddings().detach()
     torch.manual_seed(2)
-    dyn = eelbert.DynamicEmbedding(vocab, 32, buckets=1024, ngram_sizes=(2, 3))
-    history = eelbert.fit_to_embeddings(dyn, target, epochs=150, lr=0.01)
+    dyn = hash_table.DynamicEmbedding(vocab, 32, buckets=1024, ngram_sizes=(2, 3))
+    history = hash_table.fit_to_embeddings(dyn, target, epochs=150, lr=0.01)
     assert history[-1] < 0.05 * history[0]
 
     clf = BertForSequenceClassification(model.config).eval()
     table = clf.bert.embeddings.word_embeddings.weight.detach().clone()
-    eelbert.replace_embeddings(clf, tok, buckets=2048, ngram_sizes=(2, 3), epochs=5)
+    hash_table.replace_embeddings(clf, tok, buckets=2048, ngram_sizes=(2, 3), epochs=5)
     n_table = table.numel()
     full = obce.count_parameters(BertForSequenceClassification(model.config))
     assert obce.count_parameters(clf) == full - n_table + 2048 * 32
     batch = obce.activations.tokenize(tok, sentences, 16)
     with torch.no_grad():
         before = clf(**batch).logits
-    eelbert.save(clf, tmp_path / "e", tok)
-    back = eelbert.load(tmp_path / "e")
+    hash_table.save(clf, tmp_path / "e", tok)
+    back = hash_table.load(tmp_path / "e")
     with torch.no_grad():
         torch.testing.assert_close(back(**batch).logits, before)
-    with pytest.raises(ObceInputError, match="eelbert.save"):
-        eelbert.load(tmp_path)
+    with pytest.raises(ObceInputError, match="hash_table.save"):
+        hash_table.load(tmp_path)
 
 
 def test_kronecker_compress_meets_a_budget_and_is_exact_with_full_rank(tiny_bert, sentences):
@@ -344,7 +344,7 @@ def test_kronecker_compress_meets_a_budget_and_is_exact_with_full_rank(tiny_bert
         assert tiny(**batch).last_hidden_state.shape == model(**batch).last_hidden_state.shape
 
 
-@pytest.mark.parametrize("spec", [{"name": "kronecker"}, {"name": "eelbert", "fit_epochs": 5, "distill": True}])
+@pytest.mark.parametrize("spec", [{"name": "kronecker"}, {"name": "hash_table", "fit_epochs": 5, "distill": True}])
 def test_run_distils_factored_and_dynamic_models_to_the_budget(spec, tiny_bert, glue_dir, tmp_path):
     from transformers import BertForSequenceClassification
 
@@ -359,7 +359,7 @@ def test_run_distils_factored_and_dynamic_models_to_the_budget(spec, tiny_bert, 
     assert prov["method"] == spec["name"] and "distilled" in prov["training"]
     assert set(result.metrics) == {"accuracy"} and prov["size_on_disk_bytes"] > 0
     budget = level_budget(model, 2)
-    if spec["name"] == "eelbert":  # whole table rows: within one row of hidden size of the budget
+    if spec["name"] == "hash_table":  # whole table rows: within one row of hidden size of the budget
         assert prov["buckets"] * 32 == 30522 * 32 - (obce.count_parameters(model) - budget)
         assert abs(prov["parameters"] - budget) < 32
     else:
@@ -369,15 +369,15 @@ def test_run_distils_factored_and_dynamic_models_to_the_budget(spec, tiny_bert, 
 
 
 def test_budgets_in_whole_blocks_and_table_rows(minilm):
-    from obce.methods import eelbert, level_budget
+    from obce.methods import hash_table, level_budget
 
     model, _ = minilm
     full = obce.count_parameters(model)
     # one block holds 1,181,568 parameters; levels 1-3 remove 1,771,776 x level: nearest 1, 3 and 4 blocks
     assert [layer_removal.blocks_for(model, full - level_budget(model, k)) for k in (1, 2, 3)] == [1, 3, 4]
-    assert eelbert.buckets_for(model, 384 * 1000 + 5) == 30522 - 1001
+    assert hash_table.buckets_for(model, 384 * 1000 + 5) == 30522 - 1001
     with pytest.raises(ObceInputError, match="word-embedding table"):
-        eelbert.buckets_for(model, 30522 * 384)
+        hash_table.buckets_for(model, 30522 * 384)
 
 
 def test_own_sizes_kronecker_19x_and_a_small_hash_table(minilm):
@@ -387,17 +387,17 @@ def test_own_sizes_kronecker_19x_and_a_small_hash_table(minilm):
 
     model, _ = minilm
     full = obce.count_parameters(model)
-    assert not own_size(method_spec({"name": "kronecker"})) and own_size(method_spec({"name": "eelbert", "buckets": 8}))
+    assert not own_size(method_spec({"name": "kronecker"})) and own_size(method_spec({"name": "hash_table", "buckets": 8}))
     assert kronecker.DEFAULTS["attention_weight"] > 0  # KroneckerBERT distils attention outputs too
     saved = kronecker.embedding_saving(model, 24)
     assert saved == 30522 * 384 - (30522 * 16 + 24)
     small = kronecker.factor(model, kronecker.ranks_for_budget(model, full - full // 19 - saved), embedding_factor=24)
-    assert abs(obce.count_parameters(small) - full / 19) < 0.01 * full
+    assert abs(obce.count_parameters(small) - full / 19) < 0.01 * full / 19  # within 1% of its own target
     with pytest.raises(ObceInputError, match="larger embedding_factor"):
         kronecker.ranks_for_budget(model, full - full // 19 - kronecker.embedding_saving(model, 2))
-    from obce.methods import eelbert
+    from obce.methods import hash_table
 
-    dyn = eelbert.DynamicEmbedding(["[PAD]", "hello", "##lo"], 384, buckets=1000, padding_idx=0)
+    dyn = hash_table.DynamicEmbedding(["[PAD]", "hello", "##lo"], 384, buckets=1000, padding_idx=0)
     assert obce.count_parameters(dyn) == 1000 * 384
 
 

@@ -242,9 +242,9 @@ def test_pipeline_runs_other_methods_beside_scores_and_resumes_them(config, tmp_
     records = {r["provenance"]["importance"]: r for r in load_records(tmp_path / "out")}
     assert sorted(records) == ["layer_removal", "masks-slow", "none", "random"]
     lr, mk = records["layer_removal"]["provenance"], records["masks-slow"]["provenance"]
-    assert lr["method"] == "layer_removal" and lr["method_params"] == {"criterion": "residual_change"}
+    assert lr["method"] == "layer_removal" and lr["method_params"] == {"general_steps": 0, "criterion": "residual_change"}
     assert lr["scoring"]["samples"] == 12 and lr["removed_layers"] and lr["config_note"] is None
-    assert mk["method_params"] == {"mask_lr": 1e-3, "head_lr": 1e-3} and mk["scoring"] is None
+    assert mk["method_params"] == {"general_steps": 0, "mask_lr": 1e-3, "head_lr": 1e-3} and mk["scoring"] is None
     assert mk["parameters"] < mk["parameters_dense"] == mk["parameters_full"]
     # a rerun finds every record done; another method parameter is another input
     stamp = {p: p.stat().st_mtime_ns for p in paths}
@@ -269,7 +269,8 @@ def test_cli_refuses_a_bad_method_entry_with_exit_2(config, tmp_path, capsys):
 
 @pytest.mark.parametrize("entry, match", [({"name": "kronecker", "embedding_factor": 7}, "divisor of the hidden size"),
                                           ({"name": "kronecker", "compression": 500}, "larger embedding_factor"),
-                                          ({"name": "eelbert", "buckets": 40000}, "more rows")])
+                                          ({"name": "hash_table", "buckets": 40000}, "more rows"),
+                                          ({"name": "eelbert", "layers": 9}, "has 3 blocks")])
 def test_a_budget_a_method_cannot_reach_fails_before_any_compute(config, tmp_path, capsys, entry, match):
     config.update(importances=[], methods=[entry])
     bad = tmp_path / "unreachable.yaml"
@@ -283,15 +284,17 @@ def test_a_budget_a_method_cannot_reach_fails_before_any_compute(config, tmp_pat
 def test_a_method_with_its_own_size_runs_once_per_task_and_seed(config, tmp_path, capsys):
     config.update(levels=[0, 1, 2], seeds=[0, 1], importances=["random"],
                   methods=[{"name": "kronecker", "label": "kron19", "compression": 19, "embedding_factor": 8},
-                           {"name": "eelbert"}])
+                           {"name": "hash_table"}, {"name": "eelbert"}])
     runs = planned_runs(PipelineConfig.from_dict(config))
     assert [r for r in runs if r[1] == "kron19"] == [("rte", "kron19", 3, 0), ("rte", "kron19", 3, 1)]
-    assert [r[2] for r in runs if r[1] == "eelbert"] == [1, 2, 1, 2]
+    assert [r[2] for r in runs if r[1] == "hash_table"] == [1, 2, 1, 2]
+    assert [r for r in runs if r[1] == "eelbert"] == [("rte", "eelbert", 3, 0), ("rte", "eelbert", 3, 1)]  # always its own
     good = tmp_path / "own.yaml"
     good.write_text(yaml.safe_dump(config))
     assert main(["pipeline", "--config", str(good), "--dry-run", "--levels", "2", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
-    assert "kron19-L3-s0.json" in out and "eelbert-L2-s0.json" in out and "L1" not in out
+    assert "kron19-L3-s0.json" in out and "hash_table-L2-s0.json" in out and "eelbert-L3-s0.json" in out
+    assert "L1" not in out
 
 
 @pytest.mark.parametrize("methods, match", [([{"name": "pruning"}], "'pruning'"),

@@ -108,7 +108,7 @@ def test_compare_methods_reads_level_2_over_the_tasks_where_it_ran(records):
         tiny.append(rec)
     cmp = compare_methods(scores, methods + tiny, {"rte": 0.5, "stsb": 0.0})
     assert cmp["tasks_l2"] == ("rte",) and cmp["tasks_own"] == ("stsb",)  # each view its own tasks
-    assert cmp["facts"]["mt_own"] == "KroneckerBERT at 19x (distilled) 55.0 with 0.00M parameters"
+    assert cmp["facts"]["mt_own"] == "KroneckerBERT at 19x (two-stage distillation) 55.0 with 0.00M parameters"
     assert "over STS-B (unpruned 81.0, majority class 0.0)" in methods_findings(cmp["facts"])
     assert cmp["facts"]["mt2_floor"] == pytest.approx(50.0)  # RTE's floor, given as 0.5
     methods = [r for r in methods if r["provenance"]["importance"] == "masks"]

@@ -87,7 +87,8 @@ def ranking(points: list[dict[str, Any]]) -> str:
 
 
 def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], reference: str = "merge_radius",
-                  others: tuple[str, ...] = ("layer_removal", "masks", "kronecker", "eelbert")) -> dict[str, Any]:
+                  others: tuple[str, ...] = ("layer_removal", "masks", "kronecker", "hash_table",
+                                                              "kronecker_task_only")) -> dict[str, Any]:
     """The numbers the comparison chapter states, by name: ``mt_best_L{k}`` (the method with the best
     average at level k) and its score ``mt_best_score_L{k}``; ``mt_ref_L{k}`` r_f's; for each other
     method ``m``: ``mt_{m}_L{k}``, and ``mt_{m}_record`` its wins/ties/losses against r_f over every
@@ -177,7 +178,8 @@ def removed_blocks(records: list[dict[str, Any]], label: str = "layer_removal") 
 
 #: The importance scores the comparison draws beside the other methods, and the methods' labels.
 COMPARED_SCORES = ("merge_radius", "activation_variance", "random")
-COMPARED_METHODS = ("layer_removal", "masks", "kronecker", "eelbert", "kronecker_19x", "eelbert_1k")
+COMPARED_METHODS = ("layer_removal", "masks", "kronecker", "eelbert", "kronecker_19x", "eelbert_3l",
+                    "kronecker_task_only", "kronecker_19x_task_only", "hash_table", "hash_table_1k")
 
 
 def compare_methods(score_records: list[dict[str, Any]], method_records: list[dict[str, Any]],

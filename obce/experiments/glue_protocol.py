@@ -26,6 +26,10 @@ from .cache import corpus_seed, finetuned_model, score_draws, task_scores
 from .config import PipelineConfig
 from .resume import differences, set_aside
 
+#: The folder under a pipeline's ``out:`` that caches general distillations (one per student
+#: architecture, shared by every task and seed; not committed).
+GENERAL_CACHE = "general"
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["RECORD_STATES", "check_records", "expected_method_corpus", "expected_scoring", "method_specs",
@@ -160,7 +164,8 @@ def run_method(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, task
     if method.distils(spec["params"]) or cfg.finetune.get("distill"):
         teacher = finetuned_model(cfg, model, tokenizer, task, progress, seed=seed)
     return run(spec, model, tokenizer, task, level, seed=seed, finetune=cfg.finetune, texts=texts,
-               glue_dir=cfg.glue_dir, progress=progress, work_parent=work, extra_provenance=extra, teacher=teacher)
+               glue_dir=cfg.glue_dir, progress=progress, work_parent=work, extra_provenance=extra, teacher=teacher,
+               general_cache=Path(cfg.out) / GENERAL_CACHE)
 
 
 def expected_method_corpus(cfg: PipelineConfig, spec: dict[str, Any], seed: int) -> dict[str, Any] | None:
@@ -222,7 +227,10 @@ def record_differences(rec: dict, cfg: PipelineConfig) -> list[str]:
             return diff + [f"method label {prov.get('importance')!r}: not among the config's methods"]
         want = {"method": spec["name"], "method_params": to_jsonable(spec["params"]),
                 "scoring": expected_method_corpus(cfg, spec, prov.get("seed"))}
-        return diff + differences({k: prov.get(k) for k in want}, want)
+        have = {k: prov.get(k) for k in want}
+        if isinstance(have["method_params"], dict):  # records made before general distillation existed had none
+            have["method_params"] = {"general_steps": 0, **have["method_params"]}
+        return diff + differences(have, want)
     if prov.get("level") != 0:
         scoring = prov.get("scoring")
         if isinstance(scoring, dict):  # records made before score_model existed all scored the pretrained model

@@ -10,8 +10,11 @@
 * :mod:`obce.methods.kronecker`: KroneckerBERT: every encoder linear map as a sum of Kronecker
   products, initialised from the pre-trained weights and trained by distillation from the unpruned
   model fine-tuned on the task (:mod:`obce.distill`).
-* :mod:`obce.methods.eelbert`: EELBERT: the word-embedding table replaced by hashed character
-  n-gram embeddings fitted to it, then fine-tuned (optionally with distillation).
+* :mod:`obce.methods.eelbert`: EELBERT: no word-embedding table; each token's embedding computed on
+  the fly from its hashed character n-grams; the encoder adapted by general distillation, then
+  fine-tuned.
+* :mod:`obce.methods.hash_table`: obce's earlier stand-in for EELBERT, a small table of hashed n-gram
+  rows fitted to the word table (kept as a variant of its own, not EELBERT).
 
 :func:`run` compresses a pretrained model to a level's budget (or a size of its own), trains it and
 evaluates it on a GLUE task; the pipeline and ``obce pipeline`` drive every method through it, so their
@@ -19,8 +22,8 @@ records share one schema.
 """
 from __future__ import annotations
 
-from . import eelbert, ffn_pruning, kronecker, layer_removal, masks
+from . import eelbert, ffn_pruning, hash_table, kronecker, layer_removal, masks
 from .registry import REGISTRY, check_fits, level_budget, method_budget, method_spec, own_size, run, size_on_disk
 
-__all__ = ["REGISTRY", "check_fits", "eelbert", "ffn_pruning", "kronecker", "layer_removal", "level_budget", "masks",
+__all__ = ["REGISTRY", "check_fits", "eelbert", "ffn_pruning", "hash_table", "kronecker", "layer_removal", "level_budget", "masks",
            "method_budget", "method_spec", "own_size", "run", "size_on_disk"]

@@ -1,5 +1,7 @@
-"""Dynamic embeddings (EELBERT, Cohn et al. 2023): no vocabulary table, an embedding computed from
-each token's hashed character n-grams.
+"""A hashed n-gram table fitted to the word table: obce's earlier stand-in for EELBERT, kept as a
+variant of its own (``hash_table``). It is not EELBERT: EELBERT stores no table at all
+(:mod:`obce.methods.eelbert`); this variant keeps ``buckets`` trainable rows and fits them to the
+pre-trained token embeddings.
 
 A token's embedding is the mean of the rows of a small table that its character n-grams hash to
 (sizes ``ngram_sizes``, ``buckets`` rows). A word-initial token is written ``<token``, a word piece
@@ -27,11 +29,11 @@ from torch import nn
 from ..distill import DISTILL_DEFAULTS
 from ..errors import ObceInputError
 
-CONFIG_FILE = "obce_eelbert.json"
+CONFIG_FILE = "obce_hash_table.json"
 #: The registry's name of the method, its parameters' defaults (the distillation's, whether to distil,
 #: the n-gram sizes, the fit's epochs, the table's rows; 0: as many as a level's budget leaves) and the
 #: parameter that gives it a size of its own (the rows).
-NAME = "eelbert"
+NAME = "hash_table"
 DEFAULTS = dict(DISTILL_DEFAULTS, distill=False, ngram_sizes=[2, 3, 4], fit_epochs=200, buckets=0)
 OWN_SIZE = "buckets"
 
@@ -39,7 +41,7 @@ OWN_SIZE = "buckets"
 def validate(params: dict) -> None:
     """Raise ``ObceInputError`` for a number of rows that is not whole."""
     if not float(params["buckets"]).is_integer():
-        raise ObceInputError(f"method eelbert buckets={params['buckets']!r}: expected a whole number of hash buckets")
+        raise ObceInputError(f"method hash_table buckets={params['buckets']!r}: expected a whole number of hash buckets")
 
 
 def distils(params: dict) -> bool:
@@ -66,7 +68,7 @@ def check_fits(model: nn.Module, budget: int, params: dict) -> None:
 
     rows = model.base_model.embeddings.word_embeddings.weight.shape[0]
     if int(params["buckets"]) > rows:
-        raise ObceInputError(f"method eelbert buckets={params['buckets']}: more rows than the word table's {rows}")
+        raise ObceInputError(f"method hash_table buckets={params['buckets']}: more rows than the word table's {rows}")
     if not params["buckets"]:
         buckets_for(model, count_parameters(model) - budget)
 
@@ -87,7 +89,7 @@ def compress(model: nn.Module, budget: int, *, tokenizer=None, seed: int = 0, bu
     from ..pruning import count_parameters
 
     if tokenizer is None:
-        raise ObceInputError("method eelbert needs the tokenizer (its n-grams are the tokens' strings)")
+        raise ObceInputError("method hash_table needs the tokenizer (its n-grams are the tokens' strings)")
     rows = int(buckets) or buckets_for(model, count_parameters(model) - budget)
     small = replace_embeddings(copy.deepcopy(model), tokenizer, buckets=rows, ngram_sizes=ngram_sizes,
                                epochs=fit_epochs, seed=seed)
@@ -211,7 +213,7 @@ def replace_embeddings(model: nn.Module, tokenizer, buckets: int = 4096, ngram_s
 
 
 def save(model: nn.Module, path: str | os.PathLike, tokenizer) -> Path:
-    """The weights (without a vocabulary table), the tokenizer and ``obce_eelbert.json``."""
+    """The weights (without a vocabulary table), the tokenizer and ``obce_hash_table.json``."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -232,7 +234,7 @@ def load(path: str | os.PathLike) -> nn.Module:
     from ..checkpoint import load_weights, read_meta
 
     path = Path(path)
-    meta, config = read_meta(path, CONFIG_FILE, "eelbert.save")
+    meta, config = read_meta(path, CONFIG_FILE, "hash_table.save")
     model = getattr(transformers, meta["model_class"])(config)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     vocab = tokenizer.convert_ids_to_tokens(list(range(config.vocab_size)))

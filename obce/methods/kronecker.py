@@ -32,10 +32,11 @@ from ..errors import ObceInputError
 #: table's factor and the model class.
 CONFIG_FILE = "obce_kronecker.json"
 #: The registry's name of the method, its parameters' defaults (the distillation's, the word table's
-#: factor, 0: a dense table) and the parameter that gives it a size of its own: the compression factor
-#: of the whole encoder (the paper's 19x; 0: the level's budget).
+#: factor, 0: a dense table; the general distillation's steps, the paper's first stage) and the
+#: parameter that gives it a size of its own: the compression factor of the whole encoder (the
+#: paper's 19x; 0: the level's budget).
 NAME = "kronecker"
-DEFAULTS = dict(DISTILL_DEFAULTS, embedding_factor=0, compression=0)
+DEFAULTS = dict(DISTILL_DEFAULTS, embedding_factor=0, compression=0, general_steps=600)
 OWN_SIZE = "compression"
 
 
@@ -75,10 +76,30 @@ def compress(model: nn.Module, budget: int, *, embedding_factor: int = 0, **_) -
     Returns
     -------
     model, info
-        ``info``: ``ranks``, the rank of each linear map in :func:`linear_maps` order.
+        ``info``: ``ranks``, the rank of each linear map in :func:`linear_maps` order; ``init_error``,
+        the mean over the maps of the initial factors' relative Frobenius error
+        ``||W - sum_k A_k (x) B_k|| / ||W||``; ``init_error_embeddings``, the word table's (where factored).
     """
     small = compress_to(model, budget, embedding_factor=embedding_factor or None)
-    return small, dict(ranks=[getattr(q, n).a.shape[0] for q, n in linear_maps(small)])
+    errors = init_errors(model, small)
+    info = dict(ranks=[getattr(q, n).a.shape[0] for q, n in linear_maps(small)],
+                init_error=round(float(sum(errors) / len(errors)), 6))
+    if embedding_factor:
+        dense = model.base_model.embeddings.word_embeddings.weight.detach()
+        k = small.base_model.embeddings.word_embeddings
+        approx = (k.a.detach()[:, :, None] * k.b.detach()[0]).flatten(-2)
+        info["init_error_embeddings"] = round(float((dense - approx).norm() / dense.norm()), 6)
+    return small, info
+
+
+def init_errors(dense: nn.Module, factored: nn.Module) -> list[float]:
+    """The relative Frobenius error of each factored map against the dense map it replaced, in
+    :func:`linear_maps` order: ``||W - W_hat|| / ||W||``."""
+    out = []
+    for (p, n), (q, m) in zip(linear_maps(dense), linear_maps(factored)):
+        w = getattr(p, n).weight.detach().double()
+        out.append(float((w - getattr(q, m).weight().detach().double()).norm() / w.norm()))
+    return out
 
 
 def nearest_kronecker(weight: torch.Tensor, a_shape: tuple[int, int], b_shape: tuple[int, int],

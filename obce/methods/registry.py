@@ -3,8 +3,10 @@
 Every method is a module of :mod:`obce.methods` with the same entry point,
 ``compress(model, budget, **params) -> (model, info)``, and the same small interface:
 
-* ``NAME``; ``DEFAULTS`` (its parameters and their defaults); ``OWN_SIZE`` (the parameter that gives
-  it a size of its own instead of a level's budget, or ``None``);
+* ``NAME``; ``DEFAULTS`` (its parameters and their defaults, beside :data:`COMMON_DEFAULTS`, which
+  every method takes); ``OWN_SIZE`` (the parameter that gives it a size of its own instead of a
+  level's budget, or ``None``); optionally ``ALWAYS_OWN = True`` for a method whose size is always
+  its own (EELBERT);
 * ``validate(params)``, ``distils(params)`` (trains from a teacher), ``reads_corpus(params)``;
 * ``check_fits(model, budget, params)`` (raises before any compute if the budget is out of reach),
   ``own_budget(model, params)`` where it has ``OWN_SIZE``;
@@ -14,8 +16,9 @@ Every method is a module of :mod:`obce.methods` with the same entry point,
 A budget is the encoder's parameter count after compression. :func:`level_budget` gives OBCE level
 k's, and each method comes as close to it as its granularity allows; a method given a size of its own
 ignores the level, runs once per task and seed, and its record says so (``budget: "own"``).
-:func:`run` compresses a pretrained model, fine-tunes it (or, for masks, trains the masks and head)
-and evaluates it on a GLUE task, looping over nothing but this interface.
+:func:`run` compresses a pretrained model, distils it from the pretrained model on unlabeled text
+where ``general_steps`` asks for it (:func:`general_stage`), fine-tunes it (or, for masks, trains the
+masks and head) and evaluates it on a GLUE task, looping over nothing but this interface.
 """
 from __future__ import annotations
 
@@ -29,15 +32,20 @@ from torch import nn
 
 from ..distill import DISTILL_DEFAULTS
 from ..errors import ObceInputError
-from . import eelbert, kronecker, layer_removal, masks
+from . import eelbert, hash_table, kronecker, layer_removal, masks
 
 #: The methods a pipeline's ``methods:`` entries name, by name.
-REGISTRY = {m.NAME: m for m in (layer_removal, masks, kronecker, eelbert)}
+REGISTRY = {m.NAME: m for m in (layer_removal, masks, kronecker, eelbert, hash_table)}
+#: Parameters every method takes, and their defaults unless the method's ``DEFAULTS`` say otherwise:
+#: ``general_steps``, the steps of the general (task-agnostic) distillation from the pretrained
+#: model before the task's fine-tuning (0: none; :func:`obce.distill.general_distillation`).
+COMMON_DEFAULTS = {"general_steps": 0}
 #: Parameters that may be 0 ("not set") although their default is a positive number.
-ZERO_ALLOWED = ("alpha", "hidden_weight", "attention_weight", "embedding_factor", "compression", "buckets")
+ZERO_ALLOWED = ("alpha", "hidden_weight", "attention_weight", "embedding_factor", "compression", "buckets",
+                "general_steps", "layers")
 
-__all__ = ["REGISTRY", "check_fits", "level_budget", "method_budget", "method_spec", "own_size", "run",
-           "size_on_disk"]
+__all__ = ["COMMON_DEFAULTS", "REGISTRY", "check_fits", "general_stage", "level_budget", "method_budget",
+           "method_defaults", "method_spec", "own_size", "run", "size_on_disk"]
 
 
 def level_budget(model: nn.Module, level: int) -> int:
@@ -53,14 +61,17 @@ def level_budget(model: nn.Module, level: int) -> int:
         raise ObceInputError(f"level {level!r}: expected one of {LEVELS}")
     base = getattr(model, "base_model", model)
     sizes = layer_removal.layer_sizes(base)
-    return count_parameters(prune(base, np.zeros((len(sizes), sizes[0])), level=level))
+    order = np.broadcast_to(np.arange(sizes[0], dtype=float), (len(sizes), sizes[0]))  # any distinct scores: no ties
+    return count_parameters(prune(base, order, level=level))
 
 
 def own_size(spec: dict[str, Any]) -> bool:
     """Whether a completed ``methods:`` entry (:func:`method_spec`) sets its own size rather than taking
     a level's budget (its method's ``OWN_SIZE`` parameter is set)."""
-    key = REGISTRY[spec["name"]].OWN_SIZE
-    return bool(key and spec["params"].get(key))
+    method = REGISTRY[spec["name"]]
+    if getattr(method, "ALWAYS_OWN", False):
+        return True
+    return bool(method.OWN_SIZE and spec["params"].get(method.OWN_SIZE))
 
 
 def method_budget(spec: dict[str, Any], model: nn.Module, level: int) -> int:
@@ -92,12 +103,13 @@ def method_spec(spec: dict[str, Any]) -> dict[str, Any]:
         raise ObceInputError(f"method {name!r}: expected one of {sorted(REGISTRY)}")
     method = REGISTRY[name]
     params = {k: v for k, v in spec.items() if k not in ("name", "label")}
-    unknown = set(params) - set(method.DEFAULTS)
+    defaults = method_defaults(name)
+    unknown = set(params) - set(defaults)
     if unknown:
         raise ObceInputError(f"method {name!r}: unknown parameter(s) {sorted(unknown)}; expected "
-                             f"{sorted(method.DEFAULTS)}")
-    params = {**method.DEFAULTS, **params}
-    for key, default in method.DEFAULTS.items():
+                             f"{sorted(defaults)}")
+    params = {**defaults, **params}
+    for key, default in defaults.items():
         v = params[key]
         if isinstance(default, bool):
             ok = isinstance(v, bool)
@@ -116,10 +128,15 @@ def method_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return dict(name=name, label=label, params=params)
 
 
+def method_defaults(name: str) -> dict[str, Any]:
+    """Every parameter of method ``name`` and its default: :data:`COMMON_DEFAULTS`, then the method's."""
+    return {**COMMON_DEFAULTS, **REGISTRY[name].DEFAULTS}
+
+
 def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int, *, seed: int = 0,
         finetune: dict[str, Any] | None = None, texts=None, glue_dir=None, progress: bool = True,
         work_parent: str | os.PathLike | None = None, extra_provenance: dict[str, Any] | None = None,
-        teacher: nn.Module | None = None):
+        teacher: nn.Module | None = None, general_cache: str | os.PathLike | None = None):
     """Compress the pretrained ``model`` with a method to OBCE level ``level``'s budget, train it on
     ``task`` and evaluate it on dev.
 
@@ -132,6 +149,8 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     finetune : the fine-tuning keys of the pipeline (epochs, lr, batch_size, max_length, ...)
     texts : the corpus that data-driven choices use (layer removal's ``residual_change``)
     teacher : the unpruned model fine-tuned on ``task`` (with its head), for the methods that distil
+    general_cache : where general distillations are cached (default ``work_parent/general``), shared by
+        every task and seed of one student architecture
 
     Returns
     -------
@@ -166,6 +185,11 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     small, found = method.compress(model, budget, tokenizer=tokenizer, texts=texts, seed=seed,
                                    max_length=finetune.get("max_length", 64), **p)
     info.update(found)
+    if p["general_steps"]:
+        info["general_distillation"] = general_stage(small, model, tokenizer, int(p["general_steps"]),
+                                                     glue_dir=glue_dir, progress=progress,
+                                                     max_length=finetune.get("max_length", 64),
+                                                     cache_dir=general_cache or Path(work_parent or ".") / "general")
     prepare = partial(method.prepare, info=info, **p) if hasattr(method, "prepare") else None
     result = glue.finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=glue_dir, seed=seed,
                                         progress=progress, keep_model=True, work_parent=work_parent, prepare=prepare,
@@ -178,6 +202,24 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     result.provenance.update(info)
     result.model = None
     return result
+
+
+def general_stage(student: nn.Module, teacher: nn.Module, tokenizer, steps: int, *, glue_dir=None,
+                  cache_dir: str | os.PathLike, max_length: int = 64, progress: bool = True) -> dict[str, Any]:
+    """The general distillation of a compressed encoder from the pretrained one (in place), on the
+    pooled unlabeled GLUE training sentences (:func:`obce.data.unlabeled_corpus`), seed 0 for every
+    task and seed so that one student architecture distils once.
+
+    Returns
+    -------
+    dict, the record's ``general_distillation`` (corpus, texts, steps, key, cost)
+    """
+    from ..data import unlabeled_corpus
+    from ..distill import general_distillation
+
+    texts, corpus = unlabeled_corpus(glue_dir=glue_dir)
+    return general_distillation(student, teacher, tokenizer, texts, cache_dir=cache_dir, steps=steps,
+                                max_length=max_length, progress=progress, corpus=corpus, seed=0)
 
 
 def size_on_disk(model: nn.Module, parent: str | os.PathLike | None = None) -> int:
