@@ -138,7 +138,7 @@ def kronecker_error_bound(weight: torch.Tensor, a_shape: tuple[int, int], b_shap
     """The Frobenius error of the best ``rank``-term approximation: the norm of the singular values of
     the rearranged weight beyond the first ``rank``."""
     (m1, n1), (m2, n2) = a_shape, b_shape
-    r = torch.as_tensor(weight).double().reshape(m1, m2, n1, n2).permute(0, 2, 1, 3).reshape(m1 * n1, m2 * n2)
+    r = torch.as_tensor(weight).detach().double().reshape(m1, m2, n1, n2).permute(0, 2, 1, 3).reshape(m1 * n1, m2 * n2)
     return float(torch.linalg.svdvals(r)[rank:].norm())
 
 
