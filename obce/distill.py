@@ -319,7 +319,8 @@ def general_distillation(student: nn.Module, teacher: nn.Module, tokenizer, text
         sched.load_state_dict(state["schedule"])
         torch.set_rng_state(state["rng"])
         start, history = int(state["step"]), list(state["history"].tolist())
-    torch.manual_seed(seed) if start == 0 else None
+    if start == 0:  # a resumed run restores the random state instead
+        torch.manual_seed(seed)
     st.train()
     t0 = time.perf_counter()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="general distillation", disable=not progress)

@@ -25,7 +25,6 @@ for a smaller model (as the paper's UNO-EELBERT is a smaller BERT with dynamic e
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -244,31 +243,17 @@ def replace_embeddings(model: nn.Module, tokenizer, ngram_size: int = 3, scale: 
 def save(model: nn.Module, path: str | os.PathLike, tokenizer) -> Path:
     """The weights (no word table), the tokenizer and ``obce_eelbert.json`` (the n-gram size, the
     scale, the special tokens, the padding id, the model class)."""
-    from safetensors.torch import save_file
+    from ..checkpoint import save_with_embedding
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     dyn = model.base_model.embeddings.word_embeddings
-    model.config.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
-    (path / CONFIG_FILE).write_text(json.dumps(dict(
+    return save_with_embedding(model, path, tokenizer, CONFIG_FILE, dict(
         ngram_size=dyn.ngram_size, scale=dyn.scale, special_tokens=list(dyn.special_tokens),
-        padding_idx=dyn.padding_idx, model_class=type(model).__name__)))
-    return path
+        padding_idx=dyn.padding_idx))
 
 
 def load(path: str | os.PathLike) -> nn.Module:
     """Load a model written by :func:`save` (the embedding is rebuilt from the tokenizer's vocabulary)."""
-    import transformers
+    from ..checkpoint import load_with_embedding
 
-    from ..checkpoint import load_weights, read_meta
-
-    path = Path(path)
-    meta, config = read_meta(path, CONFIG_FILE, "eelbert.save")
-    model = getattr(transformers, meta["model_class"])(config)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    vocab = tokenizer.convert_ids_to_tokens(list(range(config.vocab_size)))
-    model.base_model.embeddings.word_embeddings = HashEmbedding(
-        vocab, config.hidden_size, meta["ngram_size"], meta["special_tokens"], meta["padding_idx"], meta["scale"])
-    return load_weights(model, path)
+    return load_with_embedding(Path(path), CONFIG_FILE, "eelbert.save", lambda vocab, config, meta: HashEmbedding(
+        vocab, config.hidden_size, meta["ngram_size"], meta["special_tokens"], meta["padding_idx"], meta["scale"]))

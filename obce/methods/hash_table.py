@@ -18,7 +18,6 @@ tokenizer when the model loads (:func:`load`).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -214,30 +213,16 @@ def replace_embeddings(model: nn.Module, tokenizer, buckets: int = 4096, ngram_s
 
 def save(model: nn.Module, path: str | os.PathLike, tokenizer) -> Path:
     """The weights (without a vocabulary table), the tokenizer and ``obce_hash_table.json``."""
-    from safetensors.torch import save_file
+    from ..checkpoint import save_with_embedding
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     dyn = model.base_model.embeddings.word_embeddings
-    model.config.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
-    (path / CONFIG_FILE).write_text(json.dumps(dict(buckets=dyn.buckets, ngram_sizes=list(dyn.ngram_sizes),
-                                                    padding_idx=dyn.padding_idx, model_class=type(model).__name__)))
-    return path
+    return save_with_embedding(model, path, tokenizer, CONFIG_FILE, dict(
+        buckets=dyn.buckets, ngram_sizes=list(dyn.ngram_sizes), padding_idx=dyn.padding_idx))
 
 
 def load(path: str | os.PathLike) -> nn.Module:
     """Load a model written by :func:`save` (the n-gram index is rebuilt from its tokenizer)."""
-    import transformers
+    from ..checkpoint import load_with_embedding
 
-    from ..checkpoint import load_weights, read_meta
-
-    path = Path(path)
-    meta, config = read_meta(path, CONFIG_FILE, "hash_table.save")
-    model = getattr(transformers, meta["model_class"])(config)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    vocab = tokenizer.convert_ids_to_tokens(list(range(config.vocab_size)))
-    model.base_model.embeddings.word_embeddings = DynamicEmbedding(
-        vocab, config.hidden_size, meta["buckets"], meta["ngram_sizes"], meta["padding_idx"])
-    return load_weights(model, path)
+    return load_with_embedding(Path(path), CONFIG_FILE, "hash_table.save", lambda vocab, config, meta: DynamicEmbedding(
+        vocab, config.hidden_size, meta["buckets"], meta["ngram_sizes"], meta["padding_idx"]))
