@@ -5,8 +5,15 @@ and output, FFN in and out) gets a real-valued score per weight, initialised to 
 magnitude relative to its matrix's mean magnitude; its forward pass uses the weight times a binary
 mask that keeps the ``1 - sparsity`` highest scores of that matrix. The top-k step has no gradient,
 so the backward pass goes straight through it to the scores (a straight-through estimator, as in
-movement pruning). The scores and the task head (classifier and pooler) are trained together with
-the Hugging Face Trainer; the biases, embeddings and LayerNorms stay frozen and unmasked.
+movement pruning). The scores and the new classifier are trained together with the Hugging Face
+Trainer; every pre-trained weight stays as it was: the biases, embeddings, LayerNorms and the pooler
+are frozen and unmasked (the paper keeps the remaining connections intact).
+
+What the record says of the masks: ``mask_changed``, the share of mask entries that training moved
+away from the magnitude initialisation (:func:`mask_changed`; 0 would mean the method is magnitude
+pruning), and the size with and without the masks' storage: ``size_nonzero_bytes`` (the weights
+left, 4 bytes each, the count the comparison uses) and ``size_with_masks_bytes`` (those plus one bit
+per masked weight, what a deployment that stores the dense shapes' masks needs).
 
 :func:`apply_masks` multiplies the masks into the weights and puts plain ``nn.Linear`` layers back,
 so the saved model is a vanilla ``transformers`` checkpoint whose pruned weights are exactly 0.
@@ -29,7 +36,10 @@ NAME = "masks"
 DEFAULTS = dict(mask_lr=1e-2, head_lr=1e-3)
 OWN_SIZE = None
 #: How a masks record describes its training.
-TRAINING = "masks and head trained on the task for the fine-tuning epochs; pre-trained weights frozen"
+TRAINING = ("masks and classifier trained on the task for the fine-tuning epochs; pre-trained weights, the "
+            "pooler included, frozen")
+#: Bytes per stored weight (fp32), for the sizes with and without the masks.
+WEIGHT_BYTES = 4
 
 
 def validate(params: dict) -> None:
@@ -71,10 +81,47 @@ def prepare(clf: nn.Module, info: dict, mask_lr: float = 1e-2, head_lr: float = 
 
 
 def finish(clf: nn.Module) -> dict:
-    """After fine-tuning: the masks multiplied into the weights (:func:`apply_masks`), and what the
-    record states: ``mask_storage_bytes`` and ``parameters`` (the weights left)."""
+    """After fine-tuning: what the record states of the learned masks (``mask_changed``), then the masks
+    multiplied into the weights (:func:`apply_masks`) and the sizes: ``parameters`` (the weights left),
+    ``mask_storage_bytes``, ``size_nonzero_bytes`` and ``size_with_masks_bytes`` (:func:`sizes`), and
+    ``pooler_trained`` (False)."""
+    changed = mask_changed(clf)
     apply_masks(clf)
-    return dict(mask_storage_bytes=mask_storage_bytes(clf), parameters=remaining_parameters(clf.base_model))
+    left = remaining_parameters(clf.base_model)
+    return dict(mask_changed=changed, parameters=left, pooler_trained=False,
+                **sizes(left, mask_storage_bytes(clf)))
+
+
+def sizes(parameters: int, mask_bytes: int) -> dict:
+    """The sizes of a masked model: ``size_nonzero_bytes`` (``parameters`` weights of
+    :data:`WEIGHT_BYTES`), ``mask_storage_bytes`` and ``size_with_masks_bytes`` (their sum)."""
+    nonzero = int(parameters) * WEIGHT_BYTES
+    return dict(mask_storage_bytes=int(mask_bytes), size_nonzero_bytes=nonzero,
+                size_with_masks_bytes=nonzero + int(mask_bytes))
+
+
+def initial_mask(m: "MaskedLinear") -> torch.Tensor:
+    """The mask :class:`MaskedLinear` starts from: the ``keep`` weights of largest magnitude, shape
+    (out_features, in_features) (the scores' initialisation, recomputed from the frozen weight)."""
+    with torch.no_grad():
+        magnitude = m.weight.abs()
+        return _TopK.apply(magnitude / magnitude.mean().clamp_min(1e-12), m.keep)
+
+
+def mask_changed(model: nn.Module) -> float:
+    """The share of the entries of every mask (over all masked maps) that differ from the initial
+    magnitude mask (:func:`initial_mask`): 0 before training; 0 after it means the training moved
+    nothing."""
+    changed = total = 0
+    with torch.no_grad():
+        for parent, name in masked_linears(model):
+            m = getattr(parent, name)
+            if isinstance(m, MaskedLinear):
+                changed += int((m.mask() != initial_mask(m)).sum())
+                total += m.weight.numel()
+    if not total:
+        raise ObceInputError("the model has no masks: call add_masks first")
+    return round(changed / total, 6)
 
 
 class _TopK(torch.autograd.Function):
@@ -125,17 +172,13 @@ def masked_linears(model: nn.Module) -> list[tuple[nn.Module, str]]:
 
 def add_masks(model: nn.Module, sparsity: float) -> nn.Module:
     """Replace the encoder's linear maps of ``model`` (in place) by :class:`MaskedLinear`; freeze
-    every other encoder weight. Returns ``model``."""
+    every other encoder weight, the pooler's included. Returns ``model``."""
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
         raise ObceInputError(f"sparsity={sparsity!r}: expected a share of weights in [0, 1)")
     for p in model.base_model.parameters():
         p.requires_grad_(False)
     for parent, name in masked_linears(model):
         setattr(parent, name, MaskedLinear(getattr(parent, name), sparsity))
-    pooler = getattr(model.base_model, "pooler", None)
-    if pooler is not None:  # part of the task head: BertForSequenceClassification classifies its output
-        for p in pooler.parameters():
-            p.requires_grad_(True)
     return model
 
 
@@ -178,7 +221,7 @@ def mask_storage_bytes(model: nn.Module) -> int:
 
 
 def optimizer(model: nn.Module, mask_lr: float, head_lr: float) -> torch.optim.Optimizer:
-    """AdamW over the mask scores (``mask_lr``, no weight decay) and the trainable head (``head_lr``)."""
+    """AdamW over the mask scores (``mask_lr``, no weight decay) and the new classifier (``head_lr``)."""
     scores = [p for n, p in model.named_parameters() if n.endswith(".scores")]
     head = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(".scores")]
     if not scores:
