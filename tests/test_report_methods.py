@@ -108,9 +108,36 @@ def test_compare_methods_reads_level_2_over_the_tasks_where_it_ran(records):
         tiny.append(rec)
     cmp = compare_methods(scores, methods + tiny, {"rte": 0.5, "stsb": 0.0})
     assert cmp["tasks_l2"] == ("rte",) and cmp["tasks_own"] == ("stsb",)  # each view its own tasks
-    assert cmp["facts"]["mt_own"] == "KroneckerBERT at 19x (two-stage distillation) 55.0 with 0.00M parameters"
+    assert cmp["facts"]["mt_own"] == "KroneckerBERT at 19x (two-stage distillation) (0.00M parameters) 55.0"
     assert "over STS-B (unpruned 81.0, majority class 0.0)" in methods_findings(cmp["facts"])
     assert cmp["facts"]["mt2_floor"] == pytest.approx(50.0)  # RTE's floor, given as 0.5
     methods = [r for r in methods if r["provenance"]["importance"] == "masks"]
     cmp = compare_methods(scores, methods, {"rte": 0.5, "stsb": 0.0})
     assert cmp["tasks"] == cmp["tasks_l2"] == ("rte", "stsb")
+
+
+def test_a_method_whose_runs_all_predict_one_class_did_not_learn_and_is_never_ranked(records):
+    """Masks at level 2 score best on both tasks, but every one of their runs is degenerate: the ranking
+    says "did not learn" (last, without a number), the level's best is another method, and the table
+    counts the degenerate runs. One degenerate run of r_f is counted, not hidden."""
+    from obce.analysis.methods import method_points, method_table, methods_facts, ranking
+
+    for r in records:
+        p = r["provenance"]
+        if p["importance"] == "masks" and p["level"] == 2:
+            r["metrics"] = {k: 0.99 for k in r["metrics"]}
+            r["degenerate"] = True
+        if p["importance"] == "merge_radius" and p["level"] == 2 and p["seed"] == 0 and r["task"] == "rte":
+            r["degenerate"] = True
+    points = method_points(records, ("rte", "stsb"))
+    at2 = sorted((p for p in points if p["level"] == 2), key=lambda p: -p["score"])
+    assert at2[0]["method"] == "masks"  # by its number it would lead
+    phrase = ranking(at2)
+    assert phrase.endswith("adapting by pruning (masks) did not learn (all 6 runs predict one class)")
+    assert "99" not in phrase and phrase.startswith("OBCE (r_f) ")
+    assert "(1 of 6 runs predict one class)" in phrase
+    facts = methods_facts(points, [])
+    assert facts["mt_best_L2"] == "OBCE (r_f)"
+    table = method_table(points, records)
+    row = table[(table["method"] == "adapting by pruning (masks)") & (table["budget"] == "level 2")]
+    assert row["degenerate runs"].tolist() == ["6 of 6"]

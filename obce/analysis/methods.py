@@ -31,7 +31,8 @@ def method_points(records: list[dict[str, Any]], tasks: tuple[str, ...]) -> list
     -------
     list of dict: ``method``, ``level``, ``parameters``, ``score``, ``seed_std``, ``seeds``,
     ``train_time_s`` (mean wall time of a run: compressing, training and evaluating), ``own`` (a size
-    of its own rather than the level's budget)
+    of its own rather than the level's budget), ``cells`` (the runs averaged) and ``degenerate`` (how
+    many of them predicted one class: :func:`is_degenerate`)
     """
     if not tasks:
         raise ObceInputError("method_points needs at least one task")
@@ -51,7 +52,8 @@ def method_points(records: list[dict[str, Any]], tasks: tuple[str, ...]) -> list
         points.append(dict(method=method, level=level, parameters=int(max(params)),
                            score=100 * float(np.mean(per_seed)),
                            seed_std=100 * float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
-                           seeds=len(per_seed), own=method in own,
+                           seeds=len(per_seed), own=method in own, cells=len(recs),
+                           degenerate=sum(is_degenerate(r) for r in recs),
                            train_time_s=float(np.mean([r["provenance"]["wall_time_s"] for r in recs]))))
     return points
 
@@ -81,9 +83,31 @@ def equal_budget_verdicts(records: list[dict[str, Any]], tasks: tuple[str, ...],
     return rows
 
 
+def is_degenerate(record: dict[str, Any]) -> bool:
+    """Whether a GLUE record's model predicted one class for every dev example (or a constant value):
+    its ``degenerate`` field, ``False`` where a record has none."""
+    return bool(record.get("degenerate"))
+
+
+def did_not_learn(point: dict[str, Any]) -> bool:
+    """Whether every run averaged into a point (:func:`method_points`) is degenerate: its number is the
+    majority class's, not a result, and it is reported as "did not learn", never ranked."""
+    return point.get("cells", 0) > 0 and point.get("degenerate", 0) == point["cells"]
+
+
+def _point_phrase(p: dict[str, Any], size: str = "") -> str:
+    if did_not_learn(p):
+        return f"{method_name(p['method'])}{size} did not learn (all {p['cells']} runs predict one class)"
+    note = f" ({p['degenerate']} of {p['cells']} runs predict one class)" if p.get("degenerate") else ""
+    return f"{method_name(p['method'])}{size} {p['score']:.1f}{note}"
+
+
 def ranking(points: list[dict[str, Any]]) -> str:
-    """Points (best first) as the phrase "<method> <score>, <method> <score>, ..." ("nothing yet" when empty)."""
-    return ", ".join(f"{method_name(p['method'])} {p['score']:.1f}" for p in points) or "nothing yet"
+    """Points (best first) as the phrase "<method> <score>, <method> <score>, ..." ("nothing yet" when
+    empty). A point whose runs are all degenerate is not ranked: it comes last, as "<method> did not
+    learn"; one with some degenerate runs says how many."""
+    learned = [p for p in points if not did_not_learn(p)]
+    return ", ".join(_point_phrase(p) for p in [*learned, *(p for p in points if did_not_learn(p))]) or "nothing yet"
 
 
 def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], reference: str = "merge_radius",
@@ -105,7 +129,8 @@ def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], 
     facts["mt_levels"] = ", ".join(str(k) for k in levels) or "none yet"
     for k in (1, 2, 3):
         at = [p for p in points if p["level"] == k]
-        best = max(at, key=lambda p: p["score"]) if at else None
+        candidates = [p for p in at if not did_not_learn(p)]
+        best = max(candidates, key=lambda p: p["score"]) if candidates else None
         facts[f"mt_best_L{k}"] = method_name(best["method"]) if best else "not run"
         facts[f"mt_best_score_L{k}"] = best["score"] if best else float("nan")
         ref = [p["score"] for p in at if p["method"] == reference]
@@ -145,19 +170,21 @@ def covered_tasks(records: list[dict[str, Any]], tasks: tuple[str, ...], methods
 
 def method_table(points: list[dict[str, Any]], records: list[dict[str, Any]]):
     """The figure's points as a table, with each (method, level)'s mean size on disk (MB, where the
-    records measured it) and mean run time, rows ordered by budget (levels 1-3, then own sizes) then
-    score."""
+    records measured it; for learned masks the weights left plus the masks' storage, one bit per
+    weight), mean run time, and how many of its runs are degenerate ("k of n"), rows ordered by budget
+    (levels 1-3, then own sizes) then score."""
     import pandas as pd
 
     disk: dict[tuple[str, int], list[int]] = {}
     for r in records:
-        size = r["provenance"].get("size_on_disk_bytes")
+        size = r["provenance"].get("size_with_masks_bytes") or r["provenance"].get("size_on_disk_bytes")
         if size:
             disk.setdefault(run_key(r)[1:3], []).append(size)
     rows = [{"budget": "own" if p.get("own") else f"level {p['level']}" if p["level"] else "full", "method": method_name(p["method"]), "parameters (M)": p["parameters"] / 1e6,
              "GLUE average": p["score"], "sd over seeds": p["seed_std"], "seeds": p["seeds"],
              "disk (MB)": np.mean(disk[p["method"], p["level"]]) / 1e6 if (p["method"], p["level"]) in disk
-             else float("nan"), "run time (min)": p["train_time_s"] / 60} for p in points]
+             else float("nan"), "run time (min)": p["train_time_s"] / 60,
+             "degenerate runs": f"{p.get('degenerate', 0)} of {p.get('cells', p['seeds'])}"} for p in points]
     return pd.DataFrame(rows).sort_values(["budget", "GLUE average"], ascending=[True, False]).reset_index(drop=True)
 
 
@@ -238,9 +265,9 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
                  mt2_order=ranking(ranked),
                  mt2_unpruned=unpruned["l2"], mt_own_unpruned=unpruned["own"],
                  mt_own_tasks=join_words([get_task(t).dir_name for t in tasks_own]) or "no task yet",
-                 mt_own=", ".join(f"{method_name(p['method'])} {p['score']:.1f} with {p['parameters'] / 1e6:.2f}M "
-                                  f"parameters" for p in sorted((p for p in points_own if p["own"]),
-                                                                key=lambda p: p["parameters"])) or "none yet")
+                 mt_own="; ".join(_point_phrase(p, f" ({p['parameters'] / 1e6:.2f}M parameters)")
+                                  for p in sorted((p for p in points_own if p["own"]),
+                                                  key=lambda p: p["parameters"])) or "none yet")
     return dict(records=records, tasks=tasks, points=points, verdicts=verdicts, facts=facts, tasks_l2=tasks2,
                 points_l2=points2, tasks_own=tasks_own, points_own=points_own)
 
