@@ -429,3 +429,50 @@ def test_kronecker_save_and_load_round_trip_with_identical_outputs(tiny_bert, se
     assert isinstance(back.bert.embeddings.word_embeddings, kronecker.KroneckerEmbedding)
     with pytest.raises(ObceInputError, match="not a checkpoint written by kronecker.save"):
         kronecker.load(tmp_path)
+
+
+def test_kronecker_run_trains_on_the_teachers_logits_hidden_states_and_attention_outputs(tiny_bert, glue_dir,
+                                                                                         tmp_path, monkeypatch):
+    """A spy on obce.distill's loss terms: every training step of KroneckerBERT's task stage computes the
+    prediction-layer loss against the very logits the teacher produced, and the hidden-state and
+    attention-output terms against the teacher's tensors. Fails if the run trains on the labels alone or
+    the terms are dropped from the loss."""
+    from transformers import BertForSequenceClassification
+
+    import obce.distill as distill
+    from obce.methods import run
+
+    model, tok = tiny_bert
+    teacher = BertForSequenceClassification(model.config).eval()
+    produced, calls = [], {"logits": [], "hidden": []}
+    forward = teacher.forward
+
+    def spy_forward(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        produced.append(out)
+        return out
+
+    monkeypatch.setattr(teacher, "forward", spy_forward)
+    real_dl, real_hl = distill.distillation_loss, distill.hidden_loss
+
+    def spy_dl(student_logits, teacher_logits, *args, **kwargs):
+        calls["logits"].append(teacher_logits)
+        return real_dl(student_logits, teacher_logits, *args, **kwargs)
+
+    def spy_hl(student, teacher_side, *args, **kwargs):
+        calls["hidden"].append(teacher_side)
+        return real_hl(student, teacher_side, *args, **kwargs)
+
+    monkeypatch.setattr(distill, "distillation_loss", spy_dl)
+    monkeypatch.setattr(distill, "hidden_loss", spy_hl)
+    ft = dict(epochs=1, lr=1e-4, batch_size=8, max_length=32, max_train_samples=16, max_eval_samples=16)
+    run({"name": "kronecker", "general_steps": 0}, model, tok, "rte", level=2, seed=0, finetune=ft,
+        glue_dir=glue_dir, progress=False, work_parent=tmp_path, teacher=teacher)
+    steps = len(calls["logits"])
+    assert steps >= 2  # 16 training texts, batch 8, one epoch (and the evaluation's batches, if it computes the loss)
+    teacher_logits = [o.logits for o in produced]
+    assert all(any(t is s for s in teacher_logits) for t in calls["logits"])
+    assert len(calls["hidden"]) == 2 * steps  # hidden states and attention outputs at every step
+    teacher_hidden = [o.hidden_states for o in produced]
+    hidden_terms = [h for h in calls["hidden"] if any(h is t for t in teacher_hidden)]
+    assert len(hidden_terms) == steps  # the other half: the teacher's attention outputs
