@@ -476,3 +476,36 @@ def test_kronecker_run_trains_on_the_teachers_logits_hidden_states_and_attention
     teacher_hidden = [o.hidden_states for o in produced]
     hidden_terms = [h for h in calls["hidden"] if any(h is t for t in teacher_hidden)]
     assert len(hidden_terms) == steps  # the other half: the teacher's attention outputs
+
+
+# The combination (issue #35): FFN pruning by a score + a compressed word table + distillation
+
+def test_combined_reaches_half_of_minilm_keeping_the_best_neurons_and_refuses_what_it_cannot(minilm):
+    from obce.methods import combined, method_budget, method_spec
+
+    model, tok = minilm
+    full = obce.count_parameters(model)
+    scores = np.random.default_rng(0).random((6, 1536))
+    spec = method_spec({"name": "combined"})
+    budget = method_budget(spec, model, 2)
+    assert budget == round(full / 2) == 11_356_608  # half of MiniLM, whatever the level
+    small, info = combined.compress(model, budget, scores=scores, tokenizer=tok, **spec["params"])
+    per_neuron = 6 * (2 * 384 + 1)
+    assert abs(obce.count_parameters(small) - budget) <= per_neuron / 2  # to the nearest neuron per layer
+    assert info["embedding_table_parameters"] == 30522 * 384 // 4 + 4 == obce.count_parameters(
+        small.embeddings.word_embeddings)
+    k = info["intermediate_size"]
+    assert k < 1536 and np.array_equal(  # the kept neurons of layer 0 are its k best-scoring ones
+        small.encoder.layer[0].intermediate.dense.weight.detach().numpy(),
+        model.encoder.layer[0].intermediate.dense.weight.detach().numpy()[np.sort(np.argsort(-scores[0])[:k])])
+    assert 0 < info["init_error_embeddings"] < 1
+    eel = method_spec({"name": "combined", "embedding": "eelbert", "size": 0.3})
+    small, info = combined.compress(model, method_budget(eel, model, 1), scores=scores, tokenizer=tok, **eel["params"])
+    assert info["embedding_table_parameters"] == 0 and obce.count_parameters(small.embeddings.word_embeddings) == 0
+    assert abs(obce.count_parameters(small) - round(0.3 * full)) <= per_neuron / 2
+    for bad in ({"name": "combined", "size": 0.15}, {"name": "combined", "embedding": "none", "size": 0.5}):
+        spec = method_spec(bad)
+        with pytest.raises(ObceInputError, match="out of reach"):
+            combined.check_fits(model, method_budget(spec, model, 2), spec["params"])
+    with pytest.raises(ObceInputError, match="scores"):
+        combined.compress(model, budget, **method_spec({"name": "combined"})["params"])

@@ -267,7 +267,40 @@ def test_cli_refuses_a_bad_method_entry_with_exit_2(config, tmp_path, capsys):
     assert "masks-L2-s0.json" in capsys.readouterr().out
 
 
+def test_ffn_pruning_as_a_method_equals_the_importance_run_and_matches_layer_removal(config, tmp_path):
+    """The registered FFN pruning at a level's budget is the importance's own run (same scores from the
+    one cache, same model, same metrics); matched to layer removal it reaches that method's count; the
+    combination prunes by the same cached scores with its table compressed, to its own size."""
+    from obce.methods import layer_removal, level_budget
+    from obce.results import load_records
+
+    config.update(importances=["merge_radius"], levels=[2], methods=[
+        {"name": "ffn_pruning", "label": "rf_method"},
+        {"name": "ffn_pruning", "label": "merge_radius_at_layer_removal", "match": "layer_removal"},
+        {"name": "layer_removal"},
+        {"name": "combined", "general_steps": 2, "size": 0.265}])  # the table is most of the tiny model
+    run_pipeline(PipelineConfig.from_dict(config), progress=False)
+    recs = {r["provenance"]["importance"]: r for r in load_records(tmp_path / "out" / "glue")}
+    rf, method = recs["merge_radius"], recs["rf_method"]
+    assert method["metrics"] == rf["metrics"] and method["provenance"]["parameters"] == rf["provenance"]["parameters"]
+    assert method["provenance"]["scoring"] == rf["provenance"]["scoring"]  # the same scoring inputs, recorded
+    assert len(list((tmp_path / "out" / "scores").glob("rte-merge_radius-*.npz"))) == 1  # scored once
+    model = obce.load_model(config["model"])[0]
+    lr, matched = recs["layer_removal"]["provenance"], recs["merge_radius_at_layer_removal"]["provenance"]
+    assert matched["budget_parameters"] == layer_removal.reached(model, level_budget(model, 2)) == lr["parameters"]
+    assert abs(matched["parameters"] - lr["parameters"]) <= 3 * (2 * 32 + 1) / 2  # half a neuron in every layer
+    comb = recs["combined"]["provenance"]
+    full = obce.count_parameters(model)
+    assert comb["budget"] == "own" and comb["budget_parameters"] == round(0.265 * full)
+    assert abs(comb["parameters"] - comb["budget_parameters"]) <= 3 * (2 * 32 + 1) / 2
+    assert comb["embedding_table_parameters"] == 30522 * 32 // 4 + 4 and comb["general_distillation"]["steps"] == 2
+    assert "distilled" in comb["training"] and comb["scoring"] == rf["provenance"]["scoring"]
+    assert comb["intermediate_size"] < 64  # FFN pruning took the rest of the budget
+
+
 @pytest.mark.parametrize("entry, match", [({"name": "kronecker", "embedding_factor": 7}, "divisor of the hidden size"),
+                                          ({"name": "combined", "size": 0.05}, "out of reach"),
+                                          ({"name": "combined", "embedding_factor": 7}, "divisor of the hidden size"),
                                           ({"name": "kronecker", "compression": 500}, "larger embedding_factor"),
                                           ({"name": "hash_table", "buckets": 40000}, "more rows"),
                                           ({"name": "eelbert", "layers": 9}, "has 3 blocks")])

@@ -48,12 +48,28 @@ def test_equal_budget_verdicts_and_facts(records):
     assert [(v["level"], v["wins"], v["ties"], v["losses"]) for v in masks] == [(1, 2, 0, 0), (2, 2, 0, 0)]
     assert masks[1]["mean_diff"] == pytest.approx(100 * (0.06 + 0.001))
     lr = [v for v in verdicts if v["method"] == "layer_removal"]
-    assert lr == [dict(method="layer_removal", level=2, tasks=1, wins=0, ties=1, losses=0,
+    assert lr == [dict(method="layer_removal", against="merge_radius", level=2, tasks=1, wins=0, ties=1, losses=0,
                        mean_diff=pytest.approx(100 * (0.5 - 0.5)))]
     facts = methods_facts(method_points(records, ("rte", "stsb")), verdicts)
     assert facts["mt_best_L2"] == "adapting by pruning (masks)"
     assert facts["mt_masks_L2"] > facts["mt_ref_L2"] and np.isnan(facts["mt_layer_removal_L2"])
     assert facts["mt_masks_record"].startswith("4 wins, 0 ties and 0 losses") and facts["mt_levels"] == "1, 2"
+
+
+def test_layer_removal_is_judged_against_r_f_at_its_own_count_where_that_ran(records):
+    """FFN sub-layer removal reaches whole blocks: where r_f pruning matched to its count ran, it is the
+    reference (and no row of its own); r_f at the level's budget would flatter or punish it."""
+    for seed in (0, 1, 2):
+        if seed:  # the fixture has seed 0's
+            records.append(_rec("rte", "layer_removal", 2, seed, 0.50 + 0.01 * seed, 79))
+        records.append(_rec("rte", "merge_radius_at_layer_removal", 2, seed, 0.58 + 0.011 * seed, 79))
+    verdicts = equal_budget_verdicts(records, ("rte",))
+    lr = [v for v in verdicts if v["method"] == "layer_removal"]
+    assert [(v["against"], v["losses"]) for v in lr] == [("merge_radius_at_layer_removal", 1)]
+    assert lr[0]["mean_diff"] == pytest.approx(100 * np.mean([0.5 - 0.58, 0.51 - 0.591, 0.52 - 0.602]))
+    assert not [v for v in verdicts if v["method"] == "merge_radius_at_layer_removal"]
+    facts = methods_facts(method_points(records, ("rte",)), verdicts, others=("layer_removal",))
+    assert "against r_f at layer removal's size" in facts["mt_layer_removal_record"]
 
 
 def test_covered_tasks_need_every_level_of_every_method(records):
@@ -141,3 +157,26 @@ def test_a_method_whose_runs_all_predict_one_class_did_not_learn_and_is_never_ra
     table = method_table(points, records)
     row = table[(table["method"] == "adapting by pruning (masks)") & (table["budget"] == "level 2")]
     assert row["degenerate runs"].tolist() == ["6 of 6"]
+
+
+def test_budget_offsets_and_the_general_distillations_cost_come_from_the_records(records):
+    from obce.analysis.methods import budget_offsets, general_distillation_cost
+
+    for level, params in ((1, 103), (3, 66)):
+        rec = _rec("rte", "layer_removal", level, 0, 0.5, params)
+        rec["provenance"]["budget_parameters"] = 100 - 10 * level
+        records.append(rec)
+    records[-3]["provenance"]["budget_parameters"] = 80  # the fixture's level-2 run, 79 parameters
+    assert budget_offsets(records) == "+14.4%, -1.2% and -5.7% of the level's budget at levels 1, 2 and 3"
+    assert budget_offsets(records, "kronecker") == "not run yet"
+    gd = dict(key="k1", texts=1000, steps=600, seconds=600.0, texts_per_second=32.0, settings={"batch_size": 32})
+    for task in ("rte", "stsb"):  # two records of one distillation (the second from the cache) count once
+        rec = _rec(task, "eelbert", 3, 0, 0.5, 50)
+        rec["provenance"].update(general_distillation=dict(gd), device="cpu: x86_64 (2 cores)")
+        records.append(rec)
+    records[-1]["provenance"]["general_distillation"].update(key="k2", texts_per_second=48.0, seconds=400.0)
+    cost = general_distillation_cost(records)
+    assert cost["mt_gd_students"] == 2 and cost["mt_gd_rate"] == 40.0 and cost["mt_gd_minutes"] == 500 / 60
+    assert cost["mt_gd_epoch_minutes"] == pytest.approx(1000 / 40 / 60) and cost["mt_gd_steps"] == "600"
+    assert cost["mt_gd_host"] == "cpu: x86_64 (2 cores)"
+    assert general_distillation_cost(records[:3])["mt_gd_students"] == 0

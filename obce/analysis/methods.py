@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ObceInputError
 from ..results import main_value, run_key
-from .names import join_words, method_name
+from .names import join_words, method_name, prose_name
 from .stats import learned_tasks, paired_comparison
 
 
@@ -62,25 +62,37 @@ def equal_budget_verdicts(records: list[dict[str, Any]], tasks: tuple[str, ...],
                           floors: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Every method against ``reference`` (OBCE's r_f) at each level, over ``tasks``: the paired
     verdicts per task (:func:`obce.analysis.stats.paired_comparison`, seeds paired) counted as wins, ties and
-    losses of the method, and its mean difference (x 100).
+    losses of the method, and its mean difference (x 100). A method with a matched reference
+    (:data:`MATCHED_REFERENCES`, e.g. FFN sub-layer removal against r_f pruned to the count it
+    reaches) is compared with that one where its records exist, and the matched reference itself is
+    not a row.
 
     Returns
     -------
-    list of dict: ``method``, ``level``, ``tasks``, ``wins``, ``ties``, ``losses``, ``mean_diff``
+    list of dict: ``method``, ``against`` (the reference's label), ``level``, ``tasks``, ``wins``,
+    ``ties``, ``losses``, ``mean_diff``
     """
     rows = []
-    methods = sorted({run_key(r)[1] for r in records} - {reference, "none"} - own_size_labels(records))
+    labels = {run_key(r)[1] for r in records}
+    methods = sorted(labels - {reference, "none", *MATCHED_REFERENCES.values()} - own_size_labels(records))
     for m in methods:
-        cells = [c for c in paired_comparison([r for r in records if r["task"] in tasks], m, reference,
+        against = MATCHED_REFERENCES.get(m) if MATCHED_REFERENCES.get(m) in labels else reference
+        cells = [c for c in paired_comparison([r for r in records if r["task"] in tasks], m, against,
                                               floors=floors) if c["task"] in tasks]
         for level in sorted({c["level"] for c in cells}):
             own = [c for c in cells if c["level"] == level]
-            rows.append(dict(method=m, level=level, tasks=len(own),
+            rows.append(dict(method=m, against=against, level=level, tasks=len(own),
                              wins=sum(c["verdict"] == "win" for c in own),
                              ties=sum(c["verdict"] in ("tie", "no learning") for c in own),
                              losses=sum(c["verdict"] == "loss" for c in own),
                              mean_diff=100 * float(np.mean([c["mean_diff"] for c in own]))))
     return rows
+
+
+#: Methods compared at equal size with a reference of their own rather than r_f at the level's budget:
+#: FFN sub-layer removal reaches a whole number of blocks, and r_f pruning matched to that count
+#: (``ffn_pruning`` with ``match: layer_removal``) is its fair comparison.
+MATCHED_REFERENCES = {"layer_removal": "merge_radius_at_layer_removal"}
 
 
 def is_degenerate(record: dict[str, Any]) -> bool:
@@ -115,7 +127,8 @@ def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], 
                                                               "kronecker_task_only")) -> dict[str, Any]:
     """The numbers the comparison chapter states, by name: ``mt_best_L{k}`` (the method with the best
     average at level k) and its score ``mt_best_score_L{k}``; ``mt_ref_L{k}`` r_f's; for each other
-    method ``m``: ``mt_{m}_L{k}``, and ``mt_{m}_record`` its wins/ties/losses against r_f over every
+    method ``m``: ``mt_{m}_L{k}``, and ``mt_{m}_record`` its wins/ties/losses against r_f (or its
+    matched reference, :data:`MATCHED_REFERENCES`) over every
     level as a phrase; ``mt_records`` those phrases of the methods that ran, as one sentence;
     ``mt_level2`` every method's and score's level-2 average, best first, as a phrase; ``mt_unpruned``;
     ``mt_levels`` the levels where some other method ran (points with a size of their own are left
@@ -141,7 +154,8 @@ def methods_facts(points: list[dict[str, Any]], verdicts: list[dict[str, Any]], 
     for m in others:
         own = [v for v in verdicts if v["method"] == m]
         w, t, lo = (sum(v[key] for v in own) for key in ("wins", "ties", "losses"))
-        facts[f"mt_{m}_record"] = (f"{w} wins, {t} ties and {lo} losses against r_f over {w + t + lo} "
+        against = prose_name(own[0]["against"]) if own else "r_f"
+        facts[f"mt_{m}_record"] = (f"{w} wins, {t} ties and {lo} losses against {against} over {w + t + lo} "
                                    f"(task, level) cells" if own else "not run yet")
     ran = [m for m in others if any(v["method"] == m for v in verdicts)]
     facts["mt_records"] = ("; ".join(f"{method_name(m)}, {facts[f'mt_{m}_record']}" for m in ran) + "."
@@ -203,10 +217,54 @@ def removed_blocks(records: list[dict[str, Any]], label: str = "layer_removal") 
             f"level{'s' if len(levels) > 1 else ''} {join_words([str(k) for k in levels])}")
 
 
+def budget_offsets(records: list[dict[str, Any]], label: str = "layer_removal") -> str:
+    """How far a method's records land from the budget they aimed at, per level, as a phrase
+    ("+2.8%, +0.0% and +3.4% of the level's budget at levels 1, 2 and 3"); "not run yet" without records."""
+    found: dict[int, list[float]] = {}
+    for r in records:
+        p = r["provenance"]
+        if p.get("importance") == label and p.get("budget_parameters") and p.get("budget") != "own":
+            found.setdefault(p["level"], []).append(p["parameters"] / p["budget_parameters"] - 1)
+    if not found:
+        return "not run yet"
+    levels = sorted(found)
+    return (f"{join_words([f'{100 * np.mean(found[k]):+.1f}%' for k in levels])} of the level's budget at "
+            f"level{'s' if len(levels) > 1 else ''} {join_words([str(k) for k in levels])}")
+
+
+def general_distillation_cost(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the general distillation cost, from the records that used it (each distinct run once, by its
+    cache key): ``mt_gd_students`` (distinct runs), ``mt_gd_rate`` (texts per second, their mean),
+    ``mt_gd_minutes`` (minutes of one run, mean), ``mt_gd_steps`` and ``mt_gd_batch`` (of the runs,
+    as a phrase where they differ), ``mt_gd_texts`` (the corpus' texts) and ``mt_gd_epoch_minutes``
+    (minutes for one pass over the corpus at that rate), ``mt_gd_host`` (the device the records name)."""
+    runs: dict[str, tuple[dict, str]] = {}
+    for r in records:
+        gd = r["provenance"].get("general_distillation")
+        if isinstance(gd, dict) and gd.get("texts_per_second") and gd.get("key"):
+            runs.setdefault(gd["key"], (gd, str(r["provenance"].get("device", "cpu"))))
+    if not runs:
+        return dict(mt_gd_students=0, mt_gd_rate=float("nan"), mt_gd_minutes=float("nan"), mt_gd_steps="none",
+                    mt_gd_batch="none", mt_gd_texts=0, mt_gd_epoch_minutes=float("nan"), mt_gd_host="none")
+    gds = [g for g, _ in runs.values()]
+    rate = float(np.mean([g["texts_per_second"] for g in gds]))
+    texts = max(g["texts"] for g in gds)
+
+    def phrase(values) -> str:
+        return join_words([f"{v:,}" for v in sorted(set(values))])
+
+    return dict(mt_gd_students=len(gds), mt_gd_rate=rate, mt_gd_minutes=float(np.mean([g["seconds"] for g in gds])) / 60,
+                mt_gd_steps=phrase(g["steps"] for g in gds),
+                mt_gd_batch=phrase(g.get("settings", {}).get("batch_size", 0) for g in gds),
+                mt_gd_texts=texts, mt_gd_epoch_minutes=texts / rate / 60,
+                mt_gd_host=join_words(sorted({d for _, d in runs.values()})))
+
+
 #: The importance scores the comparison draws beside the other methods, and the methods' labels.
 COMPARED_SCORES = ("merge_radius", "activation_variance", "random")
-COMPARED_METHODS = ("layer_removal", "masks", "kronecker", "eelbert", "kronecker_19x", "eelbert_3l",
-                    "kronecker_task_only", "kronecker_19x_task_only", "hash_table", "hash_table_1k")
+COMPARED_METHODS = ("layer_removal", "merge_radius_at_layer_removal", "masks", "kronecker", "eelbert",
+                    "kronecker_19x", "eelbert_3l", "combined", "combined_eelbert", "kronecker_task_only",
+                    "kronecker_19x_task_only", "hash_table", "hash_table_1k")
 
 
 def compare_methods(score_records: list[dict[str, Any]], method_records: list[dict[str, Any]],

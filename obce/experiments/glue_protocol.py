@@ -151,12 +151,18 @@ def run_method(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, task
                progress: bool, work: Path):
     """One run of another compression method (:func:`obce.methods.run`); a data-driven choice reads
     the run's scoring corpus, which the record names."""
-    from ..methods import REGISTRY, run
+    from ..methods import REGISTRY, method_score, run
 
     c = cfg.corpus
     method = REGISTRY[spec["name"]]
-    texts = None
-    if method.reads_corpus(spec["params"]):
+    texts = scores = None
+    score = method_score(spec)
+    if score:  # the pipeline's cached scores of the task's corpus, as an importance's run reads them
+        base = model
+        if c.get("score_model", "pretrained") == "finetuned":
+            base = finetuned_model(cfg, model, tokenizer, task, progress, seed=corpus_seed(cfg, seed))
+        scores = task_scores(cfg, base, tokenizer, task, score, progress, seed=seed)
+    elif method.reads_corpus(spec["params"]):
         texts = load_corpus(c.get("source_task") or task, n=c["samples"], split=c.get("split", "train"),
                             glue_dir=cfg.glue_dir, seed=corpus_seed(cfg, seed))
     extra = dict(scoring=expected_method_corpus(cfg, spec, seed))
@@ -165,13 +171,15 @@ def run_method(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, task
         teacher = finetuned_model(cfg, model, tokenizer, task, progress, seed=seed)
     return run(spec, model, tokenizer, task, level, seed=seed, finetune=cfg.finetune, texts=texts,
                glue_dir=cfg.glue_dir, progress=progress, work_parent=work, extra_provenance=extra, teacher=teacher,
-               general_cache=Path(cfg.out) / GENERAL_CACHE)
+               general_cache=Path(cfg.out) / GENERAL_CACHE, scores=scores)
 
 
 def expected_method_corpus(cfg: PipelineConfig, spec: dict[str, Any], seed: int) -> dict[str, Any] | None:
     """The corpus a method's run reads (``None``: the method reads none), as its record states it."""
-    from ..methods import REGISTRY
+    from ..methods import REGISTRY, method_score
 
+    if method_score(spec):  # it prunes by a score: the scoring inputs, as an importance's record has them
+        return expected_scoring(cfg, method_score(spec), seed)
     if not REGISTRY[spec["name"]].reads_corpus(spec["params"]):
         return None
     c = cfg.corpus

@@ -2,7 +2,8 @@
 ``compress(model, budget, **params) -> (model, info)`` (:mod:`obce.methods.registry`).
 
 * :mod:`obce.methods.ffn_pruning`: OBCE and every importance score: remove each layer's least
-  important FFN neurons (:func:`obce.prune`).
+  important FFN neurons (:func:`obce.prune`); registered to prune by a score to a budget, e.g. the
+  count FFN sub-layer removal reaches.
 * :mod:`obce.methods.layer_removal`: remove whole FFN sub-layers (by depth or by how little they
   change the residual stream over a corpus).
 * :mod:`obce.methods.masks`: adapting by pruning: learn a binary mask over the frozen pre-trained
@@ -13,6 +14,8 @@
 * :mod:`obce.methods.eelbert`: EELBERT: no word-embedding table; each token's embedding computed on
   the fly from its hashed character n-grams; the encoder adapted by general distillation, then
   fine-tuned.
+* :mod:`obce.methods.combined`: FFN pruning by a score, plus a compressed word table (EELBERT's or
+  Kronecker-factored), plus distillation: to half of MiniLM's parameters and below.
 * :mod:`obce.methods.hash_table`: obce's earlier stand-in for EELBERT, a small table of hashed n-gram
   rows fitted to the word table (kept as a variant of its own, not EELBERT).
 
@@ -22,8 +25,9 @@ records share one schema.
 """
 from __future__ import annotations
 
-from . import eelbert, ffn_pruning, hash_table, kronecker, layer_removal, masks
-from .registry import REGISTRY, check_fits, level_budget, method_budget, method_spec, own_size, run, size_on_disk
+from . import combined, eelbert, ffn_pruning, hash_table, kronecker, layer_removal, masks
+from .registry import (REGISTRY, check_fits, level_budget, method_budget, method_score, method_spec, own_size, run,
+                       size_on_disk)
 
-__all__ = ["REGISTRY", "check_fits", "eelbert", "ffn_pruning", "hash_table", "kronecker", "layer_removal", "level_budget", "masks",
-           "method_budget", "method_spec", "own_size", "run", "size_on_disk"]
+__all__ = ["REGISTRY", "check_fits", "combined", "eelbert", "ffn_pruning", "hash_table", "kronecker", "layer_removal",
+           "level_budget", "masks", "method_budget", "method_score", "method_spec", "own_size", "run", "size_on_disk"]

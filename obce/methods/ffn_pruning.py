@@ -1,8 +1,11 @@
 """OBCE's method and every importance score: remove each layer's least important FFN neurons.
 
 The pipeline runs it for every entry of a config's ``importances`` (scores from :mod:`obce.scoring`,
-a level's quartile); :func:`compress` is the registry's entry point for users who have scores and a
-parameter budget instead (e.g. the count of another method, to compare at equal size).
+a level's quartile). As a registered method (``methods: [{name: ffn_pruning, ...}]``) it prunes by a
+``score`` to a parameter budget instead, the same number of neurons in every layer; with
+``match: layer_removal`` the budget is the count that FFN sub-layer removal reaches at the level (a
+whole number of blocks), so that the two are compared at exactly the same size.
+:func:`compress` is also the entry point for users who have scores and a budget of their own.
 """
 from __future__ import annotations
 
@@ -13,9 +16,57 @@ from ..errors import ObceInputError
 from ..pruning import count_parameters, prune
 from ..models import ffn_layers
 
+#: The registry's name, its parameters' defaults (the score that ranks the neurons; the method whose
+#: parameter count the budget matches, "" for the level's own) and the parameter that gives it a size
+#: of its own (none).
 NAME = "ffn_pruning"
+DEFAULTS = dict(score="merge_radius", match="")
+OWN_SIZE = None
+#: The methods whose reached count ``match`` can take.
+MATCHES = ("", "layer_removal")
 
-__all__ = ["NAME", "compress", "keep_for_budget"]
+__all__ = ["DEFAULTS", "MATCHES", "NAME", "adjust_budget", "check_fits", "compress", "keep_for_budget", "score_of"]
+
+
+def validate(params: dict) -> None:
+    """Raise ``ObceInputError`` for a score that is not a corpus or weight score, or an unknown match."""
+    from ..scoring import IMPORTANCES
+
+    if params["score"] not in IMPORTANCES:
+        raise ObceInputError(f"method ffn_pruning score={params['score']!r}: expected one of {IMPORTANCES}")
+    if params["match"] not in MATCHES:
+        raise ObceInputError(f"method ffn_pruning match={params['match']!r}: expected one of {MATCHES}")
+
+
+def distils(params: dict) -> bool:
+    """Whether the method trains from a teacher: never (it fine-tunes as the pipeline does)."""
+    return False
+
+
+def reads_corpus(params: dict) -> bool:
+    """Whether the method reads the scoring corpus: its score does (``score_of``)."""
+    return True
+
+
+def score_of(params: dict) -> str:
+    """The importance score whose per-neuron scores :func:`compress` needs (the pipeline's cached ones)."""
+    return params["score"]
+
+
+def adjust_budget(model: nn.Module, budget: int, params: dict) -> int:
+    """The budget the method aims at, from a level's ``budget``: the level's own, or with
+    ``match: layer_removal`` the count that whole-block removal reaches for it
+    (:func:`obce.methods.layer_removal.reached`)."""
+    if params["match"] == "layer_removal":
+        from .layer_removal import reached
+
+        return reached(model, budget)
+    return budget
+
+
+def check_fits(model: nn.Module, budget: int, params: dict) -> None:
+    """Raise ``ObceInputError`` if no number of neurons per layer reaches ``budget`` (:func:`keep_for_budget`)."""
+    keep_for_budget(model, budget)
 
 
 def keep_for_budget(model: nn.Module, budget: int) -> int:
@@ -38,20 +89,23 @@ def keep_for_budget(model: nn.Module, budget: int) -> int:
     return k
 
 
-def compress(model: nn.Module, budget: int, *, scores, **_) -> tuple[nn.Module, dict]:
+def compress(model: nn.Module, budget: int, *, scores=None, score: str = "merge_radius", **_) -> tuple[nn.Module, dict]:
     """A copy of ``model`` keeping, in every layer, the neurons with the highest ``scores`` that bring
     it nearest ``budget`` encoder parameters (:func:`keep_for_budget`).
 
     Parameters
     ----------
     scores : array_like of shape (n_layers, n_neurons), e.g. :func:`obce.score_neurons`'s r_f
+    score : the score's name, for the record
 
     Returns
     -------
     model, info
-        ``info``: ``intermediate_size`` (the neurons kept per layer) and ``keep_fraction``.
+        ``info``: ``score``, ``intermediate_size`` (the neurons kept per layer) and ``keep_fraction``.
     """
+    if scores is None:
+        raise ObceInputError(f"method ffn_pruning needs the neurons' scores ({score}) as scores=")
     k = keep_for_budget(model, budget)
     n = ffn_layers(model)[0][0].out_features
     small = prune(model, np.asarray(scores), keep_fraction=k / n)
-    return small, dict(intermediate_size=small.config.intermediate_size, keep_fraction=k / n)
+    return small, dict(score=score, intermediate_size=small.config.intermediate_size, keep_fraction=k / n)

@@ -85,10 +85,8 @@ def compress(model: nn.Module, budget: int, *, embedding_factor: int = 0, **_) -
     info = dict(ranks=[getattr(q, n).a.shape[0] for q, n in linear_maps(small)],
                 init_error=round(float(sum(errors) / len(errors)), 6))
     if embedding_factor:
-        dense = model.base_model.embeddings.word_embeddings.weight.detach()
         k = small.base_model.embeddings.word_embeddings
-        approx = (k.a.detach()[:, :, None] * k.b.detach()[0]).flatten(-2)
-        info["init_error_embeddings"] = round(float((dense - approx).norm() / dense.norm()), 6)
+        info["init_error_embeddings"] = k.relative_error(model.base_model.embeddings.word_embeddings.weight)
     return small, info
 
 
@@ -291,6 +289,12 @@ class KroneckerEmbedding(nn.Module):
             raise ObceInputError(f"embedding factor {factor}: expected a divisor of the hidden size {h}")
         a, b = nearest_kronecker(emb.weight.detach(), (v, h // factor), (1, factor))
         return cls(a[0], b[0], emb.padding_idx)
+
+    def relative_error(self, dense: torch.Tensor) -> float:
+        """``||W - A (x) B|| / ||W||`` against the dense table ``W`` of shape (V, h), to 6 decimals."""
+        dense = dense.detach()
+        approx = (self.a.detach()[:, :, None] * self.b.detach()[0]).flatten(-2)
+        return round(float((dense - approx).norm() / dense.norm()), 6)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         rows = nn.functional.embedding(input_ids, self.a)  # (..., h / f)

@@ -162,10 +162,24 @@ def remove_ffn(block: nn.Module) -> None:
 
 def blocks_for(model: nn.Module, remove: int) -> int:
     """How many whole FFN blocks come nearest to removing ``remove`` parameters (each block: both
-    maps with their biases)."""
+    maps with their biases, :func:`block_parameters`)."""
+    return int(np.clip(round(remove / block_parameters(model)), 0, len(layer_sizes(model))))
+
+
+def block_parameters(model: nn.Module) -> int:
+    """The parameters of one FFN block (the first layer's two maps with their biases)."""
     inter, out = ffn_layers(model)[0]
-    per_block = sum(p.numel() for p in (*inter.parameters(), *out.parameters()))
-    return int(np.clip(round(remove / per_block), 0, len(layer_sizes(model))))
+    return sum(p.numel() for p in (*inter.parameters(), *out.parameters()))
+
+
+def reached(model: nn.Module, budget: int) -> int:
+    """The encoder's parameter count after removing the whole blocks that come nearest ``budget``
+    (:func:`blocks_for`): what the method reaches, to which FFN pruning is matched
+    (:mod:`obce.methods.ffn_pruning`'s ``match``)."""
+    from ..pruning import count_parameters
+
+    full = count_parameters(model)
+    return full - blocks_for(model, full - budget) * block_parameters(model)
 
 
 def layer_sizes(model: nn.Module) -> list[int]:

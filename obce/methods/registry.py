@@ -11,7 +11,10 @@ Every method is a module of :mod:`obce.methods` with the same entry point,
 * ``check_fits(model, budget, params)`` (raises before any compute if the budget is out of reach),
   ``own_budget(model, params)`` where it has ``OWN_SIZE``;
 * optionally ``prepare(clf, info, **params) -> optimizer`` (before fine-tuning, on the model with its
-  head) and ``finish(clf) -> info`` (after it).
+  head) and ``finish(clf) -> info`` (after it);
+* optionally ``score_of(params)``, the importance score whose per-neuron scores ``compress`` takes as
+  ``scores=`` (FFN pruning, the combination), and ``adjust_budget(model, budget, params)``, the
+  budget it aims at given a level's (FFN pruning at the count layer removal reaches).
 
 A budget is the encoder's parameter count after compression. :func:`level_budget` gives OBCE level
 k's, and each method comes as close to it as its granularity allows; a method given a size of its own
@@ -32,20 +35,20 @@ from torch import nn
 
 from ..distill import DISTILL_DEFAULTS
 from ..errors import ObceInputError
-from . import eelbert, hash_table, kronecker, layer_removal, masks
+from . import combined, eelbert, ffn_pruning, hash_table, kronecker, layer_removal, masks
 
 #: The methods a pipeline's ``methods:`` entries name, by name.
-REGISTRY = {m.NAME: m for m in (layer_removal, masks, kronecker, eelbert, hash_table)}
+REGISTRY = {m.NAME: m for m in (ffn_pruning, layer_removal, masks, kronecker, eelbert, combined, hash_table)}
 #: Parameters every method takes, and their defaults unless the method's ``DEFAULTS`` say otherwise:
 #: ``general_steps``, the steps of the general (task-agnostic) distillation from the pretrained
 #: model before the task's fine-tuning (0: none; :func:`obce.distill.general_distillation`).
 COMMON_DEFAULTS = {"general_steps": 0}
 #: Parameters that may be 0 ("not set") although their default is a positive number.
 ZERO_ALLOWED = ("alpha", "hidden_weight", "attention_weight", "embedding_factor", "compression", "buckets",
-                "general_steps", "layers")
+                "general_steps", "layers", "size")
 
 __all__ = ["COMMON_DEFAULTS", "REGISTRY", "check_fits", "general_stage", "level_budget", "method_budget",
-           "method_defaults", "method_spec", "own_size", "run", "size_on_disk"]
+           "method_defaults", "method_score", "method_spec", "own_size", "run", "size_on_disk"]
 
 
 def level_budget(model: nn.Module, level: int) -> int:
@@ -76,10 +79,20 @@ def own_size(spec: dict[str, Any]) -> bool:
 
 def method_budget(spec: dict[str, Any], model: nn.Module, level: int) -> int:
     """The encoder parameters a completed ``methods:`` entry aims at: level ``level``'s budget
-    (:func:`level_budget`), or its own size (the method's ``own_budget``)."""
+    (:func:`level_budget`, or what the method's ``adjust_budget`` makes of it), or its own size (the
+    method's ``own_budget``)."""
+    method = REGISTRY[spec["name"]]
     if own_size(spec):
-        return REGISTRY[spec["name"]].own_budget(model, spec["params"])
-    return level_budget(model, level)
+        return method.own_budget(model, spec["params"])
+    budget = level_budget(model, level)
+    return method.adjust_budget(model, budget, spec["params"]) if hasattr(method, "adjust_budget") else budget
+
+
+def method_score(spec: dict[str, Any]) -> str | None:
+    """The importance score a completed ``methods:`` entry prunes FFN neurons by (``None``: it takes no
+    scores)."""
+    method = REGISTRY[spec["name"]]
+    return method.score_of(spec["params"]) if hasattr(method, "score_of") else None
 
 
 def check_fits(spec: dict[str, Any], model: nn.Module, levels) -> None:
@@ -136,7 +149,7 @@ def method_defaults(name: str) -> dict[str, Any]:
 def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int, *, seed: int = 0,
         finetune: dict[str, Any] | None = None, texts=None, glue_dir=None, progress: bool = True,
         work_parent: str | os.PathLike | None = None, extra_provenance: dict[str, Any] | None = None,
-        teacher: nn.Module | None = None, general_cache: str | os.PathLike | None = None):
+        teacher: nn.Module | None = None, general_cache: str | os.PathLike | None = None, scores=None):
     """Compress the pretrained ``model`` with a method to OBCE level ``level``'s budget, train it on
     ``task`` and evaluate it on dev.
 
@@ -151,6 +164,8 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     teacher : the unpruned model fine-tuned on ``task`` (with its head), for the methods that distil
     general_cache : where general distillations are cached (default ``work_parent/general``), shared by
         every task and seed of one student architecture
+    scores : array of shape (n_layers, n_neurons), the neurons' scores by :func:`method_score`, for the
+        methods that prune FFN neurons
 
     Returns
     -------
@@ -168,6 +183,9 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     method, p = REGISTRY[spec["name"]], spec["params"]
     finetune = dict(finetune or {})
     budget = method_budget(spec, model, level)
+    if method_score(spec) and scores is None:
+        raise ObceInputError(f"method {spec['name']} prunes FFN neurons by {method_score(spec)}: give their scores "
+                             "(scores=, e.g. obce.score_neurons)")
     info: dict[str, Any] = dict(method=spec["name"], method_params=p, importance=spec["label"], level=level,
                                 budget="own" if own_size(spec) else "level", budget_parameters=budget,
                                 parameters_full=count_parameters(model))
@@ -182,7 +200,7 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
         factory = distilling(teacher, **settings)
         info.update(training=f"distilled from the unpruned model fine-tuned on the task "
                              f"({distillation_terms(**settings)}), with the task loss, for the fine-tuning epochs")
-    small, found = method.compress(model, budget, tokenizer=tokenizer, texts=texts, seed=seed,
+    small, found = method.compress(model, budget, tokenizer=tokenizer, texts=texts, seed=seed, scores=scores,
                                    max_length=finetune.get("max_length", 64), **p)
     info.update(found)
     if p["general_steps"]:
