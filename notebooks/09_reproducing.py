@@ -104,8 +104,8 @@
 # ## Other compression methods
 # A config's `methods:` list runs other compression methods through the same protocol beside (or
 # instead of) its `importances` (`obce.methods.run`): each entry names a method of the registry
-# (`layer_removal`, `masks`, `kronecker`, `eelbert`), optionally a `label:` (the name of its records)
-# and the method's parameters; levels 1-3 are parameter budgets.
+# (`ffn_pruning`, `layer_removal`, `masks`, `kronecker`, `eelbert`, `combined`), optionally a
+# `label:` (the name of its records) and the method's parameters; levels 1-3 are parameter budgets.
 # `obce pipeline --config params/protocols/cpu_fulltrain/methods.yaml --importances masks --tasks rte`
 # runs one method on one task (`--importances` selects method labels too). A wrong entry, or a budget
 # the method cannot reach, fails before any compute with exit code 2. An entry with a size of its own
@@ -123,12 +123,32 @@
 # next missing cell; a config with other inputs (model, fine-tuning, corpus, evaluation) is refused
 # for that table unless `--force`.
 #
+# ## Running a grid on a cluster
+# `obce pipeline` and `obce posttrain` take `--executor ray`: the cells still to do become Ray tasks,
+# each shared input (a task's scores, a teacher fine-tune, a general distillation) one upstream task
+# computed once, and the driver shows one progress bar. Each cell asks for `--cpus-per-cell` CPUs (its
+# torch threads) and `--gpus-per-cell` GPUs (a fraction: eight cells at an eighth each share a GPU). Without `--address`
+# a local Ray starts in the command and stops with it. For a cluster, start a head and join workers,
+# with obce installed on every node and the config's `out:` on a shared filesystem:
+#
+# ```
+# ray start --head --port 6379                     # on the head node
+# ray start --address HEAD:6379                    # on each worker node
+# obce pipeline --config CONFIG --executor ray --address HEAD:6379 --cpus-per-cell 4
+# ```
+#
+# Under SLURM, one job can start the head on its first node and a worker on each other node
+# (`srun --nodes=1 --ntasks=1 -w "$head" ray start --head --block &`, then `srun ... ray start
+# --address "$head:6379" --block &` for the rest) and run the same `obce` command on the head. A
+# killed driver loses only the cells in flight; the same command resumes. Ray is an optional extra
+# (`pip install "obce[ray]"`); without it the sequential executor runs.
+#
 # ## On a lent GPU
 # `benchmarks/README.md` describes the device runbook: `benchmarks/gpu/prepare_carry.sh` packs the
 # wheels the GPU image lacks, a float16 copy of MiniLM (upcast to float32 on load, recorded in each
 # record's provenance) and the GLUE files; `benchmarks/gpu/run_on_gpu.sh` runs the GPU protocol there
-# (`benchmarks/gpu/glue_gpu*_carried.yaml`, the same configs on the carried model) as parallel per-task
-# queues until a deadline, then the GPU benchmarks, and returns one tarball; the next call resumes.
+# with the Ray executor, cells sharing the GPU by fractions, until a deadline, then the GPU
+# benchmarks, and returns one tarball; the next call resumes.
 
 # %% tags=["parameters"]
 model_name = "bert-base-uncased"

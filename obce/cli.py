@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     only.add_argument("--importances", nargs="+", metavar="IMPORTANCE")
     only.add_argument("--levels", nargs="+", type=int, metavar="LEVEL")
     only.add_argument("--seeds", nargs="+", type=int, metavar="SEED")
+    _executor_args(pl)
     pl.set_defaults(func=cmd_pipeline)
 
     pt = sub.add_parser("posttrain", help="retraining-free pruning: prune a fine-tuned model, compensate, "
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--tasks", nargs="+", metavar="TASK", help="only these of each config's tasks")
     pt.add_argument("--draws", nargs="+", type=int, metavar="DRAW", help="only these corpus draws")
     pt.add_argument("--scores", nargs="+", metavar="SCORE", help="only these scores (a search config's)")
+    _executor_args(pt)
     pt.set_defaults(func=cmd_posttrain)
 
     ex = sub.add_parser("explain", help="the atlas entry of a neuron (or a layer's top and bottom neurons by r_f): "
@@ -472,6 +474,37 @@ def _glue_into(args, out: Path) -> None:
                                       for k, v in res.metrics.items()) + f" -> {out}")
 
 
+def _executor_args(p) -> None:
+    """The options of a grid command's executor (:mod:`obce.experiments.executor`)."""
+    ex = p.add_argument_group("where the cells run (default: one after another in this process)")
+    ex.add_argument("--executor", choices=["sequential", "ray"], default="sequential",
+                    help="ray: the cells still to do as Ray tasks, on a local Ray or a cluster (pip install \"obce[ray]\")")
+    ex.add_argument("--address", default=None,
+                    help="a Ray cluster's head (host:port, ray://host:port or auto; default $RAY_ADDRESS, else a local Ray)")
+    ex.add_argument("--cpus-per-cell", type=float, default=1.0, help="CPUs (torch threads) per cell (default 1)")
+    ex.add_argument("--gpus-per-cell", type=float, default=0.0,
+                    help="GPUs per cell, fractional (0.125: eight cells share a GPU; default 0)")
+    ex.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: the machine's)")
+
+
+def _ray_settings(args):
+    """The Ray settings of a grid command's options, or ``None`` for the sequential executor (whose
+    Ray options are refused rather than ignored)."""
+    from .experiments.executor import RaySettings, check_settings
+
+    if args.executor != "ray":
+        given = [f"--{k.replace('_', '-')}" for k in ("address", "num_cpus") if getattr(args, k) is not None]
+        given += [f"--{k.replace('_', '-')}" for k, d in (("cpus_per_cell", 1.0), ("gpus_per_cell", 0.0))
+                  if getattr(args, k) != d]
+        if given:
+            raise ObceInputError(f"{', '.join(given)}: options of the Ray executor; add --executor ray")
+        return None
+    settings = RaySettings(address=args.address, cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell,
+                           num_cpus=args.num_cpus)
+    check_settings(settings)
+    return settings
+
+
 def cmd_pipeline(args) -> None:
     """``obce pipeline``: plan, run or resume the GLUE protocol of one or more configs."""
     from .experiments.config import PipelineConfig, restrict
@@ -480,6 +513,7 @@ def cmd_pipeline(args) -> None:
     only = dict(tasks=args.tasks, importances=args.importances, levels=args.levels, seeds=args.seeds)
     configs = {path: restrict(PipelineConfig.from_yaml(path), **only)  # all checked before any run
                for path in args.config}
+    ray = _ray_settings(args)
     states = {path: check_records(cfg, force=args.force or args.dry_run) for path, cfg in configs.items()}
     for path, cfg in configs.items():
         runs = planned_runs(cfg)
@@ -490,7 +524,7 @@ def cmd_pipeline(args) -> None:
             for r in runs:
                 print(f"{state[r]:<5} " + str(record_path(cfg.out, *r)))
             continue
-        paths = run_pipeline(cfg, force=args.force)
+        paths = run_pipeline(cfg, force=args.force, executor=args.executor, ray=ray)
         print(f"{path}: {len(paths)} records under {Path(cfg.out) / 'glue'}")
 
 
@@ -505,8 +539,12 @@ def cmd_posttrain(args) -> None:
     only = {k: v for k, v in dict(tasks=args.tasks, draws=args.draws, scores=args.scores).items() if v is not None}
     configs = {path: restrict(posttrain_config(path), **only) for path in args.config}
     kinds = {path: search_protocol if isinstance(cfg, SearchConfig) else posttrain for path, cfg in configs.items()}
+    ray = _ray_settings(args)
     for path, cfg in configs.items():
         if isinstance(cfg, SearchConfig):
+            if ray is not None:
+                raise ObceInputError(f"{path}: the search protocol (a config with flops:) runs with the sequential "
+                                     "executor only; leave --executor ray out")
             search_protocol.check_budgets(cfg, *_budget_inputs(cfg))
     done = {path: kinds[path].check_table(cfg, force=args.force or args.dry_run) for path, cfg in configs.items()}
     for path, cfg in configs.items():
@@ -519,7 +557,7 @@ def cmd_posttrain(args) -> None:
             if kind is search_protocol:
                 search_protocol.run_search_protocol(cfg, force=args.force)
             else:
-                posttrain.run_posttrain(cfg, force=args.force)
+                posttrain.run_posttrain(cfg, force=args.force, executor=args.executor, ray=ray)
             print(f"{path}: done")
 
 

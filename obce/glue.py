@@ -59,6 +59,9 @@ class GlueResult:
         return write_json(path, {"kind": "glue_result", **self.to_dict()})
 
 
+#: The fine-tuning's numeric precisions: float32 throughout, or bfloat16 autocast (weights stay float32).
+PRECISIONS = ("fp32", "bf16")
+
 def compute_metrics(task: str, predictions, labels) -> dict[str, float | None]:
     """Official GLUE metrics of one task; a correlation of constant predictions or labels is ``None``
     (undefined: :func:`undefined_metrics` says why).
@@ -140,7 +143,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
                           batch_size: int = 32, max_length: int = 128, seed: int = 0,
                           max_train_samples: int | None = None, max_eval_samples: int | None = None,
                           weight_decay: float = 0.01, warmup_ratio: float = 0.1,
-                          device: str | None = None, bf16: bool | None = None,
+                          device: str | None = None, bf16: bool | None = None, precision: str | None = None,
                           output_dir: str | os.PathLike | None = None, progress: bool = True,
                           extra_provenance: dict[str, Any] | None = None, keep_model: bool = False,
                           work_parent: str | os.PathLike | None = None, prepare=None,
@@ -168,6 +171,9 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         Default: CUDA when available.
     bf16 : bool, optional
         Mixed precision; default: on for a GPU that supports bf16, off on CPU.
+    precision : {"fp32", "bf16"}, optional
+        The same choice by name (``bf16`` on CPU: ``torch.autocast("cpu", dtype=torch.bfloat16)`` through
+        the Trainer, which AMX Xeons run fast); recorded as the provenance's ``precision``.
     keep_model : bool
         Return the fine-tuned model (with its head, in eval mode) as ``result.model``.
     work_parent : path, optional
@@ -212,6 +218,12 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
         encoder_layers(model)  # a BERT-family encoder (its linear maps may be factored)
     check_max_length(max_length, config)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ObceInputError(f"precision {precision!r}: expected one of {PRECISIONS}")
+        if bf16 is not None and bf16 != (precision == "bf16"):
+            raise ObceInputError(f"precision {precision!r} and bf16={bf16!r} disagree: give one of them")
+        bf16 = precision == "bf16"
     if bf16 is None:
         bf16 = device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     timer = Timer().__enter__()
@@ -287,6 +299,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     extra.setdefault("importance", "none")  # a model obce did not prune is the unpruned model, level 0
     extra.setdefault("level", 0 if extra["importance"] == "none" else None)
     prov = provenance(params=params, seed=seed, device=actual_device, wall_time_s=timer.seconds,
+                      precision="bf16" if bf16 else "fp32",
                       model=model_name, data=_data_description(glue_dir, info),
                       train_size=len(train), eval_size={s: len(d) for s, d in devs.items()},
                       train_loss=float(train_out.training_loss),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run on the GPU machine (device tool, carry [".carry"]): the GPU GLUE protocol as parallel queues that
-# share the GPU (benchmarks/gpu/glue_queue.py; small models leave one process far from filling it), stopped
+# Run on the GPU machine (device tool, carry [".carry"]): the GPU GLUE protocol through the Ray executor
+# with fractional GPUs where Ray is importable, else as parallel queues that share the GPU
+# (benchmarks/gpu/glue_queue.py; small models leave one process far from filling it), stopped
 # at a deadline, then the GPU benchmarks. Everything comes back as one tarball in $OUT (the tool returns
 # at most 8 files), refreshed every 45 s so that a call stopped at its limit still returns what finished;
 # records are written whole, and the next call resumes where this one stopped.
@@ -24,7 +25,17 @@ snapshot() {
 }
 (while sleep 45; do snapshot; done) &
 snapper=$!
-if [ "$glue_s" -gt 0 ]; then
+if [ "$glue_s" -gt 0 ] && python3 -c "import ray" 2>/dev/null; then
+  # the Ray executor: every cell still to do as a Ray task with an eighth of the GPU and 2 CPUs, the
+  # shared inputs (teachers, scores) computed once upstream; the driver stops at the deadline and the
+  # next call resumes (records are written whole)
+  for cfg in benchmarks/gpu/glue_gpu_carried.yaml benchmarks/gpu/glue_gpu_sst2_carried.yaml; do
+    timeout "$glue_s" python3 -m obce.cli -q pipeline --config "$cfg" --executor ray --gpus-per-cell 0.125 \
+      --cpus-per-cell 2 > "logs/$(basename "$cfg" .yaml).log" 2>&1
+  done
+elif [ "$glue_s" -gt 0 ]; then
+  # without Ray on the machine (its wheel, 79 MB, does not fit the 64 MiB carry): the per-task queues
+  echo "ray is not importable here: running the per-task queues (benchmarks/gpu/glue_queue.py)" | tee -a "$OUT/gpu.txt"
   main=benchmarks/gpu/glue_gpu_carried.yaml
   sst2=benchmarks/gpu/glue_gpu_sst2_carried.yaml
   pids=()

@@ -35,10 +35,11 @@ __all__ = ["ConfigFile", "PipelineConfig", "PostTrainConfig", "SCORE_MODELS", "S
 #: encoder fine-tuned on the task first (fine-tune, prune, fine-tune again; needed for "taylor").
 SCORE_MODELS = ("pretrained", "finetuned")
 #: The fine-tuning keys every protocol takes, with the pipeline's defaults (``weight_decay``,
-#: ``warmup_ratio``, ``bf16`` and ``distill`` may be added).
+#: ``warmup_ratio``, ``bf16``, ``precision`` (``fp32`` or ``bf16``, :data:`obce.glue.PRECISIONS`) and
+#: ``distill`` may be added).
 FINETUNE_DEFAULTS = dict(epochs=3, lr=5e-5, batch_size=32, max_length=128, max_train_samples=None,
                          max_eval_samples=None)
-FINETUNE_EXTRA = dict(weight_decay=0, warmup_ratio=0, bf16=None, distill=None)
+FINETUNE_EXTRA = dict(weight_decay=0, warmup_ratio=0, bf16=None, precision=None, distill=None)
 
 
 def expect(value, kind, name: str, minimum: float | None = None, strict: bool = False,
@@ -201,6 +202,8 @@ def check_finetune(ft: dict[str, Any], what: str = "pipeline config") -> dict[st
     for key in ("max_train_samples", "max_eval_samples"):
         if ft.get(key) is not None:
             expect(ft[key], int, f"finetune.{key}", minimum=1, what=what)
+    if ft.get("precision") is not None and ft["precision"] not in ("fp32", "bf16"):
+        raise ObceInputError(f"{what} finetune.precision: {ft['precision']!r}: expected fp32 or bf16")
     if "distill" in ft and ft["distill"] is None:
         del ft["distill"]
     elif "distill" in ft:  # prune, then distil from the unpruned model fine-tuned on the task

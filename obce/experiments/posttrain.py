@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from .resume import differences
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HELD_OUT", "HELD_OUT_SEED", "cell_key", "cells", "check_table", "run_posttrain"]
+__all__ = ["HELD_OUT", "HELD_OUT_SEED", "cell_key", "cells", "check_table", "evaluate_draw", "run_posttrain"]
 
 #: The checked refit's held-out texts: this many training texts of the task, drawn with the seed
 #: ``HELD_OUT_SEED + draw`` (another draw than the corpus's).
@@ -89,59 +89,160 @@ def check_table(cfg: PostTrainConfig, force: bool = False) -> set[str]:
     return {r["cell"] for r in read_jsonl(out / POSTTRAIN_TABLE) if r.get("run") in mine}
 
 
-def run_posttrain(cfg: PostTrainConfig, progress: bool = True, force: bool = False) -> Path:
+def run_posttrain(cfg: PostTrainConfig, progress: bool = True, force: bool = False, executor: str = "sequential",
+                  ray: "RaySettings | None" = None) -> Path:
     """Run (or resume) every planned cell; return the table's path. One writer at a time: the table's
-    directory is locked while this runs (:func:`obce.paths.output_lock`)."""
+    directory is locked while this runs (:func:`obce.paths.output_lock`).
+
+    Parameters
+    ----------
+    executor : ``"sequential"``, or ``"ray"``: each (task, seed, draw)'s cells as one Ray task after the
+        (task, seed)'s fine-tune, computed once upstream; the driver appends the rows they return
+        (:mod:`obce.experiments.executor`)
+    ray : where and how the Ray executor runs (default: a local Ray, one CPU per task)
+    """
+    from .executor import EXECUTORS, RaySettings, check_settings
+
+    if executor not in EXECUTORS:
+        raise ObceInputError(f"executor {executor!r}: expected one of {EXECUTORS}")
     cfg.validate()
+    if executor == "ray":
+        ray = ray or RaySettings()
+        check_settings(ray)
     out = Path(cfg.out)
     with output_lock(out, "posttrain out:"):
-        return _run(cfg, out, progress, force)
+        return _run(cfg, out, progress, force, ray if executor == "ray" else None)
 
 
-def _run(cfg: PostTrainConfig, out: Path, progress: bool, force: bool) -> Path:
-    from ..glue import encode_dev
-
+def _run(cfg: PostTrainConfig, out: Path, progress: bool, force: bool, ray=None) -> Path:
     done = check_table(cfg, force)
     out.mkdir(parents=True, exist_ok=True)
     todo = [c for c in cells(cfg) if cell_key(c) not in done]
     logger.info("%d cells planned, %d done", len(todo) + len(done), len(done))
     if not todo:
         return out / POSTTRAIN_TABLE
+    if ray is not None:
+        from .executor import ray_cluster
+
+        with ray_cluster(ray):  # joined (and its resources checked) before the run is entered in the table
+            return _run_ray(cfg, out, todo, _start_run(cfg, out), ray, progress)
+    run_id = _start_run(cfg, out)
+    base, tokenizer = load_model(cfg.model)
+
+    def emit(row: dict) -> None:
+        append_jsonl(out / POSTTRAIN_TABLE, row)
+
+    for task in dict.fromkeys(t for t, *_ in todo):
+        for seed in dict.fromkeys(s for t, s, *_ in todo if t == task):
+            model = cached_finetune(cfg.model, base, tokenizer, task, cfg.finetune, seed, cfg.glue_dir, out, progress)
+            dev = _dev(cfg, tokenizer, task, seed)
+            mine = [cell for cell in todo if cell[:2] == (task, seed)]
+            for draw in dict.fromkeys(d for _, _, d, *_ in mine):
+                evaluate_draw(cfg, [cell for cell in mine if cell[2] == draw], model, tokenizer, dev, out, run_id, emit)
+    return out / POSTTRAIN_TABLE
+
+
+def _start_run(cfg: PostTrainConfig, out: Path) -> str:
+    """Enter this run's provenance in ``runs.jsonl``; return its id."""
     run_id = uuid.uuid4().hex[:12]
     fingerprint = source_fingerprint(cfg.model)
     append_jsonl(out / POSTTRAIN_RUNS, {"run": run_id, "inputs_key": cfg.inputs_key(), "model_fingerprint": fingerprint,
                                         "config": cfg.to_dict(),
                                         "provenance": provenance(params=cfg.to_dict(), model=cfg.model,
                                                                  model_fingerprint=fingerprint)})
-    base, tokenizer = load_model(cfg.model)
-    full_neurons = ffn_layers(base)[0][0].out_features
+    return run_id
+
+
+def _dev(cfg: PostTrainConfig, tokenizer, task: str, seed: int):
+    """The dev set the cells of (task, seed) evaluate on: the fine-tuning's ``max_eval_samples`` holds
+    here too (the same seeded subset)."""
+    from ..glue import encode_dev
+
+    return encode_dev(task, tokenizer, cfg.finetune["max_length"], cfg.glue_dir,
+                      max_samples=cfg.finetune.get("max_eval_samples"), seed=seed)
+
+
+def evaluate_draw(cfg: PostTrainConfig, here: list[tuple], model, tokenizer, dev, out: Path, run_id: str,
+                  emit) -> None:
+    """Every cell of one (task, seed, draw) on the model fine-tuned on the task: score it on the draw's
+    corpus, prune, compensate, evaluate; ``emit(row)`` receives each cell's table row as it ends (the
+    sequential path appends it at once, a Ray task returns them to the driver)."""
     c = cfg.corpus
-    for task in dict.fromkeys(t for t, *_ in todo):
-        for seed in dict.fromkeys(s for t, s, *_ in todo if t == task):
-            # the fine-tuning's max_eval_samples holds here too: the same seeded subset of dev
-            dev = encode_dev(task, tokenizer, cfg.finetune["max_length"], cfg.glue_dir,
-                             max_samples=cfg.finetune.get("max_eval_samples"), seed=seed)
-            model = cached_finetune(cfg.model, base, tokenizer, task, cfg.finetune, seed, cfg.glue_dir, out, progress)
-            mine = [cell for cell in todo if cell[:2] == (task, seed)]
-            for draw in dict.fromkeys(d for _, _, d, *_ in mine):
-                here = [cell for cell in mine if cell[2] == draw]
-                if draw < 0:
-                    _evaluate_cells(cfg, here, model, model, None, tokenizer, dev, out, run_id, full_neurons, {})
-                    continue
-                texts, labels = load_corpus(task, n=c["samples"], split="train", glue_dir=cfg.glue_dir, seed=draw,
-                                            return_labels=True)
-                stats = held = None
-                if any(cell[5] != "none" for cell in here):
-                    stats = ffn_statistics(model, tokenizer, texts, max_length=c["max_length"])
-                if any(cell[5] == "refit" for cell in here):  # the check's texts: another draw of the training set
-                    held = load_corpus(task, n=HELD_OUT, split="train", glue_dir=cfg.glue_dir, seed=HELD_OUT_SEED + draw)
-                for imp in dict.fromkeys(cell[3] for cell in here):
-                    with Timer() as t:
-                        scores = _scores(imp, model, tokenizer, texts, labels, c["max_length"], draw, out)
-                    extra = {"score_s": round(t.seconds, 2), "corpus": corpus_hash(texts)}
-                    _evaluate_cells(cfg, [cell for cell in here if cell[3] == imp], model, scores, stats, tokenizer,
-                                    dev, out, run_id, full_neurons, extra, held)
+    task, _, draw = here[0][:3]
+    full_neurons = ffn_layers(model)[0][0].out_features
+    if draw < 0:
+        _evaluate_cells(cfg, here, model, model, None, tokenizer, dev, out, run_id, full_neurons, {}, emit=emit)
+        return
+    texts, labels = load_corpus(task, n=c["samples"], split="train", glue_dir=cfg.glue_dir, seed=draw,
+                                return_labels=True)
+    stats = held = None
+    if any(cell[5] != "none" for cell in here):
+        stats = ffn_statistics(model, tokenizer, texts, max_length=c["max_length"])
+    if any(cell[5] == "refit" for cell in here):  # the check's texts: another draw of the training set
+        held = load_corpus(task, n=HELD_OUT, split="train", glue_dir=cfg.glue_dir, seed=HELD_OUT_SEED + draw)
+    for imp in dict.fromkeys(cell[3] for cell in here):
+        with Timer() as t:
+            scores = _scores(imp, model, tokenizer, texts, labels, c["max_length"], draw, out)
+        extra = {"score_s": round(t.seconds, 2), "corpus": corpus_hash(texts)}
+        _evaluate_cells(cfg, [cell for cell in here if cell[3] == imp], model, scores, stats, tokenizer,
+                        dev, out, run_id, full_neurons, extra, held, emit=emit)
+
+
+def _run_ray(cfg: PostTrainConfig, out: Path, todo: list[tuple], run_id: str, settings, progress: bool) -> Path:
+    """:func:`run_posttrain`'s work as Ray tasks (inside :func:`obce.experiments.executor.ray_cluster`): a
+    fine-tune per (task, seed) upstream, one task per (task, seed, draw) returning its rows, which the
+    driver appends as they arrive."""
+    from .executor import Node, run_graph
+
+    cpus, gpus = settings.cpus_per_cell, settings.gpus_per_cell
+    nodes: dict = {}
+    for task, seed in dict.fromkeys(cell[:2] for cell in todo):
+        nodes[("finetune", task, seed)] = Node(_finetune_task, (cfg, task, seed, cpus), cell=False, cpus=cpus,
+                                               gpus=gpus, label=f"finetune {task} s{seed}")
+    for task, seed, draw in dict.fromkeys(cell[:3] for cell in todo):
+        here = [cell for cell in todo if cell[:3] == (task, seed, draw)]
+        nodes[("draw", task, seed, draw)] = Node(_draw_task, (cfg, here, run_id, cpus), deps=[("finetune", task, seed)],
+                                                 cpus=cpus, gpus=gpus, label=f"{task} s{seed} d{draw}")
+
+    def append(_key, rows: list[dict]) -> None:
+        for row in rows:
+            append_jsonl(out / POSTTRAIN_TABLE, row)
+
+    run_graph(nodes, on_result=append, progress=progress, desc=f"{out}: cells by draw")
     return out / POSTTRAIN_TABLE
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_model(cfg: PostTrainConfig):
+    if _WORKER.get("model") != cfg.model:
+        _WORKER.clear()
+        _WORKER.update(model=cfg.model, loaded=load_model(cfg.model))
+    return _WORKER["loaded"]
+
+
+def _finetune_task(cfg: PostTrainConfig, task: str, seed: int, cpus: float) -> str:
+    from .executor import set_threads
+
+    set_threads(cpus)
+    base, tokenizer = _worker_model(cfg)
+    cached_finetune(cfg.model, base, tokenizer, task, cfg.finetune, seed, cfg.glue_dir, Path(cfg.out), False)
+    return f"{task} s{seed}"
+
+
+def _draw_task(cfg: PostTrainConfig, here: list[tuple], run_id: str, cpus: float, *_deps) -> list[dict]:
+    """One (task, seed, draw)'s cells on a Ray worker; their rows, for the driver to append."""
+    from .executor import set_threads
+
+    set_threads(cpus)
+    base, tokenizer = _worker_model(cfg)
+    task, seed = here[0][:2]
+    out = Path(cfg.out)
+    model = cached_finetune(cfg.model, base, tokenizer, task, cfg.finetune, seed, cfg.glue_dir, out, False)
+    rows: list[dict] = []
+    evaluate_draw(cfg, here, model, tokenizer, _dev(cfg, tokenizer, task, seed), out, run_id, rows.append)
+    return rows
 
 
 def _scores(importance: str, model, tokenizer, texts, labels, max_length: int, draw: int, out: Path) -> np.ndarray:
@@ -152,7 +253,7 @@ def _scores(importance: str, model, tokenizer, texts, labels, max_length: int, d
 
 
 def _evaluate_cells(cfg, todo, model, scores, stats, tokenizer, dev, out, run_id, full_neurons, extra,
-                    held=None) -> None:
+                    held=None, emit=None) -> None:
     from ..glue import dev_predictions, metrics_of, prediction_summary, undefined_metrics
 
     for cell in todo:
@@ -184,5 +285,5 @@ def _evaluate_cells(cfg, todo, model, scores, stats, tokenizer, dev, out, run_id
         undefined = undefined_metrics(metrics, predictions[first], dev[first][1])
         if undefined:
             row["metrics_undefined"] = undefined
-        append_jsonl(Path(out) / POSTTRAIN_TABLE, row)
+        emit(row)
         logger.info("%s: %s = %s", row["cell"], get_task(task).main_metric, row["main"])

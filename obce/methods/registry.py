@@ -47,7 +47,7 @@ COMMON_DEFAULTS = {"general_steps": 0}
 ZERO_ALLOWED = ("alpha", "hidden_weight", "attention_weight", "embedding_factor", "compression", "buckets",
                 "general_steps", "layers", "size")
 
-__all__ = ["COMMON_DEFAULTS", "REGISTRY", "check_fits", "general_stage", "level_budget", "method_budget",
+__all__ = ["COMMON_DEFAULTS", "REGISTRY", "check_fits", "compress", "general_stage", "level_budget", "method_budget",
            "method_defaults", "method_score", "method_spec", "own_size", "run", "size_on_disk"]
 
 
@@ -200,8 +200,8 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
         factory = distilling(teacher, **settings)
         info.update(training=f"distilled from the unpruned model fine-tuned on the task "
                              f"({distillation_terms(**settings)}), with the task loss, for the fine-tuning epochs")
-    small, found = method.compress(model, budget, tokenizer=tokenizer, texts=texts, seed=seed, scores=scores,
-                                   max_length=finetune.get("max_length", 64), **p)
+    small, found = compress(spec, model, budget, tokenizer=tokenizer, texts=texts, seed=seed, scores=scores,
+                            max_length=finetune.get("max_length", 64))
     info.update(found)
     if p["general_steps"]:
         info["general_distillation"] = general_stage(small, model, tokenizer, int(p["general_steps"]),
@@ -220,6 +220,16 @@ def run(spec: dict[str, Any], model: nn.Module, tokenizer, task: str, level: int
     result.provenance.update(info)
     result.model = None
     return result
+
+
+def compress(spec: dict[str, Any], model: nn.Module, budget: int, *, tokenizer=None, texts=None, seed: int = 0,
+             scores=None, max_length: int = 64) -> tuple[nn.Module, dict[str, Any]]:
+    """A completed ``methods:`` entry's method applied to the pretrained ``model`` (not changed) for
+    ``budget`` (:func:`method_budget`): the compressed copy and what the method records of it, before
+    any training. :func:`run` starts here; so does a general distillation computed ahead of the runs
+    that share it (the Ray executor's upstream task)."""
+    return REGISTRY[spec["name"]].compress(model, budget, tokenizer=tokenizer, texts=texts, seed=seed, scores=scores,
+                                           max_length=max_length, **spec["params"])
 
 
 def general_stage(student: nn.Module, teacher: nn.Module, tokenizer, steps: int, *, glue_dir=None,
