@@ -171,7 +171,7 @@ table(method_table(cmp["points_l2"], records), formats, index=False)
 # %% [markdown]
 # The smallest models, over {glue:md}`mt_own_tasks` (unpruned {glue:text}`mt_own_unpruned:.1f`,
 # predicting the majority class {glue:text}`mt_own_floor:.1f`): {glue:md}`mt_own`. A score at the
-# majority class means the model learned nothing of the task.
+# majority class means the model learned nothing of the task. {glue:md}`mt_partial`
 
 # %% tags=["hide-input"]
 table(method_table(cmp["points_own"], records), formats, index=False)

@@ -105,28 +105,36 @@ def test_a_method_with_its_own_size_is_a_point_but_never_an_equal_budget_verdict
 
 
 def test_compare_methods_reads_level_2_over_the_tasks_where_it_ran(records):
-    """Layer removal ran level 2 on one task: the main view drops it (it covers no task fully with the
-    others), the level-2 view keeps RTE and ranks it there."""
+    """Layer removal ran level 2 on one task, masks on two: rather than shrink every average to RTE,
+    the comparison leaves layer removal out and says so; with only RTE to compare, it ranks it there."""
     from obce.analysis.methods import compare_methods, methods_findings
 
     scores = [r for r in records if r["provenance"]["importance"] in ("none", "merge_radius")]
     methods = [r for r in records if r["provenance"]["importance"] in ("masks", "layer_removal")]
     cmp = compare_methods(scores, methods, {"rte": 0.5, "stsb": 0.0})
-    assert cmp["tasks"] == ("rte",)  # layer removal's only task
+    assert cmp["tasks"] == cmp["tasks_l2"] == ("rte", "stsb")
+    assert "FFN sub-layer removal" not in cmp["facts"]["mt2_order"]
+    assert cmp["facts"]["mt_partial"] == ("Run so far on fewer tasks, and so left out of these averages: "
+                                          "FFN sub-layer removal (RTE).")
+    only_rte = [r for r in records if r["task"] == "rte"]
+    cmp = compare_methods([r for r in only_rte if r in scores], [r for r in only_rte if r in methods],
+                          {"rte": 0.5, "stsb": 0.0})
     assert cmp["tasks_l2"] == ("rte",) and {p["level"] for p in cmp["points_l2"]} == {0, 2}
     order = cmp["facts"]["mt2_order"]
     assert order.index("adapting by pruning") < order.index("OBCE (r_f)") < order.index("FFN sub-layer removal")
     assert "averaged over RTE" in methods_findings(cmp["facts"]) and cmp["facts"]["mt_own"] == "none yet"
+    assert cmp["facts"]["mt_partial"] == "Every method that ran is in these averages."
+    methods = [r for r in methods if r["provenance"]["importance"] == "masks"]
     tiny = []
     for seed in (0, 1, 2):
         rec = _rec("stsb", "kronecker_19x", 3, seed, 0.55, 5)
         rec["provenance"]["budget"] = "own"
         tiny.append(rec)
     cmp = compare_methods(scores, methods + tiny, {"rte": 0.5, "stsb": 0.0})
-    assert cmp["tasks_l2"] == ("rte",) and cmp["tasks_own"] == ("stsb",)  # each view its own tasks
+    assert cmp["tasks_l2"] == ("rte", "stsb") and cmp["tasks_own"] == ("stsb",)  # each view its own tasks
     assert cmp["facts"]["mt_own"] == "KroneckerBERT at 19x (two-stage distillation) (0.00M parameters) 55.0"
     assert "over STS-B (unpruned 81.0, majority class 0.0)" in methods_findings(cmp["facts"])
-    assert cmp["facts"]["mt2_floor"] == pytest.approx(50.0)  # RTE's floor, given as 0.5
+    assert cmp["facts"]["mt2_floor"] == pytest.approx(25.0)  # the floors of RTE (given as 0.5) and STS-B (0)
     methods = [r for r in methods if r["provenance"]["importance"] == "masks"]
     cmp = compare_methods(scores, methods, {"rte": 0.5, "stsb": 0.0})
     assert cmp["tasks"] == cmp["tasks_l2"] == ("rte", "stsb")

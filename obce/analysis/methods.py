@@ -169,6 +169,31 @@ def _main(record: dict[str, Any]) -> float:
     return main_value(record)
 
 
+def widest_comparison(records: list[dict[str, Any]], tasks: tuple[str, ...], methods: tuple[str, ...],
+                      left_out: dict[str, tuple[str, ...]] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The comparison a partial grid allows: the tasks every method covers (:func:`covered_tasks`),
+    except that a method run on fewer tasks than the others cover together is left out (and, with
+    ``left_out``, entered there with its tasks) instead of shrinking everybody's average to its
+    tasks. One at a time, the method whose absence adds the most tasks is left out, while it adds some.
+
+    Returns
+    -------
+    (tasks, methods) : the tasks every kept method covers, and the kept methods
+    """
+    kept = list(methods)
+    common = covered_tasks(records, tasks, tuple(kept))
+    while len(kept) > 1:
+        gains = {m: covered_tasks(records, tasks, tuple(k for k in kept if k != m)) for m in kept}
+        best = max(kept, key=lambda m: (len(gains[m]), -kept.index(m)))
+        if len(gains[best]) <= len(common):
+            break
+        kept.remove(best)
+        common = gains[best]
+        if left_out is not None:
+            left_out[best] = covered_tasks(records, tasks, (best,))
+    return common, tuple(kept)
+
+
 def covered_tasks(records: list[dict[str, Any]], tasks: tuple[str, ...], methods: tuple[str, ...]) -> tuple[str, ...]:
     """The tasks of ``tasks`` on which every one of ``methods`` has run every level it has run anywhere:
     the tasks a partial grid lets the methods be averaged over at every level."""
@@ -295,7 +320,10 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     ran = tuple(m for m in methods if any(r["provenance"].get("importance") == m for r in records))
     own = own_size_labels(records)  # points where they cover the tasks, but never what sets them
     learned = learned_tasks(score_records, floors)
-    tasks = covered_tasks(records, learned, tuple(m for m in ran if m not in own))
+    partial: dict[str, tuple[str, ...]] = {}
+    tasks, kept = widest_comparison(records, learned, tuple(m for m in ran if m not in own), partial)
+    records = [r for r in records if r["provenance"].get("importance") not in partial or
+               r["provenance"].get("importance") in own]
     if not tasks:
         raise ObceInputError(f"no task that learns has records of every method that ran ({', '.join(ran)}) "
                              "and of the scores")
@@ -310,7 +338,8 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
                        ("own", lambda r: r["provenance"].get("level", 0) == 0 or r["provenance"].get("importance") in own)):
         recs = [r for r in records if keep(r)]
         labels = tuple(m for m in ran if any(r["provenance"].get("importance") == m for r in recs))
-        view_tasks = covered_tasks(recs, learned, labels) if labels else ()
+        view_tasks, kept = widest_comparison(recs, learned, labels, partial) if labels else ((), ())
+        recs = [r for r in recs if r["provenance"].get("importance") not in set(labels) - set(kept)]
         views[name] = (view_tasks, method_points(recs, view_tasks) if view_tasks else [])
     (tasks2, points2), (tasks_own, points_own) = views["l2"], views["own"]
     ranked = sorted((p for p in points2 if p["level"] == 2), key=lambda p: -p["score"])
@@ -319,6 +348,9 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     floor = {k: 100 * float(np.mean([floors[t] for t in ts])) if ts else float("nan")
              for k, ts in (("l2", tasks2), ("own", tasks_own))}
     facts.update(mt2_floor=floor["l2"], mt_own_floor=floor["own"])
+    facts["mt_partial"] = ("Run so far on fewer tasks, and so left out of these averages: " + join_words(
+        [f"{method_name(m)} ({join_words([get_task(t).dir_name for t in ts]) or 'no task that learns'})"
+         for m, ts in partial.items()]) + "." if partial else "Every method that ran is in these averages.")
     facts.update(mt2_tasks=join_words([get_task(t).dir_name for t in tasks2]) or "no task yet",
                  mt2_order=ranking(ranked),
                  mt2_unpruned=unpruned["l2"], mt_own_unpruned=unpruned["own"],
