@@ -12,3 +12,10 @@ class ObceInputError(ValueError):
 
 class MissingResourceError(ObceInputError, FileNotFoundError):
     """A model or data file that is neither local nor reachable on the Hugging Face hub."""
+
+
+def check_choice(what: str, value, choices) -> None:
+    """Raise :class:`ObceInputError` naming ``what`` (e.g. ``"method combined score"``) unless ``value``
+    is one of ``choices``."""
+    if value not in choices:
+        raise ObceInputError(f"{what}={value!r}: expected one of {tuple(choices)}")

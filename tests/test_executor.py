@@ -29,12 +29,9 @@ VOLATILE = {"created", "wall_time_s", "host", "device", "git_commit", "git_commi
 
 
 @pytest.fixture()
-def grid(tiny_bert, glue_dir, tmp_path):
+def grid(tiny_dir, glue_dir, tmp_path):
     """2 tasks x 2 scores at level 2, and the unpruned model: 6 cells, 64 training texts each."""
-    model, tok = tiny_bert
-    model.save_pretrained(tmp_path / "tiny")
-    tok.save_pretrained(tmp_path / "tiny")
-    return dict(model=str(tmp_path / "tiny"), out=str(tmp_path / "seq"), glue_dir=str(glue_dir),
+    return dict(model=str(tiny_dir), out=str(tmp_path / "seq"), glue_dir=str(glue_dir),
                 tasks=["rte", "mrpc"], levels=[0, 2], seeds=[0], importances=["merge_radius", "random"],
                 corpus=dict(samples=12, max_length=16),
                 finetune=dict(epochs=1, batch_size=16, max_length=32, max_train_samples=64, max_eval_samples=32))
@@ -162,15 +159,12 @@ def test_without_ray_installed_the_ray_executor_says_how_to_install_it(grid, tmp
     assert main(["pipeline", "--config", str(config), "--dry-run"]) == 0  # the sequential path needs no Ray
 
 
-def test_posttrain_on_ray_gives_the_sequential_rows(tiny_bert, glue_dir, tmp_path):
+def test_posttrain_on_ray_gives_the_sequential_rows(tiny_dir, glue_dir, tmp_path):
     from obce.experiments.config import PostTrainConfig
     from obce.experiments.posttrain import run_posttrain
     from obce.results import POSTTRAIN_TABLE, read_jsonl
 
-    model, tok = tiny_bert
-    model.save_pretrained(tmp_path / "tiny")
-    tok.save_pretrained(tmp_path / "tiny")
-    cfg = dict(model=str(tmp_path / "tiny"), glue_dir=str(glue_dir), tasks=["rte"], seeds=[0], draws=[0, 1],
+    cfg = dict(model=str(tiny_dir), glue_dir=str(glue_dir), tasks=["rte"], seeds=[0], draws=[0, 1],
                importances=["merge_radius", "random"], keep_fractions=[0.5], compensations=["none", "bias"],
                corpus=dict(samples=12, max_length=16),
                finetune=dict(epochs=1, batch_size=16, max_length=32, max_train_samples=32, max_eval_samples=32))

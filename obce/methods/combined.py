@@ -17,7 +17,7 @@ import numpy as np
 from torch import nn
 
 from ..distill import DISTILL_DEFAULTS
-from ..errors import ObceInputError
+from ..errors import ObceInputError, check_choice
 from ..models import ffn_layers
 from ..pruning import count_parameters, prune
 
@@ -38,10 +38,8 @@ def validate(params: dict) -> None:
     """Raise ``ObceInputError`` for an unknown score or embedding, or a size outside [0, 1)."""
     from ..scoring import IMPORTANCES
 
-    if params["score"] not in IMPORTANCES:
-        raise ObceInputError(f"method combined score={params['score']!r}: expected one of {IMPORTANCES}")
-    if params["embedding"] not in EMBEDDINGS:
-        raise ObceInputError(f"method combined embedding={params['embedding']!r}: expected one of {EMBEDDINGS}")
+    check_choice("method combined score", params["score"], IMPORTANCES)
+    check_choice("method combined embedding", params["embedding"], EMBEDDINGS)
     if not 0 <= params["size"] < 1:
         raise ObceInputError(f"method combined size={params['size']!r}: expected the fraction of the encoder's "
                              "parameters to keep, in (0, 1), or 0 for a level's budget")
@@ -92,18 +90,20 @@ def neurons_for(model: nn.Module, budget: int, params: dict) -> int:
     ObceInputError
         Even one neuron per layer leaves more than ``budget`` parameters.
     """
-    layers = ffn_layers(model)
-    n, hidden = layers[0][0].out_features, layers[0][0].in_features
-    per_neuron = len(layers) * (2 * hidden + 1)
+    from .ffn_pruning import keep_for_budget
+
     table = model.base_model.embeddings.word_embeddings.weight.numel()
-    full = count_parameters(model) - table + embedding_after(model, params)
-    k = min(n, n - int(round((full - budget) / per_neuron)))
-    if k < 1:
+    saved = table - embedding_after(model, params)
+    full = count_parameters(model)
+    try:  # FFN pruning of the rest of the budget; all neurons when the table alone brings it below
+        return keep_for_budget(model, min(full, budget + saved))
+    except ObceInputError:
+        layers = ffn_layers(model)
+        floor = full - saved - (layers[0][0].out_features - 1) * len(layers) * (2 * layers[0][0].in_features + 1)
         raise ObceInputError(f"method combined: a budget of {budget:,} parameters is out of reach with the "
-                             f"{params['embedding']} embedding: it reaches {full - (n - 1) * per_neuron:,} at one FFN "
-                             f"neuron per layer (a larger embedding_factor, the eelbert embedding or a larger size "
-                             "reaches further)")
-    return k
+                             f"{params['embedding']} embedding: it reaches {floor:,} at one FFN neuron per layer "
+                             "(a larger embedding_factor, the eelbert embedding or a larger size reaches "
+                             "further)") from None
 
 
 def check_fits(model: nn.Module, budget: int, params: dict) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from ..errors import ObceInputError
+from ..errors import ObceInputError, check_choice
 from ..pruning import count_parameters, prune
 from ..models import ffn_layers
 
@@ -32,10 +32,8 @@ def validate(params: dict) -> None:
     """Raise ``ObceInputError`` for a score that is not a corpus or weight score, or an unknown match."""
     from ..scoring import IMPORTANCES
 
-    if params["score"] not in IMPORTANCES:
-        raise ObceInputError(f"method ffn_pruning score={params['score']!r}: expected one of {IMPORTANCES}")
-    if params["match"] not in MATCHES:
-        raise ObceInputError(f"method ffn_pruning match={params['match']!r}: expected one of {MATCHES}")
+    check_choice("method ffn_pruning score", params["score"], IMPORTANCES)
+    check_choice("method ffn_pruning match", params["match"], MATCHES)
 
 
 def distils(params: dict) -> bool:
