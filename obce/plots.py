@@ -477,6 +477,9 @@ def plot_methods(points: list[dict], names=None, metric_label: str = "GLUE avera
         ax.set_xlabel(label)
     axes[0].set_ylabel(metric_label)
     handles, labels = axes[1].get_legend_handles_labels()  # the right panel has every method
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.03 + 0.05 * (-(-len(labels) // 3)), 1, 1))
+    # as many columns as the longest name leaves room for in the figure's width (at most 3)
+    width = fig.get_size_inches()[0]
+    ncol = int(max(1, min(3, width // (0.065 * max(map(len, labels), default=1) + 0.45))))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.03 + 0.05 * (-(-len(labels) // ncol)), 1, 1))
     return fig

@@ -28,6 +28,7 @@ import os
 import signal
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator, Sequence
 
 from ..errors import ObceInputError
@@ -35,7 +36,7 @@ from ..errors import ObceInputError
 logger = logging.getLogger(__name__)
 
 __all__ = ["EXECUTORS", "INSTALL_HINT", "Node", "RaySettings", "check_settings", "ray_cluster", "run_graph",
-           "set_threads"]
+           "set_threads", "shipped"]
 
 #: The executors of a grid command: one cell at a time in this process, or Ray tasks.
 EXECUTORS = ("sequential", "ray")
@@ -171,6 +172,18 @@ def ray_cluster(settings: RaySettings) -> Iterator[dict[str, float]]:
         yield resources
     finally:
         ray.shutdown()
+
+
+def shipped(cfg):
+    """``cfg`` as the cells receive it: its ``out`` and ``glue_dir`` absolute against the driver's
+    working directory, so that a worker started elsewhere reads and writes the same files (the model
+    is left as written: records name it so)."""
+    import dataclasses
+
+    changes = {"out": str(Path(cfg.out).expanduser().resolve())}
+    if getattr(cfg, "glue_dir", None):
+        changes["glue_dir"] = str(Path(cfg.glue_dir).expanduser().resolve())
+    return dataclasses.replace(cfg, **changes)
 
 
 def set_threads(cpus: float) -> int:

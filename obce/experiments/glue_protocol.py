@@ -339,7 +339,7 @@ def check_records(cfg: PipelineConfig, force: bool = False) -> dict[tuple[str, s
 def _run_ray(cfg: PipelineConfig, progress: bool, force: bool, settings) -> list[Path]:
     """:func:`run_pipeline`'s work as Ray tasks, under the lock of ``cfg.out``: the driver plans, sets
     unreadable records aside and waits; the cells write their records."""
-    from .executor import ray_cluster, run_graph
+    from .executor import ray_cluster, run_graph, shipped
 
     states = check_records(cfg, force=force)
     runs = planned_runs(cfg)
@@ -356,7 +356,8 @@ def _run_ray(cfg: PipelineConfig, progress: bool, force: bool, settings) -> list
             todo.append(run)
         logger.info("%d runs planned, %d to do", len(runs), len(todo))
         if todo:
-            run_graph(pipeline_graph(cfg, todo, ctx["specs"], settings.cpus_per_cell, settings.gpus_per_cell, force),
+            run_graph(pipeline_graph(shipped(cfg), todo, ctx["specs"], settings.cpus_per_cell, settings.gpus_per_cell,
+                                     force),
                       progress=progress, desc=f"{cfg.out}: runs")
     return [record_path(cfg.out, *r) for r in runs]
 

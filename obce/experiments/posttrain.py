@@ -192,9 +192,10 @@ def _run_ray(cfg: PostTrainConfig, out: Path, todo: list[tuple], run_id: str, se
     """:func:`run_posttrain`'s work as Ray tasks (inside :func:`obce.experiments.executor.ray_cluster`): a
     fine-tune per (task, seed) upstream, one task per (task, seed, draw) returning its rows, which the
     driver appends as they arrive."""
-    from .executor import Node, run_graph
+    from .executor import Node, run_graph, shipped
 
     cpus, gpus = settings.cpus_per_cell, settings.gpus_per_cell
+    cfg = shipped(cfg)
     nodes: dict = {}
     for task, seed in dict.fromkeys(cell[:2] for cell in todo):
         nodes[("finetune", task, seed)] = Node(_finetune_task, (cfg, task, seed, cpus), cell=False, cpus=cpus,
