@@ -36,7 +36,7 @@ from ..errors import ObceInputError
 logger = logging.getLogger(__name__)
 
 __all__ = ["EXECUTORS", "INSTALL_HINT", "Node", "RaySettings", "check_settings", "ray_cluster", "run_graph",
-           "set_threads", "shipped"]
+           "resolve", "set_threads", "shipped"]
 
 #: The executors of a grid command: one cell at a time in this process, or Ray tasks.
 EXECUTORS = ("sequential", "ray")
@@ -71,7 +71,8 @@ class RaySettings:
 
 @dataclass
 class Node:
-    """One task of a grid's graph: ``fn(*args, *results of deps)`` run with ``cpus`` and ``gpus``.
+    """One task of a grid's graph: ``fn(*args, *results of deps)`` run with ``cpus`` (its torch threads)
+    and ``gpus``.
 
     ``cell``: whether it is one of the grid's cells (counted by the progress bar, its result handed
     to the driver's callback); upstream nodes are shared inputs whose results only order the graph.
@@ -85,6 +86,18 @@ class Node:
     gpus: float = 0.0
     label: str = ""
     kwargs: dict = field(default_factory=dict)
+
+
+def resolve(executor: str, ray: RaySettings | None) -> RaySettings | None:
+    """A grid command's executor checked before any compute: ``None`` for the sequential one, else the
+    Ray settings (default: a local Ray, one CPU per cell), checked by :func:`check_settings`."""
+    if executor not in EXECUTORS:
+        raise ObceInputError(f"executor {executor!r}: expected one of {EXECUTORS}")
+    if executor != "ray":
+        return None
+    ray = ray or RaySettings()
+    check_settings(ray)
+    return ray
 
 
 def check_settings(settings: RaySettings) -> None:
@@ -239,9 +252,9 @@ def run_graph(nodes: dict[Hashable, Node], *, on_result: Callable[[Hashable, Any
     refs: dict[Hashable, Any] = {}
     for key in _topological(nodes):
         n = nodes[key]
-        task = ray.remote(n.fn).options(num_cpus=n.cpus, num_gpus=n.gpus, name=n.label or str(key)[:60],
-                                        max_retries=0)
-        refs[key] = task.remote(*n.args, *(refs[d] for d in n.deps), **n.kwargs)
+        task = ray.remote(_with_threads).options(num_cpus=n.cpus, num_gpus=n.gpus, name=n.label or str(key)[:60],
+                                                 max_retries=0)
+        refs[key] = task.remote(n.fn, n.cpus, *n.args, *(refs[d] for d in n.deps), **n.kwargs)
     pending = {refs[k]: k for k, n in nodes.items() if n.cell}
     results: dict[Hashable, Any] = {}
     failed: list[str] = []
@@ -270,6 +283,12 @@ def run_graph(nodes: dict[Hashable, Node], *, on_result: Callable[[Hashable, Any
         raise RuntimeError(f"{len(failed)} of {len(results) + len(failed)} cells failed (the others are kept; "
                            f"the same command reruns the failed ones):\n  {shown}")
     return results
+
+
+def _with_threads(fn: Callable[..., Any], cpus: float, *args, **kwargs) -> Any:
+    """A node's function on a Ray worker, with the worker's torch threads set to the node's CPUs."""
+    set_threads(cpus)
+    return fn(*args, **kwargs)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["RECORD_STATES", "check_records", "expected_method_corpus", "expected_scoring", "general_ahead",
            "method_inputs", "method_specs", "pipeline_graph", "planned_runs", "record_differences", "record_done",
-           "record_path", "record_state", "run_cell", "run_method", "run_pipeline"]
+           "record_path", "record_state", "run_cell", "run_method", "run_pipeline", "scoring_base"]
 
 
 def record_path(out: str | os.PathLike, task: str, importance: str, level: int, seed: int) -> Path:
@@ -87,17 +87,13 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
         do as Ray tasks, their shared inputs computed once upstream: :mod:`obce.experiments.executor`)
     ray : where and how the Ray executor runs (default: a local Ray, one CPU per cell)
     """
-    from .executor import EXECUTORS, RaySettings, check_settings
+    from .executor import resolve
 
-    if executor not in EXECUTORS:
-        raise ObceInputError(f"executor {executor!r}: expected one of {EXECUTORS}")
+    settings = resolve(executor, ray)
     cfg.validate()
     check_device(cfg.scoring.get("device"))
-    if executor == "ray":
-        ray = ray or RaySettings()
-        check_settings(ray)
     with output_lock(Path(cfg.out), "pipeline out:"):
-        return _run_ray(cfg, progress, force, ray) if executor == "ray" else _run(cfg, progress, force)
+        return _run_ray(cfg, progress, force, settings) if settings else _run(cfg, progress, force)
 
 
 def _prepare(cfg: PipelineConfig) -> dict[str, Any]:
@@ -156,9 +152,7 @@ def run_cell(cfg: PipelineConfig, ctx: dict[str, Any], run: tuple[str, str, int,
         result.save(path)
         logger.info("wrote %s: %s", path, result.metrics)
         return path
-    base = model
-    if level and cfg.corpus.get("score_model", "pretrained") == "finetuned":
-        base = finetuned_model(cfg, model, tokenizer, task, progress, seed=corpus_seed(cfg, seed))
+    base = scoring_base(cfg, model, tokenizer, task, seed, progress) if level else model
     scores = None if level == 0 else task_scores(cfg, base, tokenizer, task, imp, progress, seed=seed)
     small = model if level == 0 else prune(base, scores, level=level)
     extra = dict(importance=imp, level=level, intermediate_size=small.config.intermediate_size,
@@ -176,6 +170,14 @@ def run_cell(cfg: PipelineConfig, ctx: dict[str, Any], run: tuple[str, str, int,
     return path
 
 
+def scoring_base(cfg: PipelineConfig, model, tokenizer, task: str, seed: int, progress: bool = True):
+    """The model a run's scores read: the pretrained one, or with ``corpus.score_model: finetuned`` the
+    one fine-tuned on the task with the run's corpus seed (cached)."""
+    if cfg.corpus.get("score_model", "pretrained") == "finetuned":
+        return finetuned_model(cfg, model, tokenizer, task, progress, seed=corpus_seed(cfg, seed))
+    return model
+
+
 def method_inputs(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, task: str, seed: int,
                   progress: bool = True, teacher: bool = True) -> dict[str, Any]:
     """What a method's run reads besides the pretrained model: ``texts`` (the scoring corpus, for a
@@ -189,10 +191,8 @@ def method_inputs(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, t
     texts = scores = fine = None
     score = method_score(spec)
     if score:  # the pipeline's cached scores of the task's corpus, as an importance's run reads them
-        base = model
-        if c.get("score_model", "pretrained") == "finetuned":
-            base = finetuned_model(cfg, model, tokenizer, task, progress, seed=corpus_seed(cfg, seed))
-        scores = task_scores(cfg, base, tokenizer, task, score, progress, seed=seed)
+        scores = task_scores(cfg, scoring_base(cfg, model, tokenizer, task, seed, progress), tokenizer, task, score,
+                             progress, seed=seed)
     elif method.reads_corpus(spec["params"]):
         texts = load_corpus(c.get("source_task") or task, n=c["samples"], split=c.get("split", "train"),
                             glue_dir=cfg.glue_dir, seed=corpus_seed(cfg, seed))
@@ -384,7 +384,7 @@ def pipeline_graph(cfg: PipelineConfig, todo: list[tuple[str, str, int, int]], s
 
     def teacher(task: str, seed: int) -> tuple:
         key = ("teacher", task, seed)
-        nodes.setdefault(key, Node(_teacher_task, (cfg, task, seed, cpus), cell=False, cpus=cpus, gpus=gpus,
+        nodes.setdefault(key, Node(_teacher_task, (cfg, task, seed), cell=False, cpus=cpus, gpus=gpus,
                                    label=f"teacher {task} s{seed}"))
         return key
 
@@ -393,7 +393,7 @@ def pipeline_graph(cfg: PipelineConfig, todo: list[tuple[str, str, int, int]], s
         deps = [teacher(task, corpus_seed(cfg, seed))] if finetuned_scores else []
         key = ("scores", cfg.corpus.get("source_task") or task, imp, draw,
                corpus_seed(cfg, seed) if finetuned_scores else None)
-        nodes.setdefault(key, Node(_scores_task, (cfg, task, imp, seed, cpus), deps=deps, cell=False, cpus=cpus,
+        nodes.setdefault(key, Node(_scores_task, (cfg, task, imp, seed), deps=deps, cell=False, cpus=cpus,
                                    gpus=gpus, label=f"scores {task} {imp}"))
         return key
 
@@ -414,11 +414,11 @@ def pipeline_graph(cfg: PipelineConfig, todo: list[tuple[str, str, int, int]], s
                 deps.append(teacher(task, seed))
             if spec["params"]["general_steps"]:
                 key = ("general", imp, level, *([score_key] if score_key else []))
-                nodes.setdefault(key, Node(_general_task, (cfg, imp, task, level, seed, cpus), cell=False,
+                nodes.setdefault(key, Node(_general_task, (cfg, imp, task, level, seed), cell=False,
                                            deps=[score_key] if score_key else [], cpus=cpus, gpus=gpus,
                                            label=f"general {imp}"))
                 deps.append(key)
-        nodes[("run", *run)] = Node(_cell_task, (cfg, run, cpus, force), deps=deps, cpus=cpus, gpus=gpus,
+        nodes[("run", *run)] = Node(_cell_task, (cfg, run, force), deps=deps, cpus=cpus, gpus=gpus,
                                     label=f"{task} {imp} L{level} s{seed}")
     return nodes
 
@@ -435,47 +435,33 @@ def _worker_context(cfg: PipelineConfig) -> dict[str, Any]:
     return _WORKER[key]
 
 
-def _teacher_task(cfg: PipelineConfig, task: str, seed: int, cpus: float) -> str:
-    from .executor import set_threads
-
-    set_threads(cpus)
+def _teacher_task(cfg: PipelineConfig, task: str, seed: int) -> str:
     ctx = _worker_context(cfg)
     finetuned_model(cfg, ctx["model"], ctx["tokenizer"], task, False, seed=seed)
     return f"teacher {task} s{seed}"
 
 
-def _scores_task(cfg: PipelineConfig, task: str, imp: str, seed: int, cpus: float, *_deps) -> str:
-    from .executor import set_threads
-
-    set_threads(cpus)
+def _scores_task(cfg: PipelineConfig, task: str, imp: str, seed: int, *_deps) -> str:
     ctx = _worker_context(cfg)
-    base = ctx["model"]
-    if cfg.corpus.get("score_model", "pretrained") == "finetuned":
-        base = finetuned_model(cfg, base, ctx["tokenizer"], task, False, seed=corpus_seed(cfg, seed))
+    base = scoring_base(cfg, ctx["model"], ctx["tokenizer"], task, seed, False)
     task_scores(cfg, base, ctx["tokenizer"], task, imp, False, seed=seed)
     return f"scores {task} {imp}"
 
 
-def _general_task(cfg: PipelineConfig, label: str, task: str, level: int, seed: int, cpus: float, *_deps) -> str:
-    from .executor import set_threads
-
-    set_threads(cpus)
+def _general_task(cfg: PipelineConfig, label: str, task: str, level: int, seed: int, *_deps) -> str:
     ctx = _worker_context(cfg)
     info = general_ahead(cfg, ctx["specs"][label], ctx["model"], ctx["tokenizer"], task, level, seed)
     return info["key"]
 
 
-def _cell_task(cfg: PipelineConfig, run: tuple[str, str, int, int], cpus: float, force: bool, *_deps) -> str:
+def _cell_task(cfg: PipelineConfig, run: tuple[str, str, int, int], force: bool, *_deps) -> str:
     """One cell on a Ray worker: re-check the record (a retry or a second driver may have written it),
     then run it (:func:`run_cell`)."""
-    from .executor import set_threads
-
     path = record_path(cfg.out, *run)
     state, why = record_state(path, cfg)
     if state == "done" or (state == "other" and not force):
         return str(path)
     if state == "bad":
         set_aside(path, why)
-    set_threads(cpus)
     run_cell(cfg, _worker_context(cfg), run, progress=False)
     return str(path)

@@ -101,17 +101,13 @@ def run_posttrain(cfg: PostTrainConfig, progress: bool = True, force: bool = Fal
         (:mod:`obce.experiments.executor`)
     ray : where and how the Ray executor runs (default: a local Ray, one CPU per task)
     """
-    from .executor import EXECUTORS, RaySettings, check_settings
+    from .executor import resolve
 
-    if executor not in EXECUTORS:
-        raise ObceInputError(f"executor {executor!r}: expected one of {EXECUTORS}")
+    settings = resolve(executor, ray)
     cfg.validate()
-    if executor == "ray":
-        ray = ray or RaySettings()
-        check_settings(ray)
     out = Path(cfg.out)
     with output_lock(out, "posttrain out:"):
-        return _run(cfg, out, progress, force, ray if executor == "ray" else None)
+        return _run(cfg, out, progress, force, settings)
 
 
 def _run(cfg: PostTrainConfig, out: Path, progress: bool, force: bool, ray=None) -> Path:
@@ -198,11 +194,11 @@ def _run_ray(cfg: PostTrainConfig, out: Path, todo: list[tuple], run_id: str, se
     cfg = shipped(cfg)
     nodes: dict = {}
     for task, seed in dict.fromkeys(cell[:2] for cell in todo):
-        nodes[("finetune", task, seed)] = Node(_finetune_task, (cfg, task, seed, cpus), cell=False, cpus=cpus,
+        nodes[("finetune", task, seed)] = Node(_finetune_task, (cfg, task, seed), cell=False, cpus=cpus,
                                                gpus=gpus, label=f"finetune {task} s{seed}")
     for task, seed, draw in dict.fromkeys(cell[:3] for cell in todo):
         here = [cell for cell in todo if cell[:3] == (task, seed, draw)]
-        nodes[("draw", task, seed, draw)] = Node(_draw_task, (cfg, here, run_id, cpus), deps=[("finetune", task, seed)],
+        nodes[("draw", task, seed, draw)] = Node(_draw_task, (cfg, here, run_id), deps=[("finetune", task, seed)],
                                                  cpus=cpus, gpus=gpus, label=f"{task} s{seed} d{draw}")
 
     def append(_key, rows: list[dict]) -> None:
@@ -223,20 +219,14 @@ def _worker_model(cfg: PostTrainConfig):
     return _WORKER["loaded"]
 
 
-def _finetune_task(cfg: PostTrainConfig, task: str, seed: int, cpus: float) -> str:
-    from .executor import set_threads
-
-    set_threads(cpus)
+def _finetune_task(cfg: PostTrainConfig, task: str, seed: int) -> str:
     base, tokenizer = _worker_model(cfg)
     cached_finetune(cfg.model, base, tokenizer, task, cfg.finetune, seed, cfg.glue_dir, Path(cfg.out), False)
     return f"{task} s{seed}"
 
 
-def _draw_task(cfg: PostTrainConfig, here: list[tuple], run_id: str, cpus: float, *_deps) -> list[dict]:
+def _draw_task(cfg: PostTrainConfig, here: list[tuple], run_id: str, *_deps) -> list[dict]:
     """One (task, seed, draw)'s cells on a Ray worker; their rows, for the driver to append."""
-    from .executor import set_threads
-
-    set_threads(cpus)
     base, tokenizer = _worker_model(cfg)
     task, seed = here[0][:2]
     out = Path(cfg.out)
