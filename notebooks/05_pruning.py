@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -151,7 +151,7 @@ enc = tokenizer(held_out[:8], padding=True, return_tensors="pt")
 with torch.inference_mode():
     same = torch.allclose(reloaded(**enc).last_hidden_state, small(**enc).last_hidden_state, atol=1e-6)
 assert same
-print(f"saved {path}: {type(reloaded).__name__}, intermediate_size={reloaded.config.intermediate_size}, "
+print(f"saved {path.name}/: {type(reloaded).__name__}, intermediate_size={reloaded.config.intermediate_size}, "
       f"{obce.count_parameters(reloaded):,} parameters, outputs identical after reload: {same}")
 
 # %% [markdown]

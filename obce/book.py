@@ -130,7 +130,9 @@ def build_key(root: str | os.PathLike, profile: str = "quick") -> str:
 
     root = Path(root).resolve()
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{profile}\0{os.environ.get('OBCE_GLUE_DIR', '')}\0".encode())
+    from .data import glue_root
+
+    h.update(f"{profile}\0{os.environ.get('OBCE_GLUE_DIR', '')}\0{glue_root()}\0".encode())
     for name in BUILD_INPUTS:
         base = root / name
         files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())

@@ -4,12 +4,17 @@ A local GLUE directory has the classic layout written by ``download_glue_data.py
 ``<dir>/<TASK>/train.tsv`` and ``dev.tsv`` (MNLI: ``dev_matched.tsv``, ``dev_mismatched.tsv``),
 tab-separated, quote characters being part of the text (read with ``csv.QUOTE_NONE``), CoLA without
 a header row. It is given as ``glue_dir=`` or through the ``OBCE_GLUE_DIR`` environment variable;
-without either, data come from the hub dataset ``nyu-mll/glue``. Both routes return a
-``datasets.Dataset`` with the hub's columns (text fields, ``label``, ``idx``).
+without either, data come from the hub dataset ``nyu-mll/glue``, and where the hub cannot be reached
+(no network, or the offline flags with no copy of it in the local caches) from the small sample that
+ships inside the package (:data:`SAMPLE_DIR`: a few hundred rows of each split, byte-exact rows of the
+classic TSVs, see its ``SOURCES.md``), said in a log line and in every record's provenance. Every
+route returns a ``datasets.Dataset`` with the hub's columns (text fields, ``label``, ``idx``).
 """
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
 import logging
 import os
@@ -25,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 HUB_DATASET = "nyu-mll/glue"
 GLUE_DIR_ENV = "OBCE_GLUE_DIR"
+#: The GLUE sample inside the package, in the classic layout (the default offline; see its SOURCES.md).
+SAMPLE_DIR = Path(__file__).with_name("glue_sample")
+#: Rows per split that :func:`write_glue_sample` draws (a split with fewer rows is taken whole).
+SAMPLE_ROWS = {"train": 300, "dev": 200}
 
 #: A corpus item: one sentence, or a sentence pair for pair tasks.
 Text = Union[str, tuple[str, str]]
@@ -128,6 +137,87 @@ def resolve_glue_dir(glue_dir: str | os.PathLike | None = None) -> Path | None:
     return path
 
 
+#: Label counts (hub class ids) of the full classic train and dev splits of the classification tasks,
+#: for what describes a whole split (the majority-class floors) where only the sample is at hand.
+FULL_LABEL_COUNTS: dict[str, tuple[dict[int, int], dict[int, int]]] = {
+    "cola": ({1: 6023, 0: 2528}, {1: 721, 0: 322}), "sst2": ({1: 37569, 0: 29780}, {1: 444, 0: 428}),
+    "mrpc": ({1: 2474, 0: 1194}, {1: 279, 0: 129}), "rte": ({0: 1249, 1: 1241}, {0: 146, 1: 131}),
+    "wnli": ({1: 312, 0: 323}, {1: 31, 0: 40}),
+}
+
+
+def glue_root(glue_dir: str | os.PathLike | None = None) -> Path | None:
+    """Where GLUE data come from: the local directory (``glue_dir``, else ``$OBCE_GLUE_DIR``), else
+    ``None`` for the hub where it can be reached, else :data:`SAMPLE_DIR`, the package's sample.
+
+    The hub counts as reachable when it answers (and no offline flag is set), or, with
+    ``HF_DATASETS_OFFLINE``/``HF_HUB_OFFLINE`` set, when the local Hugging Face caches hold a copy of
+    ``nyu-mll/glue``. Falling back to the sample is logged once per process.
+    """
+    root = resolve_glue_dir(glue_dir)
+    if root is not None:
+        return root
+    from .models import env_flag
+
+    offline = env_flag("HF_DATASETS_OFFLINE") or env_flag("HF_HUB_OFFLINE")
+    return _fallback_root(offline, os.environ.get("HF_ENDPOINT", ""), _hub_copy_cached())
+
+
+def is_sample(root: str | os.PathLike | None) -> bool:
+    """Whether a GLUE directory is the package's sample (:data:`SAMPLE_DIR`)."""
+    return root is not None and Path(root).resolve() == SAMPLE_DIR.resolve()
+
+
+def sample_fingerprint() -> str:
+    """sha256 (16 hex digits) over the sample's files, for cache keys of anything made from it."""
+    h = hashlib.sha256()
+    for path in sorted(SAMPLE_DIR.glob("*/*.tsv")):
+        h.update(path.relative_to(SAMPLE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _hub_copy_cached() -> bool:
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
+    datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE", home / "datasets")).expanduser()
+    hub_cache = Path(os.environ.get("HF_HUB_CACHE", home / "hub")).expanduser()
+    return (datasets_cache / "nyu-mll___glue").is_dir() or (hub_cache / "datasets--nyu-mll--glue").is_dir()
+
+
+@functools.lru_cache(maxsize=None)
+def _fallback_root(offline: bool, endpoint: str, cached: bool) -> Path | None:
+    from .models import hub_reachable
+
+    if cached if offline else hub_reachable():
+        return None
+    logger.warning("GLUE data: no GLUE directory given (glue_dir=, --glue-dir or $%s) and the hub dataset %s "
+                   "is %s, so the embedded sample is used (a few hundred rows per split, see %s/SOURCES.md); "
+                   "give a GLUE directory for the full data", GLUE_DIR_ENV, HUB_DATASET,
+                   "not in the local caches" if offline else "unreachable", SAMPLE_DIR.name)
+    return SAMPLE_DIR
+
+
+def require_full_data(glue_dir: str | os.PathLike | None, what: str) -> None:
+    """Refuse the embedded sample for a grid whose records compare with the full-data protocol: raises
+    ``ObceInputError`` naming ``what`` when :func:`glue_root` would read the sample."""
+    if is_sample(glue_root(glue_dir)):
+        raise ObceInputError(
+            f"{what}: no GLUE directory was given (glue_dir, --glue-dir or ${GLUE_DIR_ENV}) and the hub dataset "
+            f"{HUB_DATASET} cannot be reached, so only obce's embedded sample (a few hundred rows per split) is "
+            "at hand; a grid's records compare with the full-data protocol and do not run on it. Give the "
+            "classic GLUE TSVs (download_glue_data.py's layout) or network access to the hub")
+
+
+def data_description(task: str, glue_dir: str | os.PathLike | None = None) -> str:
+    """Where a task's data come from, for a record's provenance (no machine path for the sample)."""
+    info = get_task(task)
+    root = glue_root(glue_dir)
+    if root is None:
+        return f"hub {HUB_DATASET}/{info.name}"
+    if is_sample(root):
+        return f"obce's embedded GLUE sample {info.dir_name} (sha256 {sample_fingerprint()})"
+    return f"local GLUE TSV {root / info.dir_name}"
+
+
 def load_glue(task: str, split: str = "train", glue_dir: str | os.PathLike | None = None):
     """One split of a GLUE task as a ``datasets.Dataset``.
 
@@ -139,7 +229,8 @@ def load_glue(task: str, split: str = "train", glue_dir: str | os.PathLike | Non
         ``train`` or ``validation`` (MNLI: ``validation_matched`` / ``validation_mismatched``;
         ``validation`` means matched).
     glue_dir : path, optional
-        Local GLUE directory; default ``$OBCE_GLUE_DIR``, else the hub dataset ``nyu-mll/glue``.
+        Local GLUE directory; default ``$OBCE_GLUE_DIR``, else the hub dataset ``nyu-mll/glue``, else
+        (the hub unreachable) the package's sample (see :func:`glue_root`).
 
     Returns
     -------
@@ -148,12 +239,14 @@ def load_glue(task: str, split: str = "train", glue_dir: str | os.PathLike | Non
     """
     info = get_task(task)
     filename = info.file_for(split)
-    root = resolve_glue_dir(glue_dir)
+    root = glue_root(glue_dir)
     if root is None:
         return _load_from_hub(info, split, filename)
     path = root / info.dir_name / filename
     if not path.is_file():
-        raise MissingResourceError(_missing_data_message(info, filename, f"{path} does not exist"))
+        reason = (f"the embedded sample has no {info.dir_name}/{filename} (the hub is unreachable and no GLUE "
+                  "directory was given)" if is_sample(root) else f"{path} does not exist")
+        raise MissingResourceError(_missing_data_message(info, filename, reason))
     columns = read_glue_tsv(path, info)
     return _to_dataset(info, columns)
 
@@ -378,3 +471,53 @@ def unlabeled_corpus(tasks: Sequence[str] = UNLABELED_TASKS, glue_dir: str | os.
     description = (f"the training sentences of {', '.join(names)} pooled (labels dropped, {total} distinct, none "
                    f"of their dev sentences)" + (f", {len(texts)} drawn with seed {seed}" if len(texts) < total else ""))
     return texts, description
+
+
+def sample_lines(lines: Sequence[str], n: int, header: bool, seed: int = 0) -> list[str]:
+    """The rows a GLUE sample keeps of one TSV file: the header (if any) and ``n`` data rows drawn
+    without replacement (seeded), in file order, each line byte for byte (all rows if fewer than ``n``).
+
+    Parameters
+    ----------
+    lines : the file's lines without their line ends, (n_lines,)
+    n : data rows to keep; header : whether the first line is a header; seed : the draw's seed
+
+    Returns
+    -------
+    list of str, (header + min(n, n_rows),)
+    """
+    head, body = (list(lines[:1]), list(lines[1:])) if header else ([], list(lines))
+    if n >= len(body):
+        return head + body
+    keep = np.sort(np.random.default_rng(seed).choice(len(body), size=n, replace=False))
+    return head + [body[i] for i in keep]
+
+
+def write_glue_sample(src: str | os.PathLike, dst: str | os.PathLike, rows: dict[str, int] | None = None,
+                      seed: int = 0, overwrite: bool = False) -> list[Path]:
+    """Write a GLUE sample: for every task file of the classic layout under ``src``, the rows that
+    :func:`sample_lines` keeps (``rows["train"]`` for ``train.tsv``, ``rows["dev"]`` for dev files),
+    to the same relative path under ``dst``. This is how :data:`SAMPLE_DIR` was made.
+
+    Returns the files written. Refuses to replace an existing file unless ``overwrite``.
+    """
+    rows = dict(SAMPLE_ROWS if rows is None else rows)
+    src, dst = Path(src), Path(dst)
+    written = []
+    for info in GLUE_TASKS.values():
+        for filename in ("train.tsv", *info.dev_files.values()):
+            path = src / info.dir_name / filename
+            if not path.is_file():
+                continue
+            text = path.read_bytes().decode("utf-8")
+            lines = text.split("\n")
+            if lines and lines[-1] == "":
+                lines = lines[:-1]
+            n = rows["train" if filename == "train.tsv" else "dev"]
+            target = dst / info.dir_name / filename
+            if target.exists() and not overwrite:
+                raise ObceInputError(f"{target} exists; pass overwrite=True to replace it")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(("\n".join(sample_lines(lines, n, info.header, seed)) + "\n").encode("utf-8"))
+            written.append(target)
+    return written

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .data import get_task, load_glue
+from .data import data_description, get_task, load_glue
 from .distill import DISTILL_DEFAULTS
 from .errors import ObceInputError
 from .models import (check_device, check_max_length, check_weights, encoder_layers, load_config,
@@ -300,7 +300,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     extra.setdefault("level", 0 if extra["importance"] == "none" else None)
     prov = provenance(params=params, seed=seed, device=actual_device, wall_time_s=timer.seconds,
                       precision="bf16" if bf16 else "fp32",
-                      model=model_name, data=_data_description(glue_dir, info),
+                      model=model_name, data=data_description(info.name, glue_dir),
                       train_size=len(train), eval_size={s: len(d) for s, d in devs.items()},
                       train_loss=float(train_out.training_loss),
                       weights=(f"stored as {stored}, upcast to float32 for fine-tuning"
@@ -425,13 +425,6 @@ def _subset(ds, n: int | None, seed: int):
     if n < 1:
         raise ObceInputError(f"sample limit {n!r}: expected a positive integer or None")
     return ds.shuffle(seed=seed).select(range(n))
-
-
-def _data_description(glue_dir, info) -> str:
-    from .data import resolve_glue_dir
-
-    root = resolve_glue_dir(glue_dir)
-    return f"local GLUE TSV {root / info.dir_name}" if root else f"hub nyu-mll/glue/{info.name}"
 
 
 def _check_hyper(**values) -> None:

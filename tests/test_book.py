@@ -92,6 +92,46 @@ def test_built_book_has_every_chapter_its_figures_and_no_errors(built_book):
     assert "Balderas" in refs and "Devlin" in refs
 
 
+MACHINE_PATH = re.compile(r"(?<![\w.-])/(?:tmp|home|root|work|usr|opt|var|mnt|private|Users)/[\w.+-]+")
+
+
+def test_machine_path_detector():
+    assert MACHINE_PATH.search("saved /tmp/abc/_build/pruned/minilm-level2")
+    assert MACHINE_PATH.search("data: local GLUE TSV /work/shared/glue/RTE")
+    assert not MACHINE_PATH.search("see docs/ARCHITECTURE.md and https://example.org/home/x, glue_sample/SOURCES.md")
+
+
+@pytest.mark.slow
+def test_no_rendered_page_shows_a_machine_path(built_book):
+    """What a page shows (its text, not its markup's links) names no path of the machine that built it."""
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.parts, self.skip = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            self.skip += tag in ("script", "style")
+
+        def handle_endtag(self, tag):
+            self.skip -= tag in ("script", "style") and self.skip > 0
+
+        def handle_data(self, data):
+            if not self.skip:
+                self.parts.append(data)
+
+    found = {}
+    for page in sorted(Path(built_book).rglob("*.html")):
+        parser = Text()
+        parser.feed(page.read_text())
+        text = " ".join(parser.parts)
+        hits = MACHINE_PATH.findall(text) + ([str(REPO)] if str(REPO) in text else [])
+        if hits:
+            found[page.relative_to(built_book).as_posix()] = sorted(set(hits))[:3]
+    assert found == {}, f"machine paths on rendered pages: {found}"
+
+
 def test_book_command_rejects_unknown_profile(tmp_path):
     from obce.book import load_profile
     from obce.errors import ObceInputError

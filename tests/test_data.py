@@ -54,12 +54,88 @@ def test_missing_files_name_the_file_and_both_remedies(glue_dir, task, split, fi
     assert filename in msg and "OBCE_GLUE_DIR" in msg and "nyu-mll/glue" in msg
 
 
-def test_hub_fallback_fails_fast_offline(monkeypatch):
+def _no_glue_dir_offline(monkeypatch, tmp_path):
+    """No GLUE directory, the offline flag, and empty Hugging Face caches: only the sample is at hand."""
+    from obce import data
+
     monkeypatch.delenv("OBCE_GLUE_DIR", raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    for name in ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_CACHE"):
+        monkeypatch.setenv(name, str(tmp_path / "hf" / name))
+    data._fallback_root.cache_clear()
+
+
+def test_without_data_the_embedded_sample_is_used_and_said(monkeypatch, tmp_path, caplog):
+    from obce.data import SAMPLE_DIR, data_description, glue_root
+
+    _no_glue_dir_offline(monkeypatch, tmp_path)
     start = time.perf_counter()
-    with pytest.raises(MissingResourceError, match="nyu-mll/glue"):
-        load_glue("rte", "validation")
+    with caplog.at_level("WARNING", logger="obce.data"):
+        dev = load_glue("rte", "validation")
+        train = load_glue("rte", "train")
     assert time.perf_counter() - start < 30
+    assert (len(train), len(dev)) == (300, 200)
+    assert glue_root() == SAMPLE_DIR
+    said = [r.getMessage() for r in caplog.records if "embedded sample" in r.getMessage()]
+    assert len(said) == 1 and "OBCE_GLUE_DIR" in said[0]  # once per process, with the remedy
+    described = data_description("rte")
+    assert "embedded GLUE sample RTE" in described and "/" not in described  # no machine path
+    with pytest.raises(MissingResourceError) as err:  # a file the sample lacks still names both remedies
+        load_glue("mnli", "validation")
+    assert "embedded sample has no MNLI/dev_matched.tsv" in str(err.value) and "nyu-mll/glue" in str(err.value)
+
+
+def test_a_cached_hub_copy_is_preferred_to_the_sample(monkeypatch, tmp_path):
+    from obce.data import glue_root
+
+    _no_glue_dir_offline(monkeypatch, tmp_path)
+    (tmp_path / "hf" / "HF_DATASETS_CACHE" / "nyu-mll___glue").mkdir(parents=True)
+    assert glue_root() is None  # the hub route, through its local cache
+
+
+def test_grids_refuse_the_sample_before_any_compute(monkeypatch, tmp_path):
+    from obce.experiments.config import PipelineConfig
+
+    _no_glue_dir_offline(monkeypatch, tmp_path)
+    with pytest.raises(ObceInputError, match="pipeline config glue_dir: no GLUE directory was given"):
+        PipelineConfig(out=str(tmp_path / "out"), tasks=["rte"], importances=["random"], levels=[2],
+                       seeds=[0]).validate()
+
+
+def test_embedded_sample_is_the_rule_applied_to_the_classic_tsvs(glue_dir, tmp_path):
+    """Byte for byte what write_glue_sample draws from the classic files, and small."""
+    from obce.data import SAMPLE_DIR, write_glue_sample
+
+    written = write_glue_sample(glue_dir, tmp_path)
+    shipped = sorted(p.relative_to(SAMPLE_DIR) for p in SAMPLE_DIR.glob("*/*.tsv"))
+    assert sorted(p.relative_to(tmp_path) for p in written) == shipped
+    for rel in shipped:
+        assert (tmp_path / rel).read_bytes() == (SAMPLE_DIR / rel).read_bytes(), rel
+        full = set((glue_dir / rel).read_bytes().decode().split("\n"))
+        assert set((SAMPLE_DIR / rel).read_bytes().decode().rstrip("\n").split("\n")) <= full, rel
+    assert sum((SAMPLE_DIR / rel).stat().st_size for rel in shipped) < 700_000
+    sources = (SAMPLE_DIR / "SOURCES.md").read_text()
+    assert all(f"| {rel.as_posix()} |" in sources for rel in shipped)
+
+
+def test_majority_floors_from_the_sample_are_the_full_data_floors(glue_dir, monkeypatch, tmp_path):
+    """A book built from the sample reads its comparisons against the full dev sets' floors."""
+    from obce.analysis.stats import majority_floors
+
+    tasks = ["cola", "sst2", "mrpc", "stsb", "rte", "wnli"]
+    full = majority_floors(tasks, glue_dir)
+    _no_glue_dir_offline(monkeypatch, tmp_path)
+    assert majority_floors(tasks) == full
+
+
+@pytest.mark.parametrize("task", ["cola", "sst2", "mrpc", "stsb", "rte", "wnli"])
+def test_every_sample_split_parses(task):
+    from obce.data import SAMPLE_DIR
+
+    train, dev = (load_glue(task, s, glue_dir=SAMPLE_DIR) for s in ("train", "validation"))
+    assert len(train) == 300 and 71 <= len(dev) <= 200
+    if task != "stsb":
+        assert len(set(train["label"])) == 2  # both classes, so a model can learn something
 
 
 def _write(tmp_path, task_dir, text):

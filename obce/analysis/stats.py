@@ -24,13 +24,20 @@ LEARNING_MARGIN = 0.01
 def majority_baseline(task: str, glue_dir: str | os.PathLike | None = None) -> dict[str, float]:
     """Dev metrics of always predicting the most frequent training label (the mean score for
     STS-B): what a fine-tuned model scores when it has learned nothing of the task. A correlation of
-    these constant predictions is undefined; its floor is 0 (they correlate with nothing)."""
-    from ..data import load_glue
+    these constant predictions is undefined; its floor is 0 (they correlate with nothing). Where only
+    the embedded sample is at hand, the full splits' label counts (:data:`obce.data.FULL_LABEL_COUNTS`)
+    give the same floors as the full files."""
+    from ..data import FULL_LABEL_COUNTS, glue_root, is_sample, load_glue
     from ..glue import compute_metrics
 
     info = get_task(task)
-    train = np.asarray(load_glue(task, "train", glue_dir)["label"])
-    dev = np.asarray(load_glue(task, "validation", glue_dir)["label"])
+    if is_sample(glue_root(glue_dir)) and info.name in FULL_LABEL_COUNTS:
+        train_counts, dev_counts = FULL_LABEL_COUNTS[info.name]
+        train = np.repeat(list(train_counts), list(train_counts.values()))
+        dev = np.repeat(list(dev_counts), list(dev_counts.values()))
+    else:
+        train = np.asarray(load_glue(task, "train", glue_dir)["label"])
+        dev = np.asarray(load_glue(task, "validation", glue_dir)["label"])
     constant = train.mean() if info.is_regression else np.bincount(train.astype(int)).argmax()
     found = compute_metrics(task, np.full(len(dev), constant, dtype=dev.dtype), dev)
     return {k: 0.0 if v is None else v for k, v in found.items()}

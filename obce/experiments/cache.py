@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..data import load_corpus
+from ..data import glue_root, is_sample, load_corpus, sample_fingerprint
 from ..errors import ObceInputError
 from ..files import Timer, atomic_dir, cache_key, corpus_hash
 from ..models import ffn_layers, source_fingerprint
@@ -102,8 +102,9 @@ def cached_finetune(model_name: str, model, tokenizer, task: str, finetune: dict
     from .. import glue
 
     finetune = {k: v for k, v in finetune.items() if k != "distill"}  # the teacher itself trains plainly
+    sample = {"data": f"embedded sample {sample_fingerprint()}"} if is_sample(glue_root(glue_dir)) else {}
     key = cache_key(model=model_name, fingerprint=source_fingerprint(model_name), task=task, finetune=finetune,
-                    seed=seed)
+                    seed=seed, **sample)
     path = Path(out) / "finetuned" / f"{task}-{key[:8]}"
     if (path / "config.json").is_file():
         try:
