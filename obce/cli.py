@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--max-train-samples", type=int, default=None)
     f.add_argument("--max-eval-samples", type=int, default=None)
     f.add_argument("--device", default=None)
+    f.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                   help="bf16 autocast or fp32 (default: bf16 where the CPU or GPU computes it natively)")
     f.add_argument("--out", required=True, help="JSON record to write")
     f.add_argument("--save-model", metavar="DIR", help="also save the fine-tuned model with its head (a new directory)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --out record of other inputs")
@@ -458,7 +460,8 @@ def _glue_into(args, out: Path) -> None:
     res = finetune_and_evaluate(args.model, args.task, glue_dir=args.glue_dir, epochs=args.epochs, lr=args.lr,
                                 batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
                                 max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-                                device=args.device, work_parent=out.parent, keep_model=args.save_model is not None)
+                                device=args.device, precision=args.precision, work_parent=out.parent,
+                                keep_model=args.save_model is not None)
     if args.save_model is not None:
         from .files import atomic_dir
 

@@ -138,6 +138,30 @@ def check_finite_weights(model: nn.Module, name: str) -> None:
                                  "a model with broken weights cannot be fine-tuned or evaluated")
 
 
+def default_precision(device: str) -> str:
+    """``"bf16"`` where ``device`` computes bfloat16 natively (a CUDA GPU that supports it; a CPU with
+    AVX512-BF16 or AMX), else ``"fp32"``."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    cpu = getattr(torch, "cpu", None)
+    native = any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return "bf16" if native else "fp32"
+
+
+def protocol_finetune(finetune: dict[str, Any]) -> dict[str, Any]:
+    """A protocol's fine-tuning keys as its cells run them: a config that names no precision runs as
+    every record of the protocols was made before the CPU default became bf16 (bf16 on a GPU that
+    supports it, fp32 on CPU), so that its records keep pairing; one that names it runs with it."""
+    import torch
+
+    if finetune.get("precision") is not None or finetune.get("bf16") is not None:
+        return dict(finetune)
+    gpu = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return {**finetune, "precision": "bf16" if gpu else "fp32"}
+
+
 def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, tokenizer=None,
                           glue_dir: str | os.PathLike | None = None, epochs: float = 3, lr: float = 2e-5,
                           batch_size: int = 32, max_length: int = 128, seed: int = 0,
@@ -170,10 +194,14 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
     device : {"cpu", "cuda"}, optional
         Default: CUDA when available.
     bf16 : bool, optional
-        Mixed precision; default: on for a GPU that supports bf16, off on CPU.
+        Mixed precision (the same choice as ``precision``).
     precision : {"fp32", "bf16"}, optional
-        The same choice by name (``bf16`` on CPU: ``torch.autocast("cpu", dtype=torch.bfloat16)`` through
-        the Trainer, which AMX Xeons run fast); recorded as the provenance's ``precision``.
+        ``bf16``: bfloat16 autocast through the Trainer (on CPU ``torch.autocast("cpu",
+        dtype=torch.bfloat16)``), weights kept in float32. Default :func:`default_precision`: bf16 on a
+        GPU or CPU that computes it natively (measured on CPU: the same dev metric as fp32 within seed
+        noise, 1.4-1.9x faster; ``benchmarks/README.md``), else fp32. Recorded as the provenance's
+        ``precision``. The protocols keep the precision their records were made with
+        (:func:`protocol_finetune`).
     keep_model : bool
         Return the fine-tuned model (with its head, in eval mode) as ``result.model``.
     work_parent : path, optional
@@ -225,7 +253,7 @@ def finetune_and_evaluate(model: str | os.PathLike | nn.Module, task: str, *, to
             raise ObceInputError(f"precision {precision!r} and bf16={bf16!r} disagree: give one of them")
         bf16 = precision == "bf16"
     if bf16 is None:
-        bf16 = device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        bf16 = default_precision(device) == "bf16"
     timer = Timer().__enter__()
     with work_dir(work_parent) as tmp:
         source, model_name = _model_source(model, tokenizer, tmp)

@@ -60,3 +60,35 @@ def test_bad_hyper_parameters(glue_dir):
         obce.finetune_and_evaluate("minilm", "rte", glue_dir=glue_dir, epochs=0)
     with pytest.raises(ObceInputError, match="unknown GLUE task"):
         obce.finetune_and_evaluate("minilm", "squad", glue_dir=glue_dir)
+
+
+def test_precision_default_is_the_hardware_s_and_autocast_is_used(tiny_bert):
+    """No precision given: bf16 where the CPU computes it natively, recorded; bf16 really changes the
+    arithmetic (another training loss than fp32), and fp32 stays reachable by name."""
+    import torch
+
+    from obce.data import SAMPLE_DIR
+    from obce.glue import default_precision
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert default_precision("cpu") == ("bf16" if native else "fp32")
+    model, tok = tiny_bert
+    kw = dict(glue_dir=SAMPLE_DIR, tokenizer=tok, epochs=1, batch_size=8, max_length=32, max_train_samples=32,
+              max_eval_samples=32, progress=False, device="cpu", seed=0)
+    auto = obce.finetune_and_evaluate(model, "rte", **kw)
+    fp32 = obce.finetune_and_evaluate(model, "rte", precision="fp32", **kw)
+    assert auto.provenance["precision"] == default_precision("cpu") and fp32.provenance["precision"] == "fp32"
+    assert fp32.provenance["params"]["bf16"] is False
+    if native:
+        assert auto.provenance["train_loss"] != fp32.provenance["train_loss"]
+
+
+def test_protocols_keep_the_precision_their_records_were_made_with():
+    import torch
+
+    from obce.glue import protocol_finetune
+
+    same = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    assert protocol_finetune({"max_length": 64}) == {"max_length": 64, "precision": same}
+    assert protocol_finetune({"max_length": 64, "precision": "bf16"})["precision"] == "bf16"
+    assert protocol_finetune({"bf16": True}) == {"bf16": True}

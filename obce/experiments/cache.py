@@ -115,7 +115,8 @@ def cached_finetune(model_name: str, model, tokenizer, task: str, finetune: dict
             set_aside(path, f"the cached fine-tune {path} cannot be read ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''})")
     result = glue.finetune_and_evaluate(model, task, tokenizer=tokenizer, glue_dir=glue_dir, seed=seed,
-                                   progress=progress, keep_model=True, work_parent=Path(out) / ".tmp", **finetune)
+                                   progress=progress, keep_model=True, work_parent=Path(out) / ".tmp",
+                                   **glue.protocol_finetune(finetune))
     with atomic_dir(path) as tmp:
         result.model.save_pretrained(tmp)
         result.save(tmp / CHECKPOINT_RECORD)

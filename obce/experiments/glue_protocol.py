@@ -159,7 +159,7 @@ def run_cell(cfg: PipelineConfig, ctx: dict[str, Any], run: tuple[str, str, int,
                  parameters=count_parameters(small.base_model), parameters_full=ctx["n_full"],  # encoder only
                  scoring=expected_scoring(cfg, imp, seed) if level else None, config_note=cfg.note,
                  model_weights=ctx["weights"], model_fingerprint=ctx["fingerprint"])
-    ft = {k: v for k, v in cfg.finetune.items()}
+    ft = glue.protocol_finetune(cfg.finetune)
     if ft.get("distill"):  # the teacher: the unpruned model fine-tuned on the task, cached
         ft["teacher"] = finetuned_model(cfg, model, tokenizer, task, progress, seed=seed)
     result = glue.finetune_and_evaluate(small, task, tokenizer=tokenizer, glue_dir=cfg.glue_dir, seed=seed,
@@ -209,7 +209,8 @@ def run_method(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, task
 
     inputs = method_inputs(cfg, spec, model, tokenizer, task, seed, progress)
     extra = dict(scoring=expected_method_corpus(cfg, spec, seed))
-    return run(spec, model, tokenizer, task, level, seed=seed, finetune=cfg.finetune, glue_dir=cfg.glue_dir,
+    return run(spec, model, tokenizer, task, level, seed=seed, finetune=glue.protocol_finetune(cfg.finetune),
+               glue_dir=cfg.glue_dir,
                progress=progress, work_parent=work, extra_provenance=extra,
                general_cache=Path(cfg.out) / GENERAL_CACHE, **inputs)
 
