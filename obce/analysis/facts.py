@@ -14,10 +14,10 @@ import numpy as np
 from ..data import get_task
 from ..results import run_key
 from .names import join_words, prose_name
-from .stats import (controls_of, learned_tasks, level_averages, paired_comparison, pooled_comparison,
+from .stats import (controls_of, degenerate_runs, learned_tasks, level_averages, paired_comparison, pooled_comparison,
                     summarize_records)
 
-__all__ = ["DRAW_SET", "STRONGEST", "ablation_facts", "curve_text", "draw_facts", "draw_text", "explain_facts",
+__all__ = ["DRAW_SET", "STRONGEST", "ablation_facts", "by_task_phrase", "curve_text", "draw_facts", "draw_text", "explain_facts",
            "findings_text", "glue_facts", "posttrain_facts", "posttrain_text"]
 
 #: The strongest control of the records' protocols (the score that beats r_f most often).
@@ -63,6 +63,12 @@ def glue_facts(records: list[dict[str, Any]], floors: dict[str, float], a: str =
             facts[f"{key}_{c}"] = pooled[key]
         facts[f"ahead_{c}"], facts[f"behind_{c}"] = pooled["cells_ahead"], pooled["cells_behind"]
         facts[f"decided_{c}"] = pooled["wins"] + pooled["losses"]
+        facts[f"bytask_{c}"] = by_task_phrase(pooled["per_task"])
+        facts[f"bytask_{c}_ahead"] = by_task_phrase(pooled["per_task"], reverse=True)  # the control's view
+        facts[f"carrier_{c}"] = get_task(pooled["carrier"]).dir_name if pooled["carrier"] else "no single task"
+    for (imp, lv), (bad, runs) in degenerate_runs(records, learn).items():
+        facts[f"degenerate_{imp}_L{lv}"] = bad
+        facts[f"runs_{imp}_L{lv}"] = runs
     means = {(r["task"], r["importance"], r["level"]): 100 * r["mean"] for r in summarize_records(records)}
     for name, control, pick in (("best", "random", max), ("worst", strongest, min)):
         pairs = [p for p in paired_comparison(records, a, control, floors=floors) if p["task"] in learn]
@@ -169,6 +175,17 @@ def draw_text(facts: dict[str, Any], a: str = "merge_radius", strongest: str = S
         f"(median standard deviation) against {facts['drw_fixed_sd']:.1f} with one draw.")
 
 
+def by_task_phrase(per_task: dict[str, dict[str, Any]], reverse: bool = False) -> str:
+    """A pooled comparison's per-task breakdown as "STS-B 3 of 3 cells ahead (+16.9), CoLA 1 of 3
+    (-1.5), ..." (mean differences x 100), largest difference first; ``reverse``: counted and signed for
+    the second score of the comparison (cells where it is ahead)."""
+    key, sign = ("behind", -1) if reverse else ("ahead", 1)
+    order = sorted(per_task, key=lambda t: -abs(per_task[t]["mean_diff"]))
+    return ", ".join(f"{get_task(t).dir_name} {per_task[t][key]} of {per_task[t]['cells']}"
+                     f"{' cells ahead' if i == 0 else ''} ({100 * sign * per_task[t]['mean_diff']:+.1f})"
+                     for i, t in enumerate(order))
+
+
 def findings_text(records: list[dict[str, Any]], floors: dict[str, float], level: int = 2) -> str:
     """The README's two sentences of findings, computed from one protocol's records."""
     f = glue_facts(records, floors)
@@ -178,16 +195,25 @@ def findings_text(records: list[dict[str, Any]], floors: dict[str, float], level
     kept, full = f.get(f"kept_L{level}"), f.get("full_neurons")
 
     def avg(score: str) -> str:
-        return f"{f[f'avg_{score}_L{level}']:.1f}" if f"avg_{score}_L{level}" in f else "not run"
+        if f"avg_{score}_L{level}" not in f:
+            return "not run"
+        bad, runs = f.get(f"degenerate_{score}_L{level}", 0), f.get(f"runs_{score}_L{level}", 0)
+        note = f", {bad} of {runs} runs predicting one class" if bad else ""
+        return f"{f[f'avg_{score}_L{level}']:.1f}{note}"
 
     first = (f"Over the {f['n_learn']} tasks that learn ({f['tasks_learn']}), keeping {kept} of {full} FFN neurons "
              f"per layer (level {level}) by r_f gives a mean dev score of {avg('merge_radius')} (unpruned "
              f"{f['avg_unpruned']:.1f}), ahead of random neurons ({avg('random')}) and weight magnitude "
              f"({avg('magnitude')}) but behind plain activation variance ({avg(STRONGEST)}).")
+    def carried(c: str) -> str:
+        who = f[f"carrier_{c}"]
+        return f"most of the difference from {who}" if who != "no single task" else "spread over the tasks"
+
     second = (f"Pooled over levels {f['levels']}, r_f is ahead of random neurons in {f['ahead_random']} of "
-              f"{f['cells_random']} (task, level) cells, and activation variance is ahead of r_f in "
-              f"{f[f'behind_{STRONGEST}']} of {f[f'cells_{STRONGEST}']} (sign test over cells, "
-              f"p = {f[f'p_cells_{STRONGEST}']:.2g}).")
+              f"{f['cells_random']} (task, level) cells (sign test over cells, p = {f['p_cells_random']:.2g}; "
+              f"{carried('random')}: {f['bytask_random']}), and activation variance is ahead of r_f in "
+              f"{f[f'behind_{STRONGEST}']} of {f[f'cells_{STRONGEST}']} (p = {f[f'p_cells_{STRONGEST}']:.2g}; "
+              f"{carried(STRONGEST)}: {f[f'bytask_{STRONGEST}_ahead']}).")
     return first + " " + second
 
 

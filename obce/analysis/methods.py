@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data import get_task
 from ..errors import ObceInputError
 from ..results import main_value, run_key
 from .names import join_words, method_name, prose_name
@@ -313,8 +314,6 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     ``mt_own`` (their averages and sizes, smallest first), ``mt_own_unpruned``, and ``mt2_floor`` and
     ``mt_own_floor``: the majority-class prediction's average over the same tasks (x 100)
     """
-    from ..data import get_task
-
     records = [r for r in [*score_records, *method_records]
                if r["provenance"].get("importance", "none") in ("none", *scores, *methods)]
     ran = tuple(m for m in methods if any(r["provenance"].get("importance") == m for r in records))
@@ -341,6 +340,8 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
         view_tasks, kept = widest_comparison(recs, learned, labels, partial) if labels else ((), ())
         recs = [r for r in recs if r["provenance"].get("importance") not in set(labels) - set(kept)]
         views[name] = (view_tasks, method_points(recs, view_tasks) if view_tasks else [])
+        if name == "l2":
+            l2_records = recs
     (tasks2, points2), (tasks_own, points_own) = views["l2"], views["own"]
     ranked = sorted((p for p in points2 if p["level"] == 2), key=lambda p: -p["score"])
     unpruned = {k: next((p["score"] for p in pts if p["method"] == "none"), float("nan"))
@@ -351,6 +352,7 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
     facts["mt_partial"] = ("Run so far on fewer tasks, and so left out of these averages: " + join_words(
         [f"{method_name(m)} ({join_words([get_task(t).dir_name for t in ts]) or 'no task that learns'})"
          for m, ts in partial.items()]) + "." if partial else "Every method that ran is in these averages.")
+    facts.update(level_breakdown(l2_records, tasks2, level=2, prefix="mt2"))
     facts.update(mt2_tasks=join_words([get_task(t).dir_name for t in tasks2]) or "no task yet",
                  mt2_order=ranking(ranked),
                  mt2_unpruned=unpruned["l2"], mt_own_unpruned=unpruned["own"],
@@ -362,10 +364,44 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
                 points_l2=points2, tasks_own=tasks_own, points_own=points_own)
 
 
+def _leader(points: list[dict[str, Any]], level: int) -> dict[str, Any] | None:
+    at = [p for p in points if p["level"] == level and not did_not_learn(p)]
+    return max(at, key=lambda p: p["score"]) if at else None
+
+
+def level_breakdown(records: list[dict[str, Any]], tasks: tuple[str, ...], level: int = 2,
+                    prefix: str = "mt2") -> dict[str, str]:
+    """The per-task view beside a ranking pooled over ``tasks`` at ``level``: which method leads on each
+    task (``<prefix>_by_task``), and whether the pooled leader's first place rests on one task
+    (``<prefix>_carrier``: the leader without each task in turn).
+
+    Returns
+    -------
+    dict of str to str (phrases for the chapter and the README)
+    """
+    if not tasks:
+        return {f"{prefix}_by_task": "no task yet", f"{prefix}_carrier": ""}
+    pooled = _leader(method_points(records, tasks), level)
+    leaders = {t: _leader(method_points(records, (t,)), level) for t in tasks}
+    by_task = "; ".join(f"on {get_task(t).dir_name} {method_name(p['method'])} {p['score']:.1f}"
+                        for t, p in leaders.items() if p)
+    carrier = ""
+    if pooled and len(tasks) > 1:
+        without = {t: _leader(method_points(records, tuple(x for x in tasks if x != t)), level) for t in tasks}
+        rests = [t for t, p in without.items() if p and p["method"] != pooled["method"]]
+        name = method_name(pooled["method"])
+        carrier = (f"{name}'s first place rests on {join_words([get_task(t).dir_name for t in rests])} (without "
+                   f"{'it' if len(rests) == 1 else 'any one of them'}, "
+                   f"{join_words(sorted({method_name(without[t]['method']) for t in rests}))} leads)" if rests else
+                   f"{name} leads on every average that leaves one task out")
+    return {f"{prefix}_by_task": by_task or "no method learned", f"{prefix}_carrier": carrier}
+
+
 def methods_findings(facts: dict[str, Any]) -> str:
     """The README's two sentences on the other methods, from :func:`compare_methods`'s level-2 and
     own-size facts."""
     return (f"At the parameter budget of OBCE level 2, averaged over {facts['mt2_tasks']} with MiniLM (unpruned "
-            f"{facts['mt2_unpruned']:.1f}, majority class {facts['mt2_floor']:.1f}), the order is {facts['mt2_order']}. "
+            f"{facts['mt2_unpruned']:.1f}, majority class {facts['mt2_floor']:.1f}), the order is {facts['mt2_order']}; "
+            f"by task, the best is {facts['mt2_by_task']}, and {facts['mt2_carrier']}. "
             f"Far smaller, over {facts['mt_own_tasks']} (unpruned {facts['mt_own_unpruned']:.1f}, majority class "
             f"{facts['mt_own_floor']:.1f}): {facts['mt_own']}.")

@@ -14,7 +14,7 @@ import numpy as np
 from ..data import get_task
 from ..results import check_one_protocol, check_one_run_each, main_value, run_key
 
-__all__ = ["LEARNING_MARGIN", "controls_of", "learned_tasks", "level_averages", "main_metric_by_run",
+__all__ = ["LEARNING_MARGIN", "carrier", "controls_of", "degenerate_runs", "learned_tasks", "level_averages", "main_metric_by_run",
            "majority_baseline", "majority_floors", "paired_comparison", "pooled_comparison", "summarize_records"]
 
 #: how far above the majority-class baseline (main metric) a model must score to count as having learned a task
@@ -160,9 +160,49 @@ def pooled_comparison(records: list[dict[str, Any]], a: str, b: str, tasks: tupl
     def sign_test(k: int, n: int) -> float | None:
         return float(binomtest(k, n).pvalue) if n else None
 
+    per_task = {}
+    for t in sorted({t for t, _ in cells}):
+        means = [np.mean(v) for (task, _), v in cells.items() if task == t]
+        per_task[t] = dict(cells=len(means), ahead=int(sum(m > 0 for m in means)),
+                           behind=int(sum(m < 0 for m in means)), mean_diff=float(np.mean(means)))
     return dict(a=a, b=b, pairs=len(diffs), wins=int(wins), losses=int(losses), p_sign=sign_test(wins, wins + losses),
                 cells=len(cells), cells_ahead=ahead, cells_behind=behind, p_cells=sign_test(ahead, ahead + behind),
-                tasks=sorted({t for t, _ in cells}), levels=sorted({lv for _, lv in cells}))
+                tasks=sorted({t for t, _ in cells}), levels=sorted({lv for _, lv in cells}), per_task=per_task,
+                carrier=carrier(per_task))
+
+
+def carrier(per_task: dict[str, dict[str, Any]]) -> str | None:
+    """The task that carries a pooled comparison (:func:`pooled_comparison`'s ``per_task``): the one
+    whose mean difference is largest in size, where the other tasks' mean has the other sign or its
+    difference is more than the others' together (most of the pooled difference comes from it);
+    ``None`` when the size is spread over tasks.
+
+    Parameters
+    ----------
+    per_task : task -> dict with ``mean_diff`` (mean over its cells of the mean difference over seeds)
+    """
+    if len(per_task) < 2:
+        return None
+    diffs = {t: v["mean_diff"] for t, v in per_task.items()}
+    top = max(diffs, key=lambda t: abs(diffs[t]))
+    rest = [d for t, d in diffs.items() if t != top]
+    rest_mean = float(np.mean(rest))
+    if np.sign(rest_mean) != np.sign(diffs[top]) or abs(diffs[top]) > sum(abs(d) for d in rest):
+        return top
+    return None
+
+
+def degenerate_runs(records: list[dict[str, Any]], tasks: tuple[str, ...]) -> dict[tuple[str, int], tuple[int, int]]:
+    """How many of the runs that an average over ``tasks`` (:func:`level_averages`) takes in predict one
+    class: ``(importance, level) -> (degenerate, runs)``."""
+    out: dict[tuple[str, int], list[int]] = {}
+    for r in records:
+        if r["task"] in tasks:
+            key = (r["provenance"].get("importance", "none"), r["provenance"].get("level", 0))
+            n = out.setdefault(key, [0, 0])
+            n[0] += bool(r.get("degenerate"))
+            n[1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 def controls_of(records: list[dict[str, Any]], a: str = "merge_radius") -> tuple[str, ...]:
