@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -47,8 +47,9 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from obce import plots
-from obce.analysis.methods import (budget_offsets, compare_methods, general_distillation_cost, method_table,
-                                   removed_blocks)
+from obce.analysis.methods import (LATENCY_RECORD, budget_offsets, compare_methods, general_distillation_cost,
+                                   method_table, removed_blocks)
+from obce.files import read_json
 from obce.analysis.names import method_name
 from obce.analysis.published import REPORTED_METHODS
 from obce.analysis.stats import majority_floors
@@ -59,6 +60,8 @@ from obce.paths import in_project
 from obce.results import load_records
 
 setup_notebook()
+bench = in_project(LATENCY_RECORD)
+latency_rows = read_json(bench)["rows"] if bench.is_file() else None
 found = {d: load_records(in_project(d)) if in_project(d).is_dir() else [] for d in (results_dir, methods_dir)}
 if not found[results_dir] or not found[methods_dir]:
     missing = [d for d, recs in found.items() if not recs]
@@ -147,8 +150,8 @@ for name, value in facts.items():
 # %% [markdown]
 # ## Parameters against the GLUE score
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: encoder parameters; right: run time of a run (compressing, training, evaluating); both against the dev score averaged over the tasks named above (x 100). Error bars: standard deviation over seeds; the star is the unpruned model; diamonds (right only) are the sizes of their own, whose parameters the table gives.", "name": "fig-methods"}}
-fig = plots.plot_methods(points)
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: encoder parameters (log scale); right: CPU latency of one forward of 32 sequences of 128 tokens (benchmarks/bench_methods.py, the models as the protocol builds them); both against the dev score averaged over the tasks on the y axis (x 100). Error bars: standard deviation over seeds; the star is the unpruned model, diamonds the sizes of their own, the dashed line the majority class's average; a ringed point did not learn (every run predicts one class).", "name": "fig-methods"}}
+fig = plots.methods_figure(cmp, floors, latency_rows)
 
 # %% tags=["hide-input"]
 table(method_table(points, records), formats, index=False)
@@ -156,14 +159,16 @@ table(method_table(points, records), formats, index=False)
 # %% [markdown]
 # At level 2's budget the best method is {glue:md}`mt_best_L2` ({glue:text}`mt_best_score_L2:.1f`,
 # against {glue:text}`mt_unpruned:.1f` unpruned); in order: {glue:md}`mt_level2`. At level 1 the best
-# is {glue:md}`mt_best_L1`, at level 3 {glue:md}`mt_best_L3`. The right panel shows what each
-# method's score cost in training time; the diamonds are the sizes of their own.
+# is {glue:md}`mt_best_L1`, at level 3 {glue:md}`mt_best_L3`. The right panel shows what a model
+# costs to run: only the methods that shrink matrices are faster; masks keep the dense shapes, and
+# Kronecker factors trade parameters for more, smaller products. {glue:md}`mt_moon`
 #
 # ## Level 2 and the smallest models on more tasks
 #
 # The grid runs level 2's budget and the sizes of their own first, so they cover more tasks. Level
 # 2 over {glue:md}`mt2_tasks` (unpruned {glue:text}`mt2_unpruned:.1f`, majority class
-# {glue:text}`mt2_floor:.1f`) ranks {glue:md}`mt2_order`.
+# {glue:text}`mt2_floor:.1f`) ranks {glue:md}`mt2_order`. That order is pooled over tasks; by
+# task, the best is {glue:md}`mt2_by_task`, and {glue:md}`mt2_carrier`.
 
 # %% tags=["hide-input"]
 table(method_table(cmp["points_l2"], records), formats, index=False)
@@ -195,7 +200,9 @@ table(rows.rename(columns={"mean_diff": "mean difference x 100"}), {"mean differ
 #
 # ## What the papers report
 #
-# Their numbers are on BERT-Base, with their own protocols; they are not measured here.
+# Their numbers are on BERT-Base, with their own protocols; they are not measured here. The OBCE
+# paper's own GLUE table for BERT Base and Large is not transcribed: only its abstract could be
+# read offline (chapter 5 compares its parameter shares with obce's count).
 
 # %% tags=["hide-input"]
 table(pd.DataFrame(REPORTED_METHODS), index=False)

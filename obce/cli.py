@@ -705,8 +705,13 @@ def _report_methods(args) -> None:
         from . import plots
         from .files import atomic_path
 
+        from .analysis.methods import LATENCY_RECORD
+        from .files import read_json
+        from .paths import project_root
+
+        bench = project_root() / LATENCY_RECORD
         plots.set_style()
-        fig = plots.plot_methods(cmp["points"])
+        fig = plots.methods_figure(cmp, floors, read_json(bench)["rows"] if bench.is_file() else None)
         with atomic_path(args.figure) as tmp:
             fig.savefig(tmp, format="png", dpi=96)
         print(f"figure -> {args.figure}")

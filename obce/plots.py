@@ -5,7 +5,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .analysis.names import colour, legend, method_name
+from .analysis.methods import did_not_learn, point_latencies
+from .analysis.names import colour, join_words, legend, method_name
 
 
 def set_style() -> None:
@@ -440,46 +441,91 @@ def plot_information(information: np.ndarray, scores: np.ndarray, label: str = "
     return fig
 
 
-def plot_methods(points: list[dict], names=None, metric_label: str = "GLUE average x 100"):
-    """Parameters (left) and run time (right) against the GLUE score averaged over tasks: one line per
-    method through its budgets (levels), a diamond for a method with a size of its own (right panel
-    only: its parameters lie far left of the level budgets), error bars the standard deviation over
-    seeds, the unpruned model a star; one legend. The right panel shows whether a method wins by training longer.
+def plot_methods(points: list[dict], names=None, metric_label: str = "GLUE average x 100",
+                 latency: dict[tuple[str, int], float] | None = None, floor: float | None = None):
+    """Encoder parameters (left, log scale) and CPU latency (right; run time of a run where no latency
+    is given) against the GLUE score averaged over tasks: one line per method through its budgets
+    (levels), a diamond for a method with a size of its own, error bars the standard deviation over
+    seeds, the unpruned model a star, the majority-class average a dashed line; a point whose runs
+    all predict one class is a hollow marker ("did not learn" in the legend); one legend.
 
     Parameters
     ----------
     points : rows of :func:`obce.analysis.methods.method_points`
     names : callable, method label -> legend name (default :func:`obce.analysis.names.method_name`)
+    metric_label : the y axis' label (name the tasks averaged)
+    latency : (method, level) -> milliseconds of a forward (:func:`obce.analysis.methods.point_latencies`)
+    floor : the majority-class prediction's average over the same tasks (x 100)
     """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     names = names or method_name
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.9), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 4.2), sharey=True)
     methods = [m for m in dict.fromkeys(p["method"] for p in points) if m != "none"]
     sd = [0 if p["seed_std"] != p["seed_std"] else p["seed_std"] for p in points]
     spread = dict(zip(map(id, points), sd))
-    for ax, key, scale, label in ((axes[0], "parameters", 1e6, "encoder parameters (M)"),
-                                  (axes[1], "train_time_s", 60, "run time (min, 2 CPU cores)")):
-        for i, m in enumerate(methods):
+    right = ("latency", 1.0, "CPU latency (ms, batch 32 x 128 tokens)") if latency else \
+        ("train_time_s", 60, "run time (min, 2 CPU cores)")
+
+    def value(p: dict, key: str, scale: float) -> float:
+        if key == "latency":
+            return latency.get((p["method"], p["level"]), float("nan"))
+        return p[key] / scale
+
+    for ax, (key, scale, label) in zip(axes, (("parameters", 1e6, "encoder parameters (M, log scale)"), right)):
+        for m in methods:
             own = sorted((p for p in points if p["method"] == m), key=lambda p: p["level"])
-            main = m in ("layer_removal", "masks", "kronecker", "kronecker_task_only", "merge_radius")
+            main = m in ("layer_removal", "masks", "kronecker", "merge_radius", "combined", "eelbert")
             single = all(p.get("own") for p in own)  # a size of its own: one point, no line
-            if single and key == "parameters":  # far left of the level budgets: the table gives its size
+            xs = [value(p, key, scale) for p in own]
+            if all(x != x for x in xs):
                 continue
-            ax.errorbar([p[key] / scale for p in own], [p["score"] for p in own], yerr=[spread[id(p)] for p in own],
+            ax.errorbar(xs, [p["score"] for p in own], yerr=[spread[id(p)] for p in own],
                         marker="D" if single else "o", ms=6 if single else 4, lw=1.6 if main else 1.0,
-                        ls="none" if single else "-" if main else ":", capsize=2,
-                        color=colour(m), label=names(m))
+                        ls="none" if single else "-" if main else ":", capsize=2, color=colour(m), label=names(m))
+            for p, x in zip(own, xs):
+                if did_not_learn(p):
+                    ax.plot([x], [p["score"]], marker="o", ms=11, mfc="none", mec="black", ls="none",
+                            label="did not learn (all runs one class)")
         for p in points:
             if p["method"] == "none":
-                ax.errorbar([p[key] / scale], [p["score"]], yerr=[spread[id(p)]], marker="*", ms=12, color="black",
-                            ls="none", capsize=2, label=names("none"))
+                ax.errorbar([value(p, key, scale) if key != "latency" else latency.get(("none", 0), float("nan"))],
+                            [p["score"]], yerr=[spread[id(p)]], marker="*", ms=12, color="black", ls="none",
+                            capsize=2, label=names("none"))
+        if floor is not None and floor == floor:
+            ax.axhline(floor, color="0.4", ls="--", lw=1, label="majority class")
         ax.set_xlabel(label)
+    axes[0].set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    axes[0].xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    axes[0].xaxis.set_minor_formatter(FuncFormatter(lambda x, _: f"{x:g}" if f"{x:g}"[0] in "25" else ""))
     axes[0].set_ylabel(metric_label)
-    handles, labels = axes[1].get_legend_handles_labels()  # the right panel has every method
+    found: dict[str, object] = {}
+    for ax in axes:  # one entry per name, from whichever panel drew it
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            found.setdefault(lab, h)
+    if "did not learn (all runs one class)" in found:
+        found["did not learn (all runs one class)"] = Line2D([], [], marker="o", ms=9, mfc="none", mec="black", ls="none")
+    labels, handles = list(found), list(found.values())
     # as many columns as the longest name leaves room for in the figure's width (at most 3)
     width = fig.get_size_inches()[0]
     ncol = int(max(1, min(3, width // (0.065 * max(map(len, labels), default=1) + 0.45))))
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.03 + 0.05 * (-(-len(labels) // ncol)), 1, 1))
     return fig
+
+
+def methods_figure(cmp: dict, floors: dict[str, float], latency_rows: list[dict] | None = None):
+    """Chapter 7's and the README's figure from :func:`obce.analysis.methods.compare_methods`'s result:
+    every point over the comparison's tasks, the y axis naming them, the majority-class average, and
+    CPU latency on the right (``latency_rows``: the rows of ``benchmarks/bench_methods.py``'s record;
+    run time where none)."""
+    from .data import get_task
+
+    tasks = cmp["tasks"]
+    floor = 100 * float(np.mean([floors[t] for t in tasks]))
+    label = "GLUE average x 100\n(" + ", ".join(get_task(t).dir_name for t in tasks) + ")"
+    latency = point_latencies(cmp["points"], latency_rows) if latency_rows else None
+    return plot_methods(cmp["points"], metric_label=label, latency=latency, floor=floor)

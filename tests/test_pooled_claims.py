@@ -73,3 +73,16 @@ def test_a_pooled_ranking_says_when_its_leader_rests_on_one_task():
     assert out["mt2_carrier"].startswith("FFN pruning of random neurons's first place rests on STS-B")
     steady = level_breakdown(_records(), TASKS, level=2)
     assert "leads on every average that leaves one task out" in steady["mt2_carrier"]
+
+
+def test_the_moonshot_is_the_smallest_model_at_97_percent_and_never_a_degenerate_one():
+    from obce.analysis.methods import moonshot
+
+    pts = [dict(method="none", level=0, parameters=100, score=80.0, cells=3, degenerate=0),
+           dict(method="masks", level=2, parameters=60, score=78.0, cells=3, degenerate=0),
+           dict(method="kronecker_19x", level=3, parameters=5, score=79.0, cells=3, degenerate=3, own=True),
+           dict(method="combined", level=3, parameters=50, score=70.0, cells=3, degenerate=0, own=True)]
+    out = moonshot(pts, "RTE")
+    assert out["mt_moon_params"] == 60 / 1e6  # KroneckerBERT at 19x predicts one class: not a model that keeps 97%
+    assert "adapting by pruning (masks) at level 2's budget" in out["mt_moon"]
+    assert "87.5% of the unpruned average" in out["mt_moon"]  # the combination, 70 of 80

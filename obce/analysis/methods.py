@@ -353,6 +353,7 @@ def compare_methods(score_records: list[dict[str, Any]], method_records: list[di
         [f"{method_name(m)} ({join_words([get_task(t).dir_name for t in ts]) or 'no task that learns'})"
          for m, ts in partial.items()]) + "." if partial else "Every method that ran is in these averages.")
     facts.update(level_breakdown(l2_records, tasks2, level=2, prefix="mt2"))
+    facts.update(moonshot(points, join_words([get_task(t).dir_name for t in tasks])))
     facts.update(mt2_tasks=join_words([get_task(t).dir_name for t in tasks2]) or "no task yet",
                  mt2_order=ranking(ranked),
                  mt2_unpruned=unpruned["l2"], mt_own_unpruned=unpruned["own"],
@@ -395,6 +396,60 @@ def level_breakdown(records: list[dict[str, Any]], tasks: tuple[str, ...], level
                    f"{join_words(sorted({method_name(without[t]['method']) for t in rests}))} leads)" if rests else
                    f"{name} leads on every average that leaves one task out")
     return {f"{prefix}_by_task": by_task or "no method learned", f"{prefix}_carrier": carrier}
+
+
+def moonshot(points: list[dict[str, Any]], tasks: str, share: float = 0.97,
+             combined: tuple[str, ...] = ("combined", "combined_eelbert")) -> dict[str, Any]:
+    """The smallest model that keeps ``share`` of the unpruned average (:func:`method_points` over one
+    set of tasks, named in ``tasks``), and whether the combined method reaches it: facts
+    ``mt_moon`` (a sentence), ``mt_moon_params`` (M) and ``mt_moon_share`` (x 100). A point whose runs
+    all predict one class never qualifies."""
+    unpruned = next((p["score"] for p in points if p["method"] == "none"), float("nan"))
+    target = share * unpruned
+    keep = sorted((p for p in points if p["method"] != "none" and not did_not_learn(p) and p["score"] >= target),
+                  key=lambda p: p["parameters"])
+    if unpruned != unpruned:
+        return {"mt_moon": "There is no unpruned model to measure 97% of yet.", "mt_moon_params": float("nan"),
+                "mt_moon_share": 100 * share}
+    best = keep[0] if keep else None
+    level = lambda p: "its own size" if p.get("own") else f"level {p['level']}'s budget"  # noqa: E731
+    first = (f"The smallest model that keeps {100 * share:.0f}% of the unpruned average over {tasks} "
+             f"({target:.1f} of {unpruned:.1f}) is {method_name(best['method'])} at {level(best)}: "
+             f"{best['parameters'] / 1e6:.2f}M encoder parameters, {best['score']:.1f}" if best else
+             f"No compressed model keeps {100 * share:.0f}% of the unpruned average over {tasks} ({target:.1f} of "
+             f"{unpruned:.1f})")
+    found = [p for p in points if p["method"] in combined]
+    if found:
+        parts = [f"{method_name(p['method'])} ({p['parameters'] / 1e6:.2f}M) scores {p['score']:.1f}, "
+                 f"{100 * p['score'] / unpruned:.1f}% of the unpruned average"
+                 + (" (its runs predict one class)" if did_not_learn(p) else "") for p in found]
+        second = "; ".join(parts) + "."
+    else:
+        second = "The combined method has not run on every one of these tasks yet."
+    return {"mt_moon": first + ". " + second, "mt_moon_params": best["parameters"] / 1e6 if best else float("nan"),
+            "mt_moon_share": 100 * share}
+
+
+#: The benchmark of every method's CPU latency (``benchmarks/bench_methods.py``), relative to the project.
+LATENCY_RECORD = "benchmarks/results/methods_inference-cpu.json"
+
+
+def point_latencies(points: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[tuple[str, int], float]:
+    """The measured CPU latency (ms) of each point's model: ``(method, level) -> ms`` from the rows of
+    ``benchmarks/bench_methods.py`` (FFN pruning by any score shares the ``ffn_pruning`` row of its
+    level, a size of its own is the row of level 0; the unpruned model is ``("none", 0)``). Points with
+    no row are left out."""
+    from ..scoring import GRADIENT_SCORES, IMPORTANCES
+
+    by = {(r["method"], r["level"]): r["latency_ms"] for r in rows}
+    scores = {*IMPORTANCES, *GRADIENT_SCORES}
+    out = {}
+    for p in points:
+        key = ("none", 0) if p["method"] == "none" else (
+            ("ffn_pruning", p["level"]) if p["method"] in scores else (p["method"], 0 if p.get("own") else p["level"]))
+        if key in by:
+            out[p["method"], p["level"]] = float(by[key])
+    return out
 
 
 def methods_findings(facts: dict[str, Any]) -> str:
