@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,12 +16,23 @@
 # %% [markdown]
 # # 1. Theory: zero-dimensional persistent homology
 #
-# **Overview.** OBCE scores a neuron by the shape of its outputs over a corpus. This chapter builds
+# ## Overview
+#
+# OBCE scores a neuron by the shape of its outputs over a corpus. This chapter builds
 # the one topological tool it uses, zero-dimensional persistent homology (H0) of a Vietoris-Rips
 # filtration {cite}`edelsbrunner2010computational`, on small point clouds we can draw, and checks
 # every claim numerically against gudhi {cite}`gudhi`.
 #
-# **Prerequisites.** Distances between points; a minimum spanning tree.
+# After this chapter you can
+# - build a Vietoris-Rips filtration of a small point cloud and read its H0 barcode and diagram;
+# - show that the finite H0 deaths are the edge lengths of a minimum spanning tree;
+# - compute a neuron's merge radius $r_f$, OBCE's score, and check it against gudhi.
+#
+# ## Prerequisites
+#
+# Distances between points; a minimum spanning tree.
+#
+# Run time and hardware: seconds in every profile, on any CPU; no GPU.
 
 # %% tags=["parameters"]
 seed = 0
@@ -123,9 +134,36 @@ assert obce.merge_radii(np.ones((1, 10, 3)))[0] == 0.0  # a constant neuron
 # - The merge radius $r_f$ is the largest of them: OBCE's score of a neuron.
 #
 # ## Exercises
-# 1. Rerun with `-p n_per_cluster 20`. How many finite deaths are there now, and how many of them
-#    are large? Expect $N-1$ deaths of which two are large: one per merge of two clusters.
-# 2. Move one point far from all clusters (edit the cloud in a new cell). Which death changes, and
-#    by how much? Expect $r_f$ to become that point's distance to its nearest neighbour.
-# 3. Scale the cloud by 10. What happens to every death? Expect all of them to scale by 10: $r_f$
-#    depends on the units of the activations.
+#
+# :::{exercise}
+# :label: ex-01-1
+# Rerun with `-p n_per_cluster 20`. How many finite deaths are there now, and how many of them are large?
+# :::
+#
+# :::{solution} ex-01-1
+# :class: dropdown
+# With $N$ points there are $N-1$ finite deaths (one component never dies). Two of them are large: the two merges of one cluster with another; the rest are the short edges inside the clusters.
+# :::
+#
+# :::{exercise}
+# :label: ex-01-2
+# Move one point far from all clusters (edit the cloud in a new cell). Which death changes, and by how much?
+# :::
+#
+# :::{solution} ex-01-2
+# :class: dropdown
+# The point joins last, through the shortest edge from it to any other point, so the largest death becomes that distance: $r_f$ is that point's distance to its nearest neighbour. One outlier can set a neuron's score.
+# :::
+#
+# :::{exercise}
+# :label: ex-01-3
+# Scale the cloud by 10. What happens to every death?
+# :::
+#
+# :::{solution} ex-01-3
+# :class: dropdown
+# Every distance, hence every death, is multiplied by 10: $r_f$ is in the units of the activations, so neurons are compared within a layer, where the levels' quartiles are taken.
+# :::
+#
+# ## What's next
+# Chapter 2 builds the point clouds of real neurons: the outputs of MiniLM's FFN neurons over a corpus.

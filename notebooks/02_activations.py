@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,12 +16,23 @@
 # %% [markdown]
 # # 2. Activation collection
 #
-# **Overview.** The point cloud of a neuron is made of its outputs over a corpus. This chapter
+# ## Overview
+#
+# The point cloud of a neuron is made of its outputs over a corpus. This chapter
 # collects them with forward hooks on the embedded MiniLM, shows one neuron's cloud, the role of
 # padding, and the memory the clouds take.
 #
-# **Prerequisites.** Chapter 1; a BERT encoder's FFN: `intermediate.dense` (hidden -> FFN size),
+# After this chapter you can
+# - collect the FFN activations of every layer with forward hooks;
+# - explain why padding is masked to zero and what a sentence's point is;
+# - estimate the memory the clouds take before collecting them.
+#
+# ## Prerequisites
+#
+# Chapter 1; a BERT encoder's FFN: `intermediate.dense` (hidden -> FFN size),
 # the activation function, `output.dense` (FFN size -> hidden).
+#
+# Run time and hardware: well under the quick profile's 3 minutes on 2 CPU cores; the full profile's corpus too runs on a CPU; no GPU.
 
 # %% tags=["parameters"]
 model_name = "minilm"
@@ -107,10 +118,36 @@ pd.DataFrame(rows)
 # - Memory is bounded per group of layers (the table above gives BERT-Large's per layer).
 #
 # ## Exercises
-# 1. Rerun with `-p representation` set in a new cell to `"mean"` by calling
-#    `obce.collect_ffn_activations(..., representation="mean")`: what is the cloud's shape now, and
-#    what does a sentence's point lose? Expect `(neurons, sentences, 1)`: word order is gone.
-# 2. Rerun with `-p task mrpc`: pair tasks encode both sentences as one input. How do the lengths
-#    and the memory per layer change? Expect longer texts, so a wider cloud.
-# 3. Pick the neuron with the largest spread instead of the median one. Is its cloud dominated by
-#    one position? Expect the [CLS] or [SEP] column to stand out.
+#
+# :::{exercise}
+# :label: ex-02-1
+# Each sentence's point has one coordinate per token position (padding set to 0). Mean-pool a neuron's cloud over the tokens yourself, `cloud.mean(axis=-1, keepdims=True)` for the cloud shown above. What is its shape now, and what does a sentence's point lose?
+# :::
+#
+# :::{solution} ex-02-1
+# :class: dropdown
+# `(sentences, 1)`: one number per sentence. Word order and the sentence's length are gone, and the padding zeros now pull short sentences towards 0 unless you divide by the true lengths.
+# :::
+#
+# :::{exercise}
+# :label: ex-02-2
+# Rerun with `-p task mrpc`: pair tasks encode both sentences as one input. How do the lengths and the memory per layer change?
+# :::
+#
+# :::{solution} ex-02-2
+# :class: dropdown
+# The inputs are longer (two sentences and a separator), so more of them reach `max_length` and fewer positions are padding; the memory per layer depends on `max_length` and the corpus size, not on the task.
+# :::
+#
+# :::{exercise}
+# :label: ex-02-3
+# Pick the neuron with the largest spread instead of the median one. Is its cloud dominated by one position?
+# :::
+#
+# :::{solution} ex-02-3
+# :class: dropdown
+# Often by the first position ([CLS]) or the separator, which every sentence has: such a neuron's points differ mostly in one coordinate.
+# :::
+#
+# ## What's next
+# Chapter 3 scores every neuron of these clouds by $r_f$.

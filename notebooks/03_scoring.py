@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,12 +16,23 @@
 # %% [markdown]
 # # 3. Persistence scoring
 #
-# **Overview.** Every FFN neuron of the embedded MiniLM gets its merge radius $r_f$ over a GLUE
+# ## Overview
+#
+# Every FFN neuron of the embedded MiniLM gets its merge radius $r_f$ over a GLUE
 # corpus. We look at the diagrams of a high-$r_f$ and a low-$r_f$ neuron, the distribution of $r_f$
 # per layer with the quartile thresholds the pruning levels use {cite}`balderas2023obce`, what the
 # most important neurons respond to, and how $r_f$ relates to simpler importance scores.
 #
-# **Prerequisites.** Chapters 1 and 2.
+# After this chapter you can
+# - score every FFN neuron of MiniLM by $r_f$ and check the fast path against gudhi;
+# - read the per-layer quartile thresholds that set the pruning levels;
+# - compare $r_f$ with simpler importance scores by rank agreement.
+#
+# ## Prerequisites
+#
+# Chapters 1 and 2.
+#
+# Run time and hardware: within 3 minutes in the quick profile on 2 CPU cores; the full profile's 512 sentences take minutes on a CPU; no GPU.
 
 # %% tags=["parameters"]
 model_name = "minilm"
@@ -164,10 +175,36 @@ pd.DataFrame([dict(group=name, neurons=idx.size, median_longest_over_second=np.m
 #   variance are those where that one sentence stands out.
 #
 # ## Exercises
-# 1. Rerun with `-p layer 0` and `-p layer 5`. Does the highest-$r_f$ neuron's diagram look alike
-#    at both depths? Expect larger merge radii deeper in the network (the violins above).
-# 2. Rerun with `-p representation mean`: every sentence becomes one number per neuron. How do the
-#    rank agreements with activation variance change? Expect them to rise: a 1-D cloud's longest
-#    edge is a gap between sorted values.
-# 3. Rerun with `-p task mrpc` and compare the layer-5 distribution of $r_f$ with SST-2's. Expect the
-#    same shape, shifted: the clouds of sentence pairs are wider.
+#
+# :::{exercise}
+# :label: ex-03-1
+# Rerun with `-p layer 0` and `-p layer 5`. Do the highest-$r_f$ neurons' diagrams look alike at both depths, and are deeper radii larger?
+# :::
+#
+# :::{solution} ex-03-1
+# :class: dropdown
+# Read the per-layer table and violins above rather than expect a trend: the scale of $r_f$ differs from layer to layer with the scale of the activations, and it need not grow with depth. This is why the levels take quartiles within each layer.
+# :::
+#
+# :::{exercise}
+# :label: ex-03-2
+# Rerun with `-p representation mean`: every sentence becomes one number per neuron. How do the rank agreements with activation variance change?
+# :::
+#
+# :::{solution} ex-03-2
+# :class: dropdown
+# They rise: for a 1-D cloud the H0 deaths are the gaps between sorted values, and the largest gap follows the spread of the values closely.
+# :::
+#
+# :::{exercise}
+# :label: ex-03-3
+# Rerun with `-p task mrpc` and compare the layer-5 distribution of $r_f$ with SST-2's.
+# :::
+#
+# :::{solution} ex-03-3
+# :class: dropdown
+# Compare the medians and quartiles in the two runs' tables; pair inputs are longer, so each point has more non-padding coordinates, and the radii shift with them. The pruning levels are quartiles of the task's own corpus, so a shift changes no level's count.
+# :::
+#
+# ## What's next
+# Chapter 4 asks what $r_f$ says about a neuron; chapter 5 prunes by it.

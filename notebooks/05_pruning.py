@@ -16,13 +16,24 @@
 # %% [markdown]
 # # 5. Pruning MiniLM, counting BERT Base and Large
 #
-# **Overview.** Pruning removes FFN neurons physically: rows of `intermediate.dense` and the
+# ## Overview
+#
+# Pruning removes FFN neurons physically: rows of `intermediate.dense` and the
 # matching columns of `output.dense`. We count the parameters of BERT Base and Large
 # {cite}`devlin2019bert` at levels 0-3 exactly (their architectures, random weights, no download),
 # compare with the paper's figures, then prune the embedded MiniLM for real. BERT Base and Large are
 # counted from their architectures only; their weights are not used.
 #
-# **Prerequisites.** Chapter 3.
+# After this chapter you can
+# - count exactly what each level removes from MiniLM, BERT Base and BERT Large;
+# - compare that count with the paper's parameter figures;
+# - prune MiniLM for real and save a plain `transformers` checkpoint.
+#
+# ## Prerequisites
+#
+# Chapter 3.
+#
+# Run time and hardware: within 3 minutes in the quick profile on 2 CPU cores; BERT Base and Large are counted from their architectures, with no download; no GPU.
 
 # %% tags=["parameters"]
 architectures = ["bert-base-uncased", "bert-large-uncased"]
@@ -161,9 +172,36 @@ print(f"saved {path.name}/: {type(reloaded).__name__}, intermediate_size={reload
 # - A pruned model is a vanilla `BertModel` checkpoint with a smaller `intermediate_size`.
 #
 # ## Exercises
-# 1. Rerun with `-p architectures '["bert-base-cased"]'`. Does the cased vocabulary change the
-#    fraction kept at level 3? Expect a slightly higher fraction: the embeddings are a larger share.
-# 2. Prune with `obce.prune(model, scores, keep_fraction=0.1)` and measure the drift as above. Where
-#    does the drift of $r_f$ and of random neurons part? Expect random to drift more at every level.
-# 3. Reload the saved checkpoint with `transformers.AutoModel.from_pretrained` in a fresh kernel: no
-#    obce is needed to use a pruned model.
+#
+# :::{exercise}
+# :label: ex-05-1
+# Rerun with `-p architectures '["bert-base-cased"]'`. Does the cased vocabulary change the fraction of parameters kept at level 3?
+# :::
+#
+# :::{solution} ex-05-1
+# :class: dropdown
+# Slightly lower: bert-base-cased has fewer tokens (28,996 against 30,522), so its word embeddings are a smaller share of the model, and the same FFN rows removed are a larger share of what remains.
+# :::
+#
+# :::{exercise}
+# :label: ex-05-2
+# Prune with `obce.prune(model, scores, keep_fraction=0.1)` and measure the drift as above. Where do the drifts of $r_f$ and of random neurons part?
+# :::
+#
+# :::{solution} ex-05-2
+# :class: dropdown
+# Compute both with the cell above: with a tenth kept every choice drifts far; compare the two numbers rather than expect an order, since chapter 6 shows that drift before fine-tuning predicts the GLUE result only loosely.
+# :::
+#
+# :::{exercise}
+# :label: ex-05-3
+# Reload the saved checkpoint with `transformers.AutoModel.from_pretrained` in a fresh kernel. What do you need besides transformers?
+# :::
+#
+# :::{solution} ex-05-3
+# :class: dropdown
+# Nothing: the checkpoint is a plain BERT with a smaller `intermediate_size` in its config; obce is not needed to use it.
+# :::
+#
+# ## What's next
+# Chapter 6 fine-tunes the pruned models on GLUE and compares $r_f$ with other scores.

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,14 +16,25 @@
 # %% [markdown]
 # # 6. GLUE comparisons
 #
-# **The question.** OBCE keeps, in every layer, the FFN neurons whose point clouds have the largest
+# ## Overview
+#
+# OBCE keeps, in every layer, the FFN neurons whose point clouds have the largest
 # merge radius $r_f$. Does that choice keep more of a fine-tuned model's GLUE score than simpler
 # choices that remove the same number of neurons: random neurons, the smallest weights, or plain
 # statistics of the same activations? This chapter answers it from the GLUE records under
 # `results/`, each with its provenance. Every other protocol, ablation and per-cell reading is in
 # the appendix, {doc}`10_measurements`.
 #
-# **Prerequisites.** Chapters 3 and 5.
+# After this chapter you can
+# - read the fine-tuning protocol and the paired verdicts over seeds;
+# - compare $r_f$ with random neurons, weight magnitude and activation statistics at equal sparsity;
+# - tell a pooled claim from the task that carries it, and the conservative test from the lenient one.
+#
+# ## Prerequisites
+#
+# Chapters 3 and 5.
+#
+# Run time and hardware: seconds in the quick profile (it reads the committed records); the full protocol fine-tunes every cell, hours on 2 CPU cores or a GPU (chapter 9).
 
 # %% tags=["parameters"]
 # paths are relative to the repository root
@@ -162,12 +173,36 @@ short_columns(average_table(full, tasks=learn))
 # - The records, their provenance and every per-cell reading: {doc}`10_measurements`.
 #
 # ## Exercises
-# 1. Rerun this chapter with `-p results_dir results/glue_gpu/glue` (Papermill). Which cells of the
-#    verdict grid change, and does the pooled answer change? Expect the same order with more
-#    *ties*, since some GPU cells have fewer seeds.
-# 2. Call `paired_table(full, a="total_persistence", floors=floors)` in a new cell. In how many
-#    cells does OBCE's other summary beat random neurons, compared with $r_f$? Expect it to be
-#    ahead more often, but rarely significantly.
-# 3. The verdict uses $p < 0.05$. Recount the *wins* of $r_f$ over random neurons with
-#    `obce.report.paired_comparison(full, "merge_radius", "random", alpha=0.1)`. Which ties turn
-#    into wins, and why is that not evidence by itself?
+#
+# :::{exercise}
+# :label: ex-06-1
+# Rerun this chapter with `-p results_dir results/glue_gpu/glue` (Papermill). Which cells of the verdict grid change, and does the pooled answer change?
+# :::
+#
+# :::{solution} ex-06-1
+# :class: dropdown
+# The GPU protocol has other hyper-parameters and fewer seeds in some cells, so more verdicts are ties; read the pooled sentence's test over cells in both runs before saying the answer is the same.
+# :::
+#
+# :::{exercise}
+# :label: ex-06-2
+# Call `paired_table(full, a="total_persistence", floors=floors)` in a new cell. In how many cells does OBCE's other summary beat random neurons, compared with $r_f$?
+# :::
+#
+# :::{solution} ex-06-2
+# :class: dropdown
+# Count the wins in its table against the verdict grid above; with three seeds a cell is rarely significant, so compare the cells ahead as well.
+# :::
+#
+# :::{exercise}
+# :label: ex-06-3
+# The verdict uses $p < 0.05$. Recount the wins of $r_f$ over random neurons with `obce.analysis.stats.paired_comparison(full, "merge_radius", "random", alpha=0.1)`. Why are the new wins not evidence by themselves?
+# :::
+#
+# :::{solution} ex-06-3
+# :class: dropdown
+# Ties at $0.05$ with $p$ between $0.05$ and $0.1$ become wins; choosing the threshold after seeing the data, over many cells, makes some wins by chance: the pooled sign test over cells is the check.
+# :::
+#
+# ## What's next
+# Chapter 7 compares OBCE with the other compression methods; chapter 8 prunes without retraining.

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,19 +16,24 @@
 # %% [markdown]
 # # 8. Pruning without retraining
 #
-# **Overview.** Chapter 6 fine-tunes each pruned model, and the fine-tuning noise is as large as most
+# ## Overview
+#
+# Chapter 6 fine-tunes each pruned model, and the fine-tuning noise is as large as most
 # differences between scores. Modern structured pruning prunes a model already fine-tuned on the task
 # and evaluates it at once {cite}`kwon2022fast`. The best framework of that kind, Kwon et al.'s, prunes
 # attention heads and FFN neurons together under a FLOPs budget. This chapter asks: **does topology
-# help inside that framework?** After it you can
+# help inside that framework?** After this chapter you can
 # - say what each of Kwon et al.'s three steps does, and run them with `obce prune --flops`;
 # - compare $r_f$ (of neurons and of heads) with the Fisher score that the framework was built for,
 #   paired over corpus draws, with the degenerate models shown as such;
 # - say what pruning heads and giving layers different widths buys over obce's simpler protocol
 #   (FFN neurons only, one width for every layer), and what the simpler repairs do.
 #
-# **Prerequisites.** Chapters 3, 5 and 6. The chapter reads committed tables and runs in seconds on a
-# CPU; each cell of the tables cost seconds to a minute on 2 cores (`obce posttrain`).
+# ## Prerequisites
+#
+# Chapters 3, 5 and 6.
+#
+# Run time and hardware: seconds in the quick profile (it reads committed tables); each cell of the tables costs seconds to a minute on 2 CPU cores; no GPU.
 
 # %% tags=["parameters"]
 # paths are relative to the repository root
@@ -271,38 +276,35 @@ kept_at_99(df, threshold=KWON_REPORTED["keep_percent"] / 100, tasks=learn)
 # - A repair fitted on pooled tokens can hurt end to end; keep it only when a held-out check agrees.
 #
 # ## Exercises
-# 1. Prune a model fine-tuned on RTE to {glue:text}`srch_flops_percent`% of its FLOPs with each of two scores:
-#    `obce glue --task rte --save-model runs/rte ...`, then
-#    `obce prune --model runs/rte --task rte --flops 0.6 --score fisher --out runs/rte-fisher` and the same
-#    with `--score merge_radius`. Which layers lose the most heads?
 #
-# :::{admonition} Solution
-# :class: dropdown
-# The command prints the heads and FFN width kept in each layer; `obce.units.load(DIR)` reloads the
-# model and `obce.units.layer_widths(model)` gives them again. Compare the two lists layer by layer: a
-# global search can empty a layer of all but one head when its scores are low.
+# :::{exercise}
+# :label: ex-08-1
+# Prune a model fine-tuned on RTE to {glue:text}`srch_flops_percent`% of its FLOPs with each of two scores: `obce glue --task rte --save-model runs/rte ...`, then `obce prune --model runs/rte --task rte --flops 0.6 --score fisher --out runs/rte-fisher` and the same with `--score merge_radius`. Which layers lose the most heads?
 # :::
 #
-# 2. Run the search protocol on one more draw only: `obce posttrain --config
-#    params/protocols/cpu_fulltrain/search.yaml --tasks mrpc --draws 3`. How many cells does the table
-#    gain, and which steps run once per draw rather than once per cell?
-#
-# :::{admonition} Solution
+# :::{solution} ex-08-1
 # :class: dropdown
-# One cell per score, FLOPs constraint and variant (the `--dry-run` count before and after tells). The
-# mask gradients and every score run once per draw; the search, rearrangement, tuning and evaluation
-# once per cell (`obce/experiments/search_protocol.py`).
+# The command prints the heads and FFN width kept in each layer; `obce.units.load(DIR)` reloads the model and `obce.units.layer_widths(model)` gives them again. Compare the two lists layer by layer: a global search can empty a layer of all but one head when its scores are low.
 # :::
 #
-# 3. With `obce.search.tune_masks` and `obce.search.end_to_end_error`, measure on held-out texts the
-#    error of a searched mask before and after tuning, with `teacher_head_mask` set to the search at
-#    the square root of the budget and with no teacher (the unpruned model). Which fits better?
+# :::{exercise}
+# :label: ex-08-2
+# Run the search protocol on one more draw only: `obce posttrain --config params/protocols/cpu_fulltrain/search.yaml --tasks mrpc --draws 3`. How many cells does the table gain, and which steps run once per draw rather than once per cell?
+# :::
 #
-# :::{admonition} Solution
+# :::{solution} ex-08-2
 # :class: dropdown
-# `hm, nm = obce.search.search(h_scores, n_scores, 0.6, *obce.units.unit_macs(s, 384, 32))` gives the
-# student; `obce.search.search(..., 0.6 ** 0.5, ...)` the teacher. A closer teacher is an easier target
-# for the scales, the unpruned model the truer one: the held-out error answers for your task.
+# One cell per score, FLOPs constraint and variant (the `--dry-run` count before and after tells). The mask gradients and every score run once per draw; the search, rearrangement, tuning and evaluation once per cell (`obce/experiments/search_protocol.py`).
+# :::
+#
+# :::{exercise}
+# :label: ex-08-3
+# With `obce.search.tune_masks` and `obce.search.end_to_end_error`, measure on held-out texts the error of a searched mask before and after tuning, with `teacher_head_mask` set to the search at the square root of the budget and with no teacher (the unpruned model). Which fits better?
+# :::
+#
+# :::{solution} ex-08-3
+# :class: dropdown
+# `hm, nm = obce.search.search(h_scores, n_scores, 0.6, *obce.units.unit_macs(s, 384, 32))` gives the student; `obce.search.search(..., 0.6 ** 0.5, ...)` the teacher. A closer teacher is an easier target for the scales, the unpruned model the truer one: the held-out error answers for your task.
 # :::
 #
 # ## What's next

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,10 +16,19 @@
 # %% [markdown]
 # # 9. Reproducing
 #
-# **Overview.** How to rerun every chapter with other models, corpora and levels, on CPU or GPU,
+# ## Overview
+#
+# How to rerun every chapter with other models, corpora and levels, on CPU or GPU,
 # and where results go.
 #
-# **Prerequisites.** The install of the README.
+# After this chapter you can
+# - rerun any chapter with other parameters, and rebuild the book;
+# - rely on the guarantees: records refused rather than overwritten, caches keyed by content, resumable grids;
+# - run a protocol's grid on a cluster or a lent GPU.
+#
+# ## Prerequisites
+#
+# The install of the README.
 #
 # ## Rerun a chapter with other parameters
 # Every notebook's first code cell is tagged `parameters`; Papermill overrides any of them:
@@ -149,6 +158,8 @@
 # record's provenance) and the GLUE files; `benchmarks/gpu/run_on_gpu.sh` runs the GPU protocol there
 # with the Ray executor, cells sharing the GPU by fractions, until a deadline, then the GPU
 # benchmarks, and returns one tarball; the next call resumes.
+#
+# Run time and hardware: seconds in the quick profile; the protocols it shows take hours on 2 CPU cores.
 
 # %% tags=["parameters"]
 model_name = "bert-base-uncased"
@@ -187,8 +198,26 @@ pd.DataFrame(runs[:8], columns=["task", "importance", "level", "seed"])
 # - Library and CLI: see the README; every result file carries provenance.
 #
 # ## Exercises
-# 1. Run `obce pipeline --config params/protocols/cpu_fulltrain/glue.yaml --dry-run`: how many runs are done?
-#    Then change `lr` in a copy of the config and dry-run it again. Expect every record to be
-#    listed as `other`: a real run would refuse to replace them.
-# 2. Rerun this chapter with `-p model_name bert-large-uncased`. How many parameters does level 3
-#    remove? Expect the table above to change, with no download.
+#
+# :::{exercise}
+# :label: ex-09-1
+# Run `obce pipeline --config params/protocols/cpu_fulltrain/glue.yaml --dry-run`: how many runs are done? Then change `lr` in a copy of the config and dry-run it again.
+# :::
+#
+# :::{solution} ex-09-1
+# :class: dropdown
+# The first lists every committed record as `done`; the copy lists them as made with other inputs: a real run refuses to replace them unless `--force` is given.
+# :::
+#
+# :::{exercise}
+# :label: ex-09-2
+# Rerun this chapter with `-p model_name bert-large-uncased`. How many parameters does level 3 remove?
+# :::
+#
+# :::{solution} ex-09-2
+# :class: dropdown
+# The table above changes to BERT Large's counts, computed from its architecture with no download.
+# :::
+#
+# ## What's next
+# The appendices: every measurement (chapter 10) and a neuron atlas (chapter 11).

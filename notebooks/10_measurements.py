@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 10. Appendix: all measurements
 #
-# **Overview.** Every GLUE record under `results/`, as tables and small multiples generated from the
+# ## Overview
+#
+# Every GLUE record under `results/`, as tables and small multiples generated from the
 # records: each fine-tuning protocol in turn, then the overlap of the neurons the scores keep, the
 # ablations, the diagnostics and the published numbers. Chapter 6 states the answer; this page is
 # what it rests on. Records of different protocols are never averaged or paired together.

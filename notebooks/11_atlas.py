@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,6 +15,8 @@
 
 # %% [markdown]
 # # 11. Appendix: a neuron atlas
+#
+# ## Overview
 #
 # For each layer, the neurons with the highest and the lowest merge radius $r_f$ on a labelled
 # corpus (the task and its size are in the parameters below). Each row gives:

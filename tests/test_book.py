@@ -92,6 +92,26 @@ def test_built_book_has_every_chapter_its_figures_and_no_errors(built_book):
     assert "Balderas" in refs and "Devlin" in refs
 
 
+SKELETON = ("## Overview", "## Prerequisites", "## Summary", "## Exercises", "## What's next")
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_every_chapter_has_the_skeleton_and_every_exercise_a_hidden_solution(src):
+    """Overview with learning goals, Prerequisites with run time and hardware, sections, Summary,
+    Exercises (each with a solution behind a toggle), What's next; the appendices an Overview."""
+    text = "\n".join(_markdown_cells(src))
+    headings = [line.strip() for line in text.splitlines() if line.startswith("## ")]
+    if "Appendix" in text.splitlines()[0]:
+        assert headings and headings[0] == "## Overview", src.stem
+        return
+    found = [h for h in headings if h in SKELETON]
+    assert found == list(SKELETON), f"{src.stem}: {found}"
+    assert "After this chapter you can" in text and "Run time and hardware:" in text, src.stem
+    labels = re.findall(r"^:::\{exercise\}\n:label: (\S+)", text, re.M)
+    solutions = re.findall(r"^:::\{solution\} (\S+)\n:class: dropdown", text, re.M)
+    assert labels and sorted(labels) == sorted(solutions), f"{src.stem}: exercises {labels}, solutions {solutions}"
+
+
 MACHINE_PATH = re.compile(r"(?<![\w.-])/(?:tmp|home|root|work|usr|opt|var|mnt|private|Users)/[\w.+-]+")
 
 
