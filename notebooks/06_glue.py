@@ -137,7 +137,7 @@ short_columns(average_table(full, tasks=learn))
 # {glue:text}`p_cells_random:.2g`). Its largest lead is on {glue:md}`best_task` at level
 # {glue:text}`best_level`: {glue:text}`best_a:.1f` against {glue:text}`best_b:.1f` for random neurons,
 # ahead on {glue:text}`best_wins` of {glue:text}`best_n` seeds (p = {glue:text}`best_p:.2g`, a
-# {glue:md}`best_verdict`). Topology does carry information about which neurons matter.
+# {glue:md}`best_verdict`). {glue:md}`claim_random`
 #
 # **What it does not do.** It does not beat the plain statistic. Activation variance is ahead of
 # $r_f$ in {glue:text}`behind_activation_variance` of {glue:text}`cells_activation_variance` cells

@@ -86,3 +86,12 @@ def test_the_moonshot_is_the_smallest_model_at_97_percent_and_never_a_degenerate
     assert out["mt_moon_params"] == 60 / 1e6  # KroneckerBERT at 19x predicts one class: not a model that keeps 97%
     assert "adapting by pruning (masks) at level 2's budget" in out["mt_moon"]
     assert "87.5% of the unpruned average" in out["mt_moon"]  # the combination, 70 of 80
+
+
+def test_a_claim_is_as_strong_as_its_conservative_test():
+    facts = glue_facts(_records(), FLOORS)  # r_f ahead of random in 9 of 9 cells, most of it on STS-B
+    assert facts["claim_random"].startswith("Across cells, r_f is ahead of random neurons beyond chance")
+    assert "most of the difference comes from STS-B" in facts["claim_random"]
+    few = [r for r in _records() if r["provenance"]["level"] in (0, 2)]  # 3 cells: p = 0.25 at best
+    weak = glue_facts(few, FLOORS)["claim_random"]
+    assert "is not significant (p = 0.25)" in weak and "a finding of STS-B, not of every task" in weak

@@ -66,6 +66,7 @@ def glue_facts(records: list[dict[str, Any]], floors: dict[str, float], a: str =
         facts[f"bytask_{c}"] = by_task_phrase(pooled["per_task"])
         facts[f"bytask_{c}_ahead"] = by_task_phrase(pooled["per_task"], reverse=True)  # the control's view
         facts[f"carrier_{c}"] = get_task(pooled["carrier"]).dir_name if pooled["carrier"] else "no single task"
+        facts[f"claim_{c}"] = pooled_claim(pooled, facts[f"carrier_{c}"], facts[f"bytask_{c}"])
     for (imp, lv), (bad, runs) in degenerate_runs(records, learn).items():
         facts[f"degenerate_{imp}_L{lv}"] = bad
         facts[f"runs_{imp}_L{lv}"] = runs
@@ -88,7 +89,8 @@ def ablation_facts(main: list[dict[str, Any]], ablation: list[dict[str, Any]], f
                    a: str = "merge_radius", strongest: str = STRONGEST) -> dict[str, Any]:
     """How the ablated readings of ``a`` (``a[<set>]``) fare against ``strongest``: ``abl_pairs``
     (variant, cell) pairings, ``abl_behind`` of them with ``a[<set>]`` behind on the mean,
-    ``abl_losses`` of them significant losses, ``abl_sets`` the number of ablation sets."""
+    ``abl_losses`` of them significant losses, ``abl_sets`` the number of ablation sets in those
+    pairings."""
     from .tables import ablation_table
 
     if not ablation:
@@ -97,7 +99,7 @@ def ablation_facts(main: list[dict[str, Any]], ablation: list[dict[str, Any]], f
     rows = table[table["a"].str.startswith(a + "[") & (table["b"] == strongest)]
     return {"abl_pairs": int(len(rows)), "abl_behind": int((rows["mean_diff"] < 0).sum()),
             "abl_losses": int((rows["verdict"] == "loss").sum()),
-            "abl_sets": len({r["provenance"].get("importance", "").split("[")[-1] for r in ablation})}
+            "abl_sets": int(rows["a"].nunique())}  # the sets that entered the pairings, not every set run
 
 
 #: The ablation set that draws the scoring corpus per seed (``params/protocols/cpu_fulltrain/ablations/corpus_per_seed.yaml``).
@@ -173,6 +175,28 @@ def draw_text(facts: dict[str, Any], a: str = "merge_radius", strongest: str = S
         f"({facts['drw_fixed_diff']:+.1f}); it is ahead of random neurons in {facts['drw_ahead_random']} of "
         f"{facts['drw_random_cells']} cells, and its spread over seeds is {facts['drw_sd']:.1f} points "
         f"(median standard deviation) against {facts['drw_fixed_sd']:.1f} with one draw.")
+
+
+def pooled_claim(pooled: dict[str, Any], carrier: str, by_task: str, alpha: float = 0.05) -> str:
+    """The sentence a pooled comparison of ``a`` against ``b`` supports, as strong as its conservative
+    test (the sign test over (task, level) cells) allows, naming the task that carries it."""
+    from .names import prose_name
+
+    a, b = prose_name(pooled["a"]), prose_name(pooled["b"])
+    p = pooled["p_cells"]
+    where = f"; most of the difference comes from {carrier} ({by_task})" if carrier != "no single task" else \
+        f", spread over the tasks ({by_task})"
+    if p is not None and p < alpha and pooled["cells_ahead"] > pooled["cells_behind"]:
+        return f"Across cells, {a} is ahead of {b} beyond chance (p = {p:.2g}){where}."
+    if p is not None and p < alpha:
+        return f"Across cells, {a} is behind {b} beyond chance (p = {p:.2g}){where}."
+    shown = "n/a" if p is None else f"{p:.2g}"
+    if pooled["cells_ahead"] <= pooled["cells_behind"]:
+        return f"Across cells, {a} is not ahead of {b} (p = {shown}){where}."
+    if carrier == "no single task":
+        return f"Across cells, the conservative test, {a}'s lead over {b} is not significant (p = {shown}){where}."
+    return (f"Across cells, the conservative test, {a}'s lead over {b} is not significant (p = {shown}){where}: "
+            f"on this evidence the lead is a finding of {carrier}, not of every task.")
 
 
 def by_task_phrase(per_task: dict[str, dict[str, Any]], reverse: bool = False) -> str:

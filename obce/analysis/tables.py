@@ -15,7 +15,7 @@ from ..errors import ObceInputError
 from .names import SHORT_VERDICTS, short_name
 from .stats import controls_of, paired_comparison, pooled_comparison, summarize_records
 
-__all__ = ["NOT_RUN", "ablation_table", "average_table", "glue_protocol_table", "levels_table", "markdown_summary",
+__all__ = ["NOT_RUN", "ablation_table", "latency_table", "average_table", "glue_protocol_table", "levels_table", "markdown_summary",
            "markdown_table", "paired_table", "pooled_table", "score_table", "short_columns", "verdict_grid"]
 
 #: what every table prints in a cell whose runs do not exist
@@ -292,3 +292,27 @@ def glue_protocol_table(records: list[dict[str, Any]]):
         ("device", sorted({p.get("device", "?").split(" (")[0] for p in prov})[0]),
     ]
     return pd.DataFrame(items, columns=["item", "value"])
+
+
+def latency_table(runs: dict[str, dict[str, Any]]):
+    """The pruned models' measured speed (``benchmarks/bench_pruned.py``'s records), one column of
+    speedups per device: ``runs`` maps a device label to a record (``rows`` with ``level``,
+    ``params``, ``speedup``, ``flop_ratio``).
+
+    Returns
+    -------
+    pandas.DataFrame, one row per level: level, parameters, FLOP ratio, and each device's speedup
+    """
+    import pandas as pd
+
+    levels = sorted({r["level"] for rec in runs.values() for r in rec["rows"]})
+    first = next(iter(runs.values()))["rows"]
+    by = {name: {r["level"]: r for r in rec["rows"]} for name, rec in runs.items()}
+    rows = []
+    for lv in levels:
+        base = next(r for r in first if r["level"] == lv)
+        row = {"level": lv, "parameters": base["params"], "FLOP ratio": base["flop_ratio"]}
+        for name in runs:
+            row[f"speedup, {name}"] = by[name].get(lv, {}).get("speedup", float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows)
