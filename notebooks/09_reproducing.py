@@ -30,6 +30,8 @@
 #
 # The install of the README.
 #
+# Run time and hardware: seconds in the quick profile; the protocols it shows take hours on 2 CPU cores.
+#
 # ## Rerun a chapter with other parameters
 # Every notebook's first code cell is tagged `parameters`; Papermill overrides any of them:
 #
@@ -132,34 +134,16 @@
 # next missing cell; a config with other inputs (model, fine-tuning, corpus, evaluation) is refused
 # for that table unless `--force`.
 #
-# ## Running a grid on a cluster
-# `obce pipeline` and `obce posttrain` take `--executor ray`: the cells still to do become Ray tasks,
-# each shared input (a task's scores, a teacher fine-tune, a general distillation) one upstream task
-# computed once, and the driver shows one progress bar. Each cell asks for `--cpus-per-cell` CPUs (its
-# torch threads) and `--gpus-per-cell` GPUs (a fraction: eight cells at an eighth each share a GPU). Without `--address`
-# a local Ray starts in the command and stops with it. For a cluster, start a head and join workers,
-# with obce installed on every node and the config's `out:` on a shared filesystem:
+# ## A cluster or a lent GPU
+# `obce pipeline` and `obce posttrain` take `--executor ray` to spread a grid's cells over a machine,
+# a cluster (a Ray head, workers, `--address`; a SLURM example) or a GPU shared by fractions of it:
+# see `docs/RUNNING.md` in the repository. In short:
 #
 # ```
 # ray start --head --port 6379                     # on the head node
 # ray start --address HEAD:6379                    # on each worker node
 # obce pipeline --config CONFIG --executor ray --address HEAD:6379 --cpus-per-cell 4
 # ```
-#
-# Under SLURM, one job can start the head on its first node and a worker on each other node
-# (`srun --nodes=1 --ntasks=1 -w "$head" ray start --head --block &`, then `srun ... ray start
-# --address "$head:6379" --block &` for the rest) and run the same `obce` command on the head. A
-# killed driver loses only the cells in flight; the same command resumes. Ray is an optional extra
-# (`pip install "obce[ray]"`); without it the sequential executor runs.
-#
-# ## On a lent GPU
-# `benchmarks/README.md` describes the device runbook: `benchmarks/gpu/prepare_carry.sh` packs the
-# wheels the GPU image lacks, a float16 copy of MiniLM (upcast to float32 on load, recorded in each
-# record's provenance) and the GLUE files; `benchmarks/gpu/run_on_gpu.sh` runs the GPU protocol there
-# with the Ray executor, cells sharing the GPU by fractions, until a deadline, then the GPU
-# benchmarks, and returns one tarball; the next call resumes.
-#
-# Run time and hardware: seconds in the quick profile; the protocols it shows take hours on 2 CPU cores.
 
 # %% tags=["parameters"]
 model_name = "bert-base-uncased"
