@@ -242,6 +242,29 @@ def label_information(pooled: np.ndarray, labels, regression: bool = False) -> n
     return np.maximum(auc, 1 - auc)
 
 
+def label_information_null(pooled: np.ndarray, labels, regression: bool = False, permutations: int = 20,
+                           seed: int = 0) -> np.ndarray:
+    """What :func:`label_information` gives a neuron that knows nothing of the label: the same
+    measure with the labels permuted, ``permutations`` times (seeded). The oriented AUC
+    max(AUC, 1 - AUC) is above one half by chance, the more so the fewer the texts; this is its
+    chance level, per neuron, to read the measured values against.
+
+    Parameters
+    ----------
+    pooled : ndarray of shape (n_neurons, n_texts); labels : array of shape (n_texts,)
+    permutations : how many label permutations; seed : their seed
+
+    Returns
+    -------
+    ndarray of shape (permutations, n_neurons)
+    """
+    if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
+        raise ObceInputError(f"permutations={permutations!r}: expected a positive whole number")
+    y = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    return np.stack([label_information(pooled, y[rng.permutation(len(y))], regression) for _ in range(permutations)])
+
+
 def stability(score_sets) -> np.ndarray:
     """How much a score depends on the data it was computed from: the mean Spearman correlation, per
     layer, over every pair of score arrays (e.g. from several corpus draws, sizes or tasks).

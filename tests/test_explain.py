@@ -270,3 +270,19 @@ def test_mixed_corpus_and_subset_scores(glue_dir, tiny_bert):
     alone = corpus_scores(model, tok, texts[:5], 16)[1]
     for name in scores:
         np.testing.assert_allclose(first[name], alone[name], rtol=1e-5, err_msg=name)
+
+
+def test_chance_level_of_the_oriented_auc_is_above_one_half_and_measured_by_permutation():
+    """max(AUC, 1 - AUC) of a neuron that knows nothing is above 0.5 (the more so on few texts); the
+    permutation null measures it, and a neuron that does know the label stands above it."""
+    import numpy as np
+
+    from obce.explain import label_information, label_information_null
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    noise = rng.normal(size=(200, 40))
+    null = label_information_null(noise, labels, seed=1)
+    assert null.shape == (20, 200) and 0.55 < null.mean() < 0.65  # not one half on 40 texts
+    informed = label_information(np.vstack([labels + 0.1 * rng.normal(size=40)]), labels)
+    assert informed[0] > np.quantile(null, 0.99)

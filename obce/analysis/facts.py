@@ -377,7 +377,7 @@ def explain_facts(depth: dict[str, float], null_ratio: dict[str, float], profile
     null_ratio : null corpus kind -> median over layers of (median r_f on it / median r_f on the real corpus)
     profile : :func:`obce.explain.isolation_profile` of all neurons, with ``by_source``
     info_rows : :func:`obce.explain.information_by_score` rows for ``a`` and ``strongest``
-    stable : comparison ("draws", "sizes", "tasks") -> score -> mean rank correlation over layers
+    stable : comparison ("draws", "halves", "tasks") -> score -> mean rank correlation over layers
     n_texts : corpus size
 
     Returns
