@@ -44,16 +44,22 @@ ablations_dir = "results/ablations_cpu"
 glue_dir = None  # default: $OBCE_GLUE_DIR, else the hub
 run_experiments = False  # True: run or resume `config` first
 config = "params/protocols/cpu_fulltrain/glue.yaml"
+live_task = None  # a task (e.g. "sst2"): also run a small live comparison in class (the classroom profile)
+live_train = 2000  # its training sentences (the package's sample has 300 per task)
+seed = 0  # the live run's seed
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown
 from myst_nb import glue
+
+import pandas as pd
 
 from obce import plots
 from obce.analysis.facts import ablation_facts, draw_facts, glue_facts
 from obce.analysis.stats import learned_tasks, majority_floors, summarize_records
 from obce.analysis.tables import average_table, glue_protocol_table, paired_table, short_columns, verdict_grid
 from obce.book import setup_notebook
+from obce.data import get_task
 from obce.paths import in_project
 from obce.results import load_ablations, load_records
 
@@ -165,6 +171,32 @@ short_columns(average_table(full, tasks=learn))
 # sets (the point cloud, the corpus, the scored model), the ablated $r_f$ stays behind activation
 # variance. {glue:md}`drw_text` The appendix holds every table behind these sentences.
 #
+# ## A live experiment
+#
+# With `live_task` set (the classroom profile sets it), this page also fine-tunes, in minutes, the
+# unpruned model and the models pruned at level 2 by $r_f$, activation variance and random neurons on
+# a few thousand training sentences of one task, one epoch, and shows them beside the committed
+# records of the same task and level. One seed and a short training decide nothing; they show the
+# protocol at work.
+
+# %% tags=["hide-input"]
+if live_task:
+    from obce.analysis.names import method_name
+    from obce.book import table
+    from obce.experiments.live import live_comparison
+
+    live = pd.DataFrame(live_comparison(live_task, n_train=live_train, seed=seed))
+    committed = {(r["importance"], r["level"]): 100 * r["mean"] for r in summarize_records(full)
+                 if r["task"] == get_task(live_task).name}
+    live["committed records (x 100)"] = [committed.get((s, lv), float("nan")) for s, lv in zip(live["score"], live["level"])]
+    live["score"] = live["score"].map(method_name)
+    table(live[["score", "level", "metric", "value", "committed records (x 100)", "degenerate", "train_size", "seconds"]]
+          .rename(columns={"value": "live run (x 100)"}),
+          {"live run (x 100)": "{:.1f}", "committed records (x 100)": "{:.1f}", "seconds": "{:.0f}"}, index=False)
+else:
+    print("No live run in this profile (live_task is None); the classroom profile runs one.")
+
+# %% [markdown]
 # ## Summary
 # - Scores that read the activations keep more of the model than data-free ones, and $r_f$ is one
 #   of them.
