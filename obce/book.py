@@ -82,6 +82,9 @@ def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list
     for name in ("_config.yml", "_toc.yml", "book"):
         src = root / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, stage / name)
+    for rel in STATIC_FIGURES:  # figures the static pages show (the intro's), at their paths in the repository
+        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / rel, stage / rel)
     (stage / "notebooks").mkdir()
     for name, content in executed.items():  # with --only, the other chapters keep their last execution
         (stage / "notebooks" / name).write_bytes(content)
@@ -120,6 +123,8 @@ def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list
 #: The file beside a whole build that says what it was built from (:func:`build_key`).
 STAMP = "book_inputs.json"
 #: What a build reads: the notebooks, the library, the parameters, the prose and the records.
+#: Figures committed under ``results/`` that the book's static pages show (``book/intro.md``).
+STATIC_FIGURES = ("results/methods_fulltrain/methods.png",)
 BUILD_INPUTS = ("_config.yml", "_toc.yml", "notebooks", "obce", "params", "book", "results")
 
 

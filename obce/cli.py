@@ -517,6 +517,11 @@ def cmd_pipeline(args) -> None:
     configs = {path: restrict(PipelineConfig.from_yaml(path), **only)  # all checked before any run
                for path in args.config}
     ray = _ray_settings(args)
+    if not args.dry_run:
+        from .data import require_full_data
+
+        for path, cfg in configs.items():
+            require_full_data(cfg.glue_dir, f"{path}: glue_dir")
     states = {path: check_records(cfg, force=args.force or args.dry_run) for path, cfg in configs.items()}
     for path, cfg in configs.items():
         runs = planned_runs(cfg)
@@ -543,6 +548,11 @@ def cmd_posttrain(args) -> None:
     configs = {path: restrict(posttrain_config(path), **only) for path in args.config}
     kinds = {path: search_protocol if isinstance(cfg, SearchConfig) else posttrain for path, cfg in configs.items()}
     ray = _ray_settings(args)
+    if not args.dry_run:
+        from .data import require_full_data
+
+        for path, cfg in configs.items():
+            require_full_data(cfg.glue_dir, f"{path}: glue_dir")
     for path, cfg in configs.items():
         if isinstance(cfg, SearchConfig):
             if ray is not None:

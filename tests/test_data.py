@@ -93,13 +93,23 @@ def test_a_cached_hub_copy_is_preferred_to_the_sample(monkeypatch, tmp_path):
     assert glue_root() is None  # the hub route, through its local cache
 
 
-def test_grids_refuse_the_sample_before_any_compute(monkeypatch, tmp_path):
+def test_grids_refuse_the_sample_before_any_compute(monkeypatch, tmp_path, capsys):
+    """Planning a grid works on the sample (the book counts its runs); running one refuses, exit 2."""
+    from obce.cli import main
     from obce.experiments.config import PipelineConfig
+    from obce.experiments.glue_protocol import run_pipeline
 
     _no_glue_dir_offline(monkeypatch, tmp_path)
+    cfg = PipelineConfig(out=str(tmp_path / "out"), tasks=["rte"], importances=["random"], levels=[2], seeds=[0])
+    cfg.validate()
     with pytest.raises(ObceInputError, match="pipeline config glue_dir: no GLUE directory was given"):
-        PipelineConfig(out=str(tmp_path / "out"), tasks=["rte"], importances=["random"], levels=[2],
-                       seeds=[0]).validate()
+        run_pipeline(cfg)
+    config = tmp_path / "grid.yaml"
+    config.write_text(f"out: {tmp_path / 'out'}\ntasks: [rte]\nimportances: [random]\nlevels: [2]\nseeds: [0]\n")
+    assert main(["pipeline", "--config", str(config), "--dry-run"]) in (0, None)
+    assert main(["pipeline", "--config", str(config)]) == 2
+    assert "embedded sample" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "glue").exists()
 
 
 def test_embedded_sample_is_the_rule_applied_to_the_classic_tsvs(glue_dir, tmp_path):

@@ -259,7 +259,7 @@ class PipelineConfig(ConfigFile):
     def validate(self) -> None:
         """Check every key, types included, so that a bad config fails before any compute."""
         from ..activations import REPRESENTATIONS
-        from ..data import require_full_data, resolve_glue_dir
+        from ..data import resolve_glue_dir
         from ..methods import method_spec
         from ..persistence import H0_BACKENDS
         from ..pruning import LEVELS
@@ -270,7 +270,6 @@ class PipelineConfig(ConfigFile):
         if self.glue_dir is not None:
             expect(self.glue_dir, str, "glue_dir")
             resolve_glue_dir(self.glue_dir)
-        require_full_data(self.glue_dir, f"{self.KIND} glue_dir")
         for key in ("corpus", "scoring"):
             if not isinstance(getattr(self, key), dict):
                 raise ObceInputError(f"pipeline config {key}: expected a mapping of keys")
@@ -354,7 +353,7 @@ class PostTrainConfig(ConfigFile):
     def validate(self) -> None:
         """Check every key, types included, before any compute."""
         from ..compensation import COMPENSATIONS
-        from ..data import require_full_data, resolve_glue_dir
+        from ..data import resolve_glue_dir
         from ..scoring import GRADIENT_SCORES, IMPORTANCES
 
         what = self.KIND
@@ -362,7 +361,6 @@ class PostTrainConfig(ConfigFile):
         expect(self.out, str, "out", what=what)
         if self.glue_dir is not None:
             resolve_glue_dir(self.glue_dir)
-        require_full_data(self.glue_dir, f"{what} glue_dir")
 
         def check(grid: dict[str, Any]) -> None:
             _check_lists(grid, (("tasks", str), ("seeds", int), ("draws", int), ("importances", str),
@@ -432,7 +430,7 @@ class SearchConfig(ConfigFile):
     def validate(self) -> None:
         """Check every key, types included, before any compute (a FLOPs fraction that one head and one
         neuron per layer exceed is refused when the protocol starts, where the model's sizes are known)."""
-        from ..data import require_full_data, resolve_glue_dir
+        from ..data import resolve_glue_dir
         from ..search import TEACHERS
         from ..unit_scores import UNIT_SCORES
 
@@ -443,7 +441,6 @@ class SearchConfig(ConfigFile):
             expect(self.finetune_cache, str, "finetune_cache", what=what)
         if self.glue_dir is not None:
             resolve_glue_dir(self.glue_dir)
-        require_full_data(self.glue_dir, f"{what} glue_dir")
 
         def check(grid: dict[str, Any]) -> None:
             _check_lists(grid, (("tasks", str), ("seeds", int), ("draws", int), ("scores", str),

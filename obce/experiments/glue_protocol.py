@@ -87,6 +87,9 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
         do as Ray tasks, their shared inputs computed once upstream: :mod:`obce.experiments.executor`)
     ray : where and how the Ray executor runs (default: a local Ray, one CPU per cell)
     """
+    from ..data import require_full_data
+
+    require_full_data(cfg.glue_dir, f"{cfg.KIND} glue_dir")
     from .executor import resolve
 
     settings = resolve(executor, ray)

@@ -101,6 +101,9 @@ def run_posttrain(cfg: PostTrainConfig, progress: bool = True, force: bool = Fal
         (:mod:`obce.experiments.executor`)
     ray : where and how the Ray executor runs (default: a local Ray, one CPU per task)
     """
+    from ..data import require_full_data
+
+    require_full_data(cfg.glue_dir, f"{cfg.KIND} glue_dir")
     from .executor import resolve
 
     settings = resolve(executor, ray)

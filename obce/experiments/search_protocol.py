@@ -100,6 +100,9 @@ def check_table(cfg: SearchConfig, force: bool = False) -> set[str]:
 def run_search_protocol(cfg: SearchConfig, progress: bool = True, force: bool = False) -> Path:
     """Run (or resume) every planned cell; return the table's path (one writer at a time: the ``out``
     directory is locked while this runs)."""
+    from ..data import require_full_data
+
+    require_full_data(cfg.glue_dir, f"{cfg.KIND} glue_dir")
     cfg.validate()
     out = Path(cfg.out)
     with output_lock(out, "search out:"):
