@@ -251,7 +251,8 @@ def _comment(line: str) -> str:
 def setup_notebook() -> None:
     """What every chapter runs first: the book's figure style, tables shown whole (never cut to
     ten rows), and no library chatter in the pages (widget warnings, weight-loading bars); the
-    progress bars of long work stay."""
+    progress bars of long work stay; where the GLUE data come from, when it is the embedded sample, is
+    a line of the page's output (stdout), not an error stream."""
     import warnings
 
     import pandas as pd
@@ -273,6 +274,16 @@ def setup_notebook() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:  # pragma: no cover - transformers is a dependency
         pass
+    import logging
+    import sys
+
+    data_log = logging.getLogger("obce.data")  # where the data come from (the embedded sample): a line of the page
+    if not any(getattr(h, "_obce_page", False) for h in data_log.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._obce_page = True
+        data_log.addHandler(handler)
+        data_log.propagate = False
 
 
 def table(df, formats: dict[str, str] | str | None = None, caption: str | None = None, index: bool = True):

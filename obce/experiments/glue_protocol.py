@@ -89,13 +89,13 @@ def run_pipeline(cfg: PipelineConfig, progress: bool = True, force: bool = False
     """
     from ..data import require_full_data
 
-    require_full_data(cfg.glue_dir, f"{cfg.KIND} glue_dir")
     from .executor import resolve
 
     settings = resolve(executor, ray)
     cfg.validate()
     check_device(cfg.scoring.get("device"))
     with output_lock(Path(cfg.out), "pipeline out:"):
+        require_full_data(cfg.glue_dir, f"{cfg.KIND} glue_dir")  # before any compute
         return _run_ray(cfg, progress, force, settings) if settings else _run(cfg, progress, force)
 
 

@@ -103,13 +103,13 @@ def run_posttrain(cfg: PostTrainConfig, progress: bool = True, force: bool = Fal
     """
     from ..data import require_full_data
 
-    require_full_data(cfg.glue_dir, f"{cfg.KIND} glue_dir")
     from .executor import resolve
 
     settings = resolve(executor, ray)
     cfg.validate()
     out = Path(cfg.out)
     with output_lock(out, "posttrain out:"):
+        require_full_data(cfg.glue_dir, f"{cfg.KIND} glue_dir")  # before any compute
         return _run(cfg, out, progress, force, settings)
 
 

@@ -102,10 +102,10 @@ def run_search_protocol(cfg: SearchConfig, progress: bool = True, force: bool = 
     directory is locked while this runs)."""
     from ..data import require_full_data
 
-    require_full_data(cfg.glue_dir, f"{cfg.KIND} glue_dir")
     cfg.validate()
     out = Path(cfg.out)
     with output_lock(out, "search out:"):
+        require_full_data(cfg.glue_dir, f"{cfg.KIND} glue_dir")  # before any compute
         return _run(cfg, out, progress, force)
 
 
