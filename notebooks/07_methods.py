@@ -58,9 +58,8 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from obce import plots
-from obce.analysis.methods import (LATENCY_RECORD, budget_offsets, compare_methods, general_distillation_cost,
+from obce.analysis.methods import (budget_offsets, compare_methods, general_distillation_cost, measured_latencies,
                                    method_table, removed_blocks)
-from obce.files import read_json
 from obce.analysis.names import method_name
 from obce.analysis.published import REPORTED_METHODS
 from obce.analysis.stats import majority_floors
@@ -71,8 +70,7 @@ from obce.paths import in_project
 from obce.results import load_records
 
 setup_notebook()
-bench = in_project(LATENCY_RECORD)
-latency_rows = read_json(bench)["rows"] if bench.is_file() else None
+latency_rows = measured_latencies()
 found = {d: load_records(in_project(d)) if in_project(d).is_dir() else [] for d in (results_dir, methods_dir)}
 if not found[results_dir] or not found[methods_dir]:
     missing = [d for d, recs in found.items() if not recs]

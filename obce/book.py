@@ -122,9 +122,9 @@ def build_book(root: str | os.PathLike = ".", profile: str = "quick", only: list
 
 #: The file beside a whole build that says what it was built from (:func:`build_key`).
 STAMP = "book_inputs.json"
-#: What a build reads: the notebooks, the library, the parameters, the prose and the records.
 #: Figures committed under ``results/`` that the book's static pages show (``book/intro.md``).
 STATIC_FIGURES = ("results/methods_fulltrain/methods.png",)
+#: What a build reads: the notebooks, the library, the parameters, the prose and the records.
 BUILD_INPUTS = ("_config.yml", "_toc.yml", "notebooks", "obce", "params", "book", "results")
 
 

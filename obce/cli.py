@@ -508,6 +508,16 @@ def _ray_settings(args):
     return settings
 
 
+def _require_full_data(configs: dict, dry_run: bool) -> None:
+    """Every config of a grid command reads the full GLUE data, checked before any of them runs (a dry
+    run only plans, so the embedded sample does for it)."""
+    from .data import require_full_data
+
+    if not dry_run:
+        for path, cfg in configs.items():
+            require_full_data(cfg.glue_dir, f"{path}: glue_dir")
+
+
 def cmd_pipeline(args) -> None:
     """``obce pipeline``: plan, run or resume the GLUE protocol of one or more configs."""
     from .experiments.config import PipelineConfig, restrict
@@ -517,11 +527,7 @@ def cmd_pipeline(args) -> None:
     configs = {path: restrict(PipelineConfig.from_yaml(path), **only)  # all checked before any run
                for path in args.config}
     ray = _ray_settings(args)
-    if not args.dry_run:
-        from .data import require_full_data
-
-        for path, cfg in configs.items():
-            require_full_data(cfg.glue_dir, f"{path}: glue_dir")
+    _require_full_data(configs, args.dry_run)
     states = {path: check_records(cfg, force=args.force or args.dry_run) for path, cfg in configs.items()}
     for path, cfg in configs.items():
         runs = planned_runs(cfg)
@@ -548,11 +554,7 @@ def cmd_posttrain(args) -> None:
     configs = {path: restrict(posttrain_config(path), **only) for path in args.config}
     kinds = {path: search_protocol if isinstance(cfg, SearchConfig) else posttrain for path, cfg in configs.items()}
     ray = _ray_settings(args)
-    if not args.dry_run:
-        from .data import require_full_data
-
-        for path, cfg in configs.items():
-            require_full_data(cfg.glue_dir, f"{path}: glue_dir")
+    _require_full_data(configs, args.dry_run)
     for path, cfg in configs.items():
         if isinstance(cfg, SearchConfig):
             if ray is not None:
@@ -713,15 +715,11 @@ def _report_methods(args) -> None:
             {"parameters (M)": 2, "GLUE average": 1, "sd over seeds": 1, "disk (MB)": 1, "run time (min)": 1})))
     if args.figure:
         from . import plots
+        from .analysis.methods import measured_latencies
         from .files import atomic_path
 
-        from .analysis.methods import LATENCY_RECORD
-        from .files import read_json
-        from .paths import project_root
-
-        bench = project_root() / LATENCY_RECORD
         plots.set_style()
-        fig = plots.methods_figure(cmp, floors, read_json(bench)["rows"] if bench.is_file() else None)
+        fig = plots.methods_figure(cmp, floors, measured_latencies())
         with atomic_path(args.figure) as tmp:
             fig.savefig(tmp, format="png", dpi=96)
         print(f"figure -> {args.figure}")

@@ -235,9 +235,13 @@ def label_information(pooled: np.ndarray, labels, regression: bool = False) -> n
     classes = np.unique(y)
     if len(classes) != 2:
         raise ObceInputError(f"labels have {len(classes)} classes; label_information's AUC needs 2")
-    positive = y == classes[1]
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     ranks = np.apply_along_axis(rankdata, 1, x)  # ties share their mean rank (the AUC's 1/2 for ties)
+    return _oriented_auc(ranks, y == classes[1])
+
+
+def _oriented_auc(ranks: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """max(AUC, 1 - AUC) per row of ``ranks`` (n_neurons, n_texts) for the texts marked ``positive``."""
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     auc = (ranks[:, positive].sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
     return np.maximum(auc, 1 - auc)
 
@@ -262,7 +266,14 @@ def label_information_null(pooled: np.ndarray, labels, regression: bool = False,
         raise ObceInputError(f"permutations={permutations!r}: expected a positive whole number")
     y = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    return np.stack([label_information(pooled, y[rng.permutation(len(y))], regression) for _ in range(permutations)])
+    if regression:
+        return np.stack([label_information(pooled, y[rng.permutation(len(y))], True) for _ in range(permutations)])
+    label_information(pooled, y)  # the same checks of the shapes and the two classes
+    from scipy.stats import rankdata
+
+    ranks = np.apply_along_axis(rankdata, 1, np.asarray(pooled, dtype=np.float64))  # permuting labels keeps them
+    positive = y == np.unique(y)[1]
+    return np.stack([_oriented_auc(ranks, positive[rng.permutation(len(y))]) for _ in range(permutations)])
 
 
 def stability(score_sets) -> np.ndarray:

@@ -490,8 +490,7 @@ def plot_methods(points: list[dict], names=None, metric_label: str = "GLUE avera
                             label="did not learn (all runs one class)")
         for p in points:
             if p["method"] == "none":
-                ax.errorbar([value(p, key, scale) if key != "latency" else latency.get(("none", 0), float("nan"))],
-                            [p["score"]], yerr=[spread[id(p)]], marker="*", ms=12, color="black", ls="none",
+                ax.errorbar([value(p, key, scale)], [p["score"]], yerr=[spread[id(p)]], marker="*", ms=12, color="black", ls="none",
                             capsize=2, label=names("none"))
         if floor is not None and floor == floor:
             ax.axhline(floor, color="0.4", ls="--", lw=1, label="majority class")

@@ -66,7 +66,7 @@ def glue_facts(records: list[dict[str, Any]], floors: dict[str, float], a: str =
         facts[f"bytask_{c}"] = by_task_phrase(pooled["per_task"])
         facts[f"bytask_{c}_ahead"] = by_task_phrase(pooled["per_task"], reverse=True)  # the control's view
         facts[f"carrier_{c}"] = get_task(pooled["carrier"]).dir_name if pooled["carrier"] else "no single task"
-        facts[f"claim_{c}"] = pooled_claim(pooled, facts[f"carrier_{c}"], facts[f"bytask_{c}"])
+        facts[f"claim_{c}"] = pooled_claim(pooled, facts[f"bytask_{c}"])
     for (imp, lv), (bad, runs) in degenerate_runs(records, learn).items():
         facts[f"degenerate_{imp}_L{lv}"] = bad
         facts[f"runs_{imp}_L{lv}"] = runs
@@ -177,15 +177,15 @@ def draw_text(facts: dict[str, Any], a: str = "merge_radius", strongest: str = S
         f"(median standard deviation) against {facts['drw_fixed_sd']:.1f} with one draw.")
 
 
-def pooled_claim(pooled: dict[str, Any], carrier: str, by_task: str, alpha: float = 0.05) -> str:
-    """The sentence a pooled comparison of ``a`` against ``b`` supports, as strong as its conservative
-    test (the sign test over (task, level) cells) allows, naming the task that carries it."""
-    from .names import prose_name
-
+def pooled_claim(pooled: dict[str, Any], by_task: str, alpha: float = 0.05) -> str:
+    """The sentence a pooled comparison of ``a`` against ``b`` (:func:`pooled_comparison`) supports, as
+    strong as its conservative test (the sign test over (task, level) cells) allows, naming the task
+    that carries it (``pooled["carrier"]``) beside the per-task breakdown ``by_task``."""
     a, b = prose_name(pooled["a"]), prose_name(pooled["b"])
+    carrier = get_task(pooled["carrier"]).dir_name if pooled["carrier"] else None
     p = pooled["p_cells"]
-    where = f"; most of the difference comes from {carrier} ({by_task})" if carrier != "no single task" else \
-        f", spread over the tasks ({by_task})"
+    where = (f"; most of the difference comes from {carrier} ({by_task})" if carrier else
+             f", spread over the tasks ({by_task})")
     if p is not None and p < alpha and pooled["cells_ahead"] > pooled["cells_behind"]:
         return f"Across cells, {a} is ahead of {b} beyond chance (p = {p:.2g}){where}."
     if p is not None and p < alpha:
@@ -193,10 +193,8 @@ def pooled_claim(pooled: dict[str, Any], carrier: str, by_task: str, alpha: floa
     shown = "n/a" if p is None else f"{p:.2g}"
     if pooled["cells_ahead"] <= pooled["cells_behind"]:
         return f"Across cells, {a} is not ahead of {b} (p = {shown}){where}."
-    if carrier == "no single task":
-        return f"Across cells, the conservative test, {a}'s lead over {b} is not significant (p = {shown}){where}."
-    return (f"Across cells, the conservative test, {a}'s lead over {b} is not significant (p = {shown}){where}: "
-            f"on this evidence the lead is a finding of {carrier}, not of every task.")
+    lead = f"Across cells, the conservative test, {a}'s lead over {b} is not significant (p = {shown}){where}"
+    return f"{lead}: on this evidence the lead is a finding of {carrier}, not of every task." if carrier else f"{lead}."
 
 
 def by_task_phrase(per_task: dict[str, dict[str, Any]], reverse: bool = False) -> str:

@@ -434,6 +434,16 @@ def moonshot(points: list[dict[str, Any]], tasks: str, share: float = 0.97,
 LATENCY_RECORD = "benchmarks/results/methods_inference-cpu.json"
 
 
+def measured_latencies(root=None) -> list[dict[str, Any]] | None:
+    """The rows of the committed latency benchmark (:data:`LATENCY_RECORD` under the project root, or
+    under ``root``), ``None`` where it is not there (the figure then shows run time)."""
+    from ..files import read_json
+    from ..paths import project_root
+
+    path = project_root(root) / LATENCY_RECORD
+    return read_json(path)["rows"] if path.is_file() else None
+
+
 def point_latencies(points: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict[tuple[str, int], float]:
     """The measured CPU latency (ms) of each point's model: ``(method, level) -> ms`` from the rows of
     ``benchmarks/bench_methods.py`` (FFN pruning by any score shares the ``ffn_pruning`` row of its

@@ -305,14 +305,8 @@ def latency_table(runs: dict[str, dict[str, Any]]):
     """
     import pandas as pd
 
-    levels = sorted({r["level"] for rec in runs.values() for r in rec["rows"]})
-    first = next(iter(runs.values()))["rows"]
     by = {name: {r["level"]: r for r in rec["rows"]} for name, rec in runs.items()}
-    rows = []
-    for lv in levels:
-        base = next(r for r in first if r["level"] == lv)
-        row = {"level": lv, "parameters": base["params"], "FLOP ratio": base["flop_ratio"]}
-        for name in runs:
-            row[f"speedup, {name}"] = by[name].get(lv, {}).get("speedup", float("nan"))
-        rows.append(row)
-    return pd.DataFrame(rows)
+    first = next(iter(by.values()))  # the levels, parameters and FLOP ratios (the same model on every device)
+    return pd.DataFrame([{"level": lv, "parameters": base["params"], "FLOP ratio": base["flop_ratio"],
+                          **{f"speedup, {name}": by[name].get(lv, {}).get("speedup", float("nan")) for name in by}}
+                         for lv, base in sorted(first.items())])
