@@ -208,6 +208,7 @@ def run_method(cfg: PipelineConfig, spec: dict[str, Any], model, tokenizer, task
                progress: bool, work: Path):
     """One run of another compression method (:func:`obce.methods.run`); a data-driven choice reads
     the run's scoring corpus, which the record names."""
+    from .. import glue
     from ..methods import run
 
     inputs = method_inputs(cfg, spec, model, tokenizer, task, seed, progress)
